@@ -1,0 +1,590 @@
+package jsonx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// ErrSyntax is the category of every error of this package.
+var ErrSyntax = errors.New("invalid JSON")
+
+// ErrDuplicateKey is the category of a duplicate object key.
+var ErrDuplicateKey = errors.New("duplicate key")
+
+// ErrTooDeep is returned when nesting exceeds MaxDepth.
+var ErrTooDeep = errors.New("JSON nested too deeply")
+
+// MaxDepth bounds object and array nesting.
+const MaxDepth = 200
+
+// SyntaxError is a scan error at a byte offset.
+type SyntaxError struct {
+	Off  int
+	Msg  string
+	Code error
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.Off, e.Msg) }
+
+// Unwrap returns the error's category.
+func (e *SyntaxError) Unwrap() error { return e.Code }
+
+func errAt(off int, code error, format string, args ...any) error {
+	return &SyntaxError{Off: off, Msg: fmt.Sprintf(format, args...), Code: code}
+}
+
+// SkipWS returns the offset of the first non-whitespace byte at or after i.
+func SkipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// Type of the JSON value starting at a byte.
+type Type uint8
+
+// JSON value types.
+const (
+	Invalid Type = iota
+	Null
+	Bool
+	Number
+	String
+	Array
+	Object
+)
+
+// TypeAt returns the type of the value starting at b[i] (after whitespace).
+func TypeAt(b []byte, i int) Type {
+	if i >= len(b) {
+		return Invalid
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return String
+	case c == '{':
+		return Object
+	case c == '[':
+		return Array
+	case c == 't' || c == 'f':
+		return Bool
+	case c == 'n':
+		return Null
+	case c == '-' || (c >= '0' && c <= '9'):
+		return Number
+	}
+	return Invalid
+}
+
+// String reads the string starting at b[i] (which must be '"'). It returns
+// the unescaped contents and the offset after the closing quote. When the
+// string has no escapes the result aliases b; otherwise it is appended to
+// *scratch (which may grow) and aliases that.
+func ReadString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, i, errAt(i, ErrSyntax, "expected a string")
+	}
+	start := i + 1
+	j := start
+	for {
+		k := bytes.IndexAny(b[j:], "\"\\")
+		if k < 0 {
+			return nil, len(b), errAt(i, ErrSyntax, "unterminated string")
+		}
+		j += k
+		if b[j] == '"' {
+			if err := checkControl(b[start:j], start); err != nil {
+				return nil, j, err
+			}
+			return b[start:j], j + 1, nil
+		}
+		// Escapes: switch to the slow path.
+		return unescape(b, start, scratch)
+	}
+}
+
+func checkControl(s []byte, off int) error {
+	for k, c := range s {
+		if c < 0x20 {
+			return errAt(off+k, ErrSyntax, "control character in string")
+		}
+	}
+	return nil
+}
+
+func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
+	out := (*scratch)[len(*scratch):]
+	j := start
+	for j < len(b) {
+		c := b[j]
+		switch {
+		case c == '"':
+			*scratch = append(*scratch, out...)
+			n := len(*scratch)
+			return (*scratch)[n-len(out) : n : n], j + 1, nil
+		case c < 0x20:
+			return nil, j, errAt(j, ErrSyntax, "control character in string")
+		case c != '\\':
+			out = append(out, c)
+			j++
+			continue
+		}
+		if j+1 >= len(b) {
+			return nil, j, errAt(j, ErrSyntax, "unterminated escape")
+		}
+		e := b[j+1]
+		j += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n, err := readHex4(b, j)
+			if err != nil {
+				return nil, j, err
+			}
+			j = n
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if j+1 < len(b) && b[j] == '\\' && b[j+1] == 'u' {
+					if x, n2, err := readHex4(b, j+2); err == nil {
+						r2 = x
+						if utf16.DecodeRune(r, r2) != utf8.RuneError {
+							j = n2
+						}
+					}
+				}
+				r = utf16.DecodeRune(r, r2)
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, j - 2, errAt(j-2, ErrSyntax, "invalid escape \\%c", e)
+		}
+	}
+	return nil, j, errAt(start-1, ErrSyntax, "unterminated string")
+}
+
+func readHex4(b []byte, j int) (rune, int, error) {
+	if j+4 > len(b) {
+		return 0, j, errAt(j, ErrSyntax, "short \\u escape")
+	}
+	var r rune
+	for k := 0; k < 4; k++ {
+		c := b[j+k]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, j, errAt(j+k, ErrSyntax, "invalid \\u escape")
+		}
+	}
+	return r, j + 4, nil
+}
+
+// skipString skips the string at b[i] without unescaping.
+func skipString(b []byte, i int) (int, error) {
+	j := i + 1
+	for {
+		k := bytes.IndexAny(b[j:], "\"\\")
+		if k < 0 {
+			return len(b), errAt(i, ErrSyntax, "unterminated string")
+		}
+		if err := checkControl(b[j:j+k], j); err != nil {
+			return j, err
+		}
+		j += k
+		if b[j] == '"' {
+			return j + 1, nil
+		}
+		if j+1 >= len(b) {
+			return j, errAt(j, ErrSyntax, "unterminated escape")
+		}
+		switch b[j+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			j += 2
+		case 'u':
+			if _, _, err := readHex4(b, j+2); err != nil {
+				return j, err
+			}
+			j += 6
+		default:
+			return j, errAt(j, ErrSyntax, "invalid escape")
+		}
+	}
+}
+
+// ReadNumber validates the number at b[i] and returns its text.
+func ReadNumber(b []byte, i int) ([]byte, int, error) {
+	j := i
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	if j >= len(b) {
+		return nil, j, errAt(i, ErrSyntax, "invalid number")
+	}
+	if b[j] == '0' {
+		j++
+	} else if b[j] >= '1' && b[j] <= '9' {
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+	} else {
+		return nil, j, errAt(i, ErrSyntax, "invalid number")
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		d := j
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return nil, j, errAt(i, ErrSyntax, "invalid number")
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		d := j
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return nil, j, errAt(i, ErrSyntax, "invalid number")
+		}
+	}
+	return b[i:j], j, nil
+}
+
+// ParseInt parses the text of a JSON integer; ok is false for fractions,
+// exponents and overflow.
+func ParseInt(num []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(num), 10, 64)
+	return n, err == nil
+}
+
+func readLiteral(b []byte, i int, lit string) (int, error) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, errAt(i, ErrSyntax, "invalid literal")
+	}
+	return i + len(lit), nil
+}
+
+// Skip validates and skips the value at b[i] (after whitespace), returning
+// the offset after it. Objects are checked for duplicate keys at every depth.
+func Skip(b []byte, i int) (int, error) {
+	return skip(b, i, 0)
+}
+
+func skip(b []byte, i, depth int) (int, error) {
+	i = SkipWS(b, i)
+	if i >= len(b) {
+		return i, errAt(i, ErrSyntax, "unexpected end of input, expected a value")
+	}
+	switch c := b[i]; c {
+	case '"':
+		return skipString(b, i)
+	case '{':
+		return skipObject(b, i, depth+1)
+	case '[':
+		if depth+1 > MaxDepth {
+			return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
+		}
+		j := SkipWS(b, i+1)
+		if j < len(b) && b[j] == ']' {
+			return j + 1, nil
+		}
+		for {
+			var err error
+			j, err = skip(b, j, depth+1)
+			if err != nil {
+				return j, err
+			}
+			j = SkipWS(b, j)
+			if j >= len(b) {
+				return j, errAt(j, ErrSyntax, "unterminated array")
+			}
+			if b[j] == ']' {
+				return j + 1, nil
+			}
+			if b[j] != ',' {
+				return j, errAt(j, ErrSyntax, "expected ',' or ']' in array")
+			}
+			j++
+		}
+	case 't':
+		return readLiteral(b, i, "true")
+	case 'f':
+		return readLiteral(b, i, "false")
+	case 'n':
+		return readLiteral(b, i, "null")
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			_, j, err := ReadNumber(b, i)
+			return j, err
+		}
+		return i, errAt(i, ErrSyntax, "unexpected %q, expected a value", rune(c))
+	}
+}
+
+// KeySet detects duplicate keys in one object. The zero value is ready;
+// Reset reuses it. Small objects are checked by linear scan; larger ones
+// switch to a map.
+type KeySet struct {
+	keys [][]byte
+	m    map[string]struct{}
+}
+
+// Reset empties the set, keeping its storage.
+func (s *KeySet) Reset() {
+	s.keys = s.keys[:0]
+	if s.m != nil {
+		clear(s.m)
+	}
+}
+
+// Add records key and reports false if it was already present. key must
+// stay valid until Reset (it aliases the input or a scratch buffer).
+func (s *KeySet) Add(key []byte) bool {
+	if s.m != nil && len(s.m) > 0 {
+		if _, ok := s.m[string(key)]; ok {
+			return false
+		}
+		s.m[string(key)] = struct{}{}
+		return true
+	}
+	for _, k := range s.keys {
+		if bytes.Equal(k, key) {
+			return false
+		}
+	}
+	s.keys = append(s.keys, key)
+	if len(s.keys) > 24 {
+		if s.m == nil {
+			s.m = make(map[string]struct{}, 64)
+		}
+		for _, k := range s.keys {
+			s.m[string(k)] = struct{}{}
+		}
+		s.keys = s.keys[:0]
+	}
+	return true
+}
+
+func skipObject(b []byte, i, depth int) (int, error) {
+	if depth > MaxDepth {
+		return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
+	}
+	var ks KeySet
+	var small [16][]byte
+	ks.keys = small[:0]
+	var scratch []byte
+	j := SkipWS(b, i+1)
+	if j < len(b) && b[j] == '}' {
+		return j + 1, nil
+	}
+	for {
+		j = SkipWS(b, j)
+		keyAt := j
+		key, n, err := ReadString(b, j, &scratch)
+		if err != nil {
+			return n, err
+		}
+		if !ks.Add(key) {
+			return keyAt, errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key)
+		}
+		j = SkipWS(b, n)
+		if j >= len(b) || b[j] != ':' {
+			return j, errAt(j, ErrSyntax, "expected ':' after object key")
+		}
+		j, err = skip(b, j+1, depth)
+		if err != nil {
+			return j, err
+		}
+		j = SkipWS(b, j)
+		if j >= len(b) {
+			return j, errAt(j, ErrSyntax, "unterminated object")
+		}
+		if b[j] == '}' {
+			return j + 1, nil
+		}
+		if b[j] != ',' {
+			return j, errAt(j, ErrSyntax, "expected ',' or '}' in object")
+		}
+		j++
+	}
+}
+
+// ObjectIter iterates over the members of one object, checking for
+// duplicate keys at this level (values the caller does not consume are
+// skipped, and checked, by Next). Use:
+//
+//	var it jsonx.ObjectIter
+//	if err := it.Begin(b, i); err != nil { ... }
+//	for it.Next() {
+//		// it.Key, it.Value; optionally read the value and call it.Consumed(end)
+//	}
+//	if it.Err != nil { ... }   // else it.End is the offset after '}'
+type ObjectIter struct {
+	B       []byte
+	Key     []byte // current key (aliases B or Scratch)
+	Value   int    // offset of the current value
+	Scratch []byte // unescaped keys; reused across Begin calls
+	Err     error
+	End     int // offset after the closing '}' once Next has returned false
+
+	keys     KeySet
+	pos      int
+	first    bool
+	consumed bool
+	done     bool
+}
+
+// Begin starts iterating over the object at b[i] (after whitespace).
+func (it *ObjectIter) Begin(b []byte, i int) error {
+	it.B = b
+	it.Scratch = it.Scratch[:0]
+	it.keys.Reset()
+	it.Err = nil
+	it.Key = nil
+	it.first = true
+	it.consumed = true
+	it.done = false
+	i = SkipWS(b, i)
+	if i >= len(b) || b[i] != '{' {
+		it.Err = errAt(i, ErrSyntax, "expected an object")
+		it.done = true
+		return it.Err
+	}
+	j := SkipWS(b, i+1)
+	if j < len(b) && b[j] == '}' {
+		it.done = true
+		it.End = j + 1
+		return nil
+	}
+	it.pos = j
+	return nil
+}
+
+// Consumed tells the iterator the caller has read the current value, which
+// ended at offset end.
+func (it *ObjectIter) Consumed(end int) {
+	it.pos = end
+	it.consumed = true
+}
+
+// Next advances to the next member. It returns false at the end of the
+// object or on error (check Err).
+func (it *ObjectIter) Next() bool {
+	if it.done {
+		return false
+	}
+	b := it.B
+	j := it.pos
+	if !it.first {
+		if !it.consumed {
+			var err error
+			if j, err = skip(b, it.Value, 0); err != nil {
+				return it.fail(err)
+			}
+		}
+		j = SkipWS(b, j)
+		if j >= len(b) {
+			return it.fail(errAt(j, ErrSyntax, "unterminated object"))
+		}
+		if b[j] == '}' {
+			it.End = j + 1
+			it.done = true
+			return false
+		}
+		if b[j] != ',' {
+			return it.fail(errAt(j, ErrSyntax, "expected ',' or '}' in object"))
+		}
+		j = SkipWS(b, j+1)
+	}
+	it.first = false
+	keyAt := j
+	key, n, err := ReadString(b, j, &it.Scratch)
+	if err != nil {
+		return it.fail(err)
+	}
+	if !it.keys.Add(key) {
+		return it.fail(errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key))
+	}
+	j = SkipWS(b, n)
+	if j >= len(b) || b[j] != ':' {
+		return it.fail(errAt(j, ErrSyntax, "expected ':' after object key"))
+	}
+	it.Key = key
+	it.Value = SkipWS(b, j+1)
+	it.pos = it.Value
+	it.consumed = false
+	return true
+}
+
+func (it *ObjectIter) fail(err error) bool {
+	it.Err = err
+	it.done = true
+	return false
+}
+
+// ArrayEach calls fn with the offset of each element of the array at b[i].
+// fn returns the offset after the element, or -1 to have it skipped.
+// ArrayEach returns the offset after ']'.
+func ArrayEach(b []byte, i int, fn func(at int) (int, error)) (int, error) {
+	i = SkipWS(b, i)
+	if i >= len(b) || b[i] != '[' {
+		return i, errAt(i, ErrSyntax, "expected an array")
+	}
+	j := SkipWS(b, i+1)
+	if j < len(b) && b[j] == ']' {
+		return j + 1, nil
+	}
+	for {
+		j = SkipWS(b, j)
+		end, err := fn(j)
+		if err != nil {
+			return end, err
+		}
+		if end < 0 {
+			if end, err = skip(b, j, 1); err != nil {
+				return end, err
+			}
+		}
+		j = SkipWS(b, end)
+		if j >= len(b) {
+			return j, errAt(j, ErrSyntax, "unterminated array")
+		}
+		if b[j] == ']' {
+			return j + 1, nil
+		}
+		if b[j] != ',' {
+			return j, errAt(j, ErrSyntax, "expected ',' or ']' in array")
+		}
+		j++
+	}
+}

@@ -1,0 +1,127 @@
+package jsonx
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestSkip(t *testing.T) {
+	f := func(in string, wantErr error) {
+		t.Helper()
+		end, err := Skip([]byte(in), 0)
+		if wantErr == nil {
+			if err != nil {
+				t.Fatalf("Skip(%q): %v", in, err)
+			}
+			if SkipWS([]byte(in), end) != len(in) {
+				t.Fatalf("Skip(%q) ended at %d", in, end)
+			}
+			return
+		}
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("Skip(%q) = %v, want %v", in, err, wantErr)
+		}
+	}
+	f(`{"a":1,"b":[true,false,null,"x\"y",-1.5e3,{}],"c":{"d":"\u00e9"}}`, nil)
+	f(` [ ] `, nil)
+	f(`{"a":1,"a":2}`, ErrDuplicateKey)
+	f(`{"x":{"a":1,"b":{"a":1},"a":2}}`, ErrDuplicateKey)
+	f(`{"a\u0062":1,"ab":2}`, ErrDuplicateKey) // escaped duplicate
+	f(`{"a":1,}`, ErrSyntax)
+	f(`{"a" 1}`, ErrSyntax)
+	f(`[1,2`, ErrSyntax)
+	f(`"abc`, ErrSyntax)
+	f("\"a\tb\"", ErrSyntax)
+	f(`tru`, ErrSyntax)
+	f(strings.Repeat("[", MaxDepth+2)+strings.Repeat("]", MaxDepth+2), ErrTooDeep)
+}
+
+func TestReadString(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		var scratch []byte
+		got, end, err := ReadString([]byte(in), 0, &scratch)
+		if err != nil || string(got) != want || end != len(in) {
+			t.Fatalf("ReadString(%q) = %q, %d, %v; want %q", in, got, end, err, want)
+		}
+	}
+	f(`"plain"`, "plain")
+	f(`"a\"b\\c\/d\n"`, "a\"b\\c/d\n")
+	f(`"\u00e9\ud83d\ude00"`, "é😀")
+	f(`"kubernetes/$Format"`, "kubernetes/$Format")
+}
+
+func TestObjectIter(t *testing.T) {
+	b := []byte(`{"a": 1, "b": {"c": [1,2]}, "d": "x"}`)
+	var it ObjectIter
+	if err := it.Begin(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for it.Next() {
+		keys = append(keys, string(it.Key))
+		if string(it.Key) == "d" {
+			s, end, err := ReadString(b, it.Value, &it.Scratch)
+			if err != nil || string(s) != "x" {
+				t.Fatalf("d = %q %v", s, err)
+			}
+			it.Consumed(end)
+		}
+	}
+	if it.Err != nil || strings.Join(keys, ",") != "a,b,d" || it.End != len(b) {
+		t.Fatalf("keys %v err %v end %d", keys, it.Err, it.End)
+	}
+	if err := it.Begin([]byte(`{"a":1,"a":1}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	for it.Next() {
+	}
+	if !errors.Is(it.Err, ErrDuplicateKey) {
+		t.Fatalf("want duplicate, got %v", it.Err)
+	}
+}
+
+func TestWalk(t *testing.T) {
+	b := []byte(`{"spec":{"containers":[{"image":"a","securityContext":{"privileged":true}},{"image":"b"}]},"x.y":["p","q"],"n":null}`)
+	f := func(path string, want string) {
+		t.Helper()
+		var got []string
+		err := Walk(b, 0, strings.Split(path, "."), func(at int) {
+			end, _ := Skip(b, at)
+			got = append(got, string(b[at:end]))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != want {
+			t.Fatalf("Walk(%s) = %v, want %s", path, got, want)
+		}
+	}
+	f("spec.containers.image", `"a" "b"`)
+	f("spec.containers.securityContext.privileged", `true`)
+	f("x.y", `"p" "q"`)
+	f("n", `null`)
+	f("missing.path", ``)
+}
+
+// FuzzSkip checks that Skip never panics and agrees with encoding/json on
+// validity for inputs without duplicate keys.
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `[1,"2",{"b":null}]`, `"\u00e9"`, `{"a":{"a":1}}`, `{"a":1,"a":2}`, `-0.5e-3`, `[`, `{"a`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, err := Skip(b, 0)
+		if err != nil {
+			return
+		}
+		if end < 0 || end > len(b) {
+			t.Fatalf("end %d out of range", end)
+		}
+		if !json.Valid(b[:end]) {
+			t.Fatalf("Skip accepted invalid JSON %q", b[:end])
+		}
+	})
+}
