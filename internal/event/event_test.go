@@ -11,9 +11,9 @@ func sample() *Event {
 	return &Event{
 		Kind: "Event", APIVersion: "audit.k8s.io/v1", Level: "Metadata", Stage: "ResponseComplete",
 		RequestURI: "/api/v1/pods", Verb: "list", UserAgent: "kubectl/v1.29",
-		User:      UserInfo{Username: "system:anonymous", Groups: []string{"system:unauthenticated"}},
-		SourceIPs: []string{"203.0.113.7", "10.0.0.1"},
-		ObjectRef: ObjectRef{Resource: "pods"},
+		User:           UserInfo{Username: "system:anonymous", Groups: []string{"system:unauthenticated"}},
+		SourceIPs:      []string{"203.0.113.7", "10.0.0.1"},
+		ObjectRef:      ObjectRef{Resource: "pods"},
 		ResponseStatus: ResponseStatus{Code: 403, HasCode: true},
 		StageTimestamp: Timestamp{Raw: "2025-01-02T03:04:05.5Z", T: time.Date(2025, 1, 2, 3, 4, 5, 5e8, time.UTC)},
 		Annotations:    []Annotation{{"authorization_k8s_io/decision", "forbid"}, {"authorization_k8s_io/reason", ""}},

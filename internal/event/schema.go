@@ -186,14 +186,14 @@ var lazyText = map[string]bool{
 
 // lazyBool lists lazily read paths that Elastic maps as boolean.
 var lazyBool = map[string]bool{
-	"kubernetes.audit.requestObject.spec.containers.HostNetwork":                          true,
-	"kubernetes.audit.requestObject.spec.containers.HostIPC":                              true,
-	"kubernetes.audit.requestObject.spec.containers.HostPID":                              true,
-	"kubernetes.audit.requestObject.spec.containers.securityContext.privileged":           true,
-	"kubernetes.audit.responseObject.spec.hostIPC":                                        true,
-	"kubernetes.audit.responseObject.spec.hostNetwork":                                    true,
-	"kubernetes.audit.responseObject.spec.hostPID":                                        true,
-	"kubernetes.audit.responseObject.spec.containers.securityContext.privileged":          true,
+	"kubernetes.audit.requestObject.spec.containers.HostNetwork":                               true,
+	"kubernetes.audit.requestObject.spec.containers.HostIPC":                                   true,
+	"kubernetes.audit.requestObject.spec.containers.HostPID":                                   true,
+	"kubernetes.audit.requestObject.spec.containers.securityContext.privileged":                true,
+	"kubernetes.audit.responseObject.spec.hostIPC":                                             true,
+	"kubernetes.audit.responseObject.spec.hostNetwork":                                         true,
+	"kubernetes.audit.responseObject.spec.hostPID":                                             true,
+	"kubernetes.audit.responseObject.spec.containers.securityContext.privileged":               true,
 	"kubernetes.audit.responseObject.spec.containers.securityContext.allowPrivilegeEscalation": true,
 }
 
