@@ -59,7 +59,7 @@ func classify(r rune) wbClass {
 		return wbOther
 	case unicode.Is(unicode.Han, r), unicode.Is(unicode.Hiragana, r):
 		return wbIdeo
-	case unicode.Is(unicode.Katakana, r):
+	case unicode.Is(unicode.Katakana, r), r == '\u30fc', r == '\uff70', r == '\u3031', r == '\u3035':
 		return wbKatakana
 	case unicode.IsLetter(r):
 		return wbLetter

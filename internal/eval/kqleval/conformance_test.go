@@ -125,19 +125,19 @@ func TestConformance(t *testing.T) {
 
 // auditJSON is the Kubernetes audit Event as conformance documents write it.
 type auditJSON struct {
-	Kind                     string            `json:"kind"`
-	APIVersion               string            `json:"apiVersion"`
-	Level                    string            `json:"level"`
-	AuditID                  string            `json:"auditID"`
-	Stage                    string            `json:"stage"`
-	RequestURI               string            `json:"requestURI"`
-	Verb                     string            `json:"verb"`
-	User                     userJSON          `json:"user"`
-	ImpersonatedUser         userJSON          `json:"impersonatedUser"`
-	SourceIPs                []string          `json:"sourceIPs"`
-	UserAgent                string            `json:"userAgent"`
-	ObjectRef                map[string]string `json:"objectRef"`
-	ResponseStatus           *struct {
+	Kind             string            `json:"kind"`
+	APIVersion       string            `json:"apiVersion"`
+	Level            string            `json:"level"`
+	AuditID          string            `json:"auditID"`
+	Stage            string            `json:"stage"`
+	RequestURI       string            `json:"requestURI"`
+	Verb             string            `json:"verb"`
+	User             userJSON          `json:"user"`
+	ImpersonatedUser userJSON          `json:"impersonatedUser"`
+	SourceIPs        []string          `json:"sourceIPs"`
+	UserAgent        string            `json:"userAgent"`
+	ObjectRef        map[string]string `json:"objectRef"`
+	ResponseStatus   *struct {
 		Code    *int64 `json:"code"`
 		Status  string `json:"status"`
 		Message string `json:"message"`
