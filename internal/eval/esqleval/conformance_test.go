@@ -1,0 +1,274 @@
+package esqleval
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/pos"
+	"github.com/kanon-dev/kanon/internal/query/esql"
+)
+
+//go:embed testdata/*.test
+var conformanceFS embed.FS
+
+// conformanceCase is one case of a testdata/*.test file; the format is
+// described in testdata/README.md.
+type conformanceCase struct {
+	file, name string
+	line       int
+	query      string
+	queryLine  int
+	now        time.Time
+	events     []string
+	header     []string
+	rows       []string // canonical rows
+	wantErr    string
+}
+
+func loadConformance(t testing.TB) []conformanceCase {
+	t.Helper()
+	files, err := conformanceFS.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []conformanceCase
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".test") {
+			continue
+		}
+		b, err := conformanceFS.ReadFile(path.Join("testdata", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := parseConformance(f.Name(), string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, cs...)
+	}
+	if len(cases) == 0 {
+		t.Fatal("no conformance cases")
+	}
+	return cases
+}
+
+func parseConformance(file, text string) ([]conformanceCase, error) {
+	var cases []conformanceCase
+	var cur *conformanceCase
+	section := ""
+	var query []string
+	flush := func() {
+		if cur != nil {
+			cur.query = strings.TrimSpace(strings.Join(query, "\n"))
+			cases = append(cases, *cur)
+		}
+		query = nil
+	}
+	for i, line := range strings.Split(text, "\n") {
+		ln := i + 1
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "### "):
+			flush()
+			cur = &conformanceCase{file: file, name: strings.TrimSpace(line[4:]), line: ln}
+			section = ""
+			continue
+		case cur == nil || trimmed == "" || strings.HasPrefix(line, "#"):
+			continue
+		case line == "query:":
+			section, cur.queryLine = "query", ln+1
+			continue
+		case line == "events:":
+			section = "events"
+			continue
+		case line == "expect:":
+			section = "expect"
+			continue
+		case strings.HasPrefix(line, "now: "):
+			t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(line[5:]))
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: bad now: %v", file, ln, err)
+			}
+			cur.now = t
+			continue
+		case strings.HasPrefix(line, "error: "):
+			cur.wantErr = strings.TrimSpace(line[7:])
+			section = ""
+			continue
+		}
+		switch section {
+		case "query":
+			query = append(query, line)
+		case "events":
+			n := 1
+			if star := strings.Index(trimmed, "* {"); star > 0 {
+				k, err := strconv.Atoi(trimmed[:star])
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: bad repeat count", file, ln)
+				}
+				n, trimmed = k, trimmed[star+2:]
+			}
+			for range n {
+				cur.events = append(cur.events, trimmed)
+			}
+		case "expect":
+			d := json.NewDecoder(strings.NewReader(trimmed))
+			d.UseNumber()
+			var row []any
+			if err := d.Decode(&row); err != nil {
+				return nil, fmt.Errorf("%s:%d: bad expected row: %v", file, ln, err)
+			}
+			if cur.header == nil {
+				cur.header = []string{}
+				for _, h := range row {
+					cur.header = append(cur.header, fmt.Sprint(h))
+				}
+				continue
+			}
+			parts := make([]string, len(row))
+			for k, c := range row {
+				parts[k] = formatJSONCell(c)
+			}
+			cur.rows = append(cur.rows, "["+strings.Join(parts, ", ")+"]")
+		default:
+			return nil, fmt.Errorf("%s:%d: line outside a section: %q", file, ln, line)
+		}
+	}
+	flush()
+	return cases, nil
+}
+
+// runCase evaluates a case and returns the output table; the events go
+// through one State, and separately through two States merged after an
+// Export/Import round trip, which must give the same table.
+func runCase(t *testing.T, c conformanceCase) (*Table, error) {
+	src := pos.NewEmbeddedSource(c.file, c.query, c.queryLine, 1, 0)
+	q, err := esql.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Compile(q)
+	if err != nil {
+		return nil, err
+	}
+	env := Env{Now: c.now}
+	ev := p.NewEvaluator(env)
+	whole, a, b := p.NewState(), p.NewState(), p.NewState()
+	for i, doc := range c.events {
+		e, err := eventFromECS([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s:%d: event %d: %v", c.file, c.line, i+1, err)
+		}
+		if err := whole.AddEvent(ev, e); err != nil {
+			return nil, err
+		}
+		half := a
+		if i%2 == 1 {
+			half = b
+		}
+		if err := half.AddEvent(ev, e); err != nil {
+			return nil, err
+		}
+	}
+	want, err := whole.Result(env)
+	if err != nil {
+		return nil, err
+	}
+	// Differential: export a, import it into a fresh state, merge b.
+	exported := a.Export()
+	if !bytes.Equal(exported, a.Export()) {
+		t.Errorf("%s:%d: Export is not deterministic", c.file, c.line)
+	}
+	merged := p.NewState()
+	if err := merged.Import(exported); err != nil {
+		t.Fatalf("%s:%d: import: %v", c.file, c.line, err)
+	}
+	if err := merged.Merge(b); err != nil {
+		t.Fatalf("%s:%d: merge: %v", c.file, c.line, err)
+	}
+	got, err := merged.Result(env)
+	if err != nil {
+		t.Fatalf("%s:%d: result of merged state: %v", c.file, c.line, err)
+	}
+	if p.Aggregates() || len(want.Rows) == len(got.Rows) {
+		w, g := tableText(want), tableText(got)
+		if p.Aggregates() && w != g {
+			t.Errorf("%s:%d: merged state differs:\n%s\nwhole:\n%s", c.file, c.line, g, w)
+		}
+	} else {
+		t.Errorf("%s:%d: merged state has %d rows, whole %d", c.file, c.line, len(got.Rows), len(want.Rows))
+	}
+	return want, nil
+}
+
+func tableText(tb *Table) string {
+	var b strings.Builder
+	h, _ := json.Marshal(tb.Columns)
+	b.Write(h)
+	for _, r := range tb.Rows {
+		b.WriteString("\n")
+		b.WriteString(formatRow(r))
+	}
+	return b.String()
+}
+
+func TestConformance(t *testing.T) {
+	for _, c := range loadConformance(t) {
+		t.Run(strings.TrimSuffix(c.file, ".test")+"/"+c.name, func(t *testing.T) {
+			got, err := runCase(t, c)
+			if c.wantErr != "" {
+				if err == nil {
+					t.Fatalf("%s:%d: no error, want %q", c.file, c.line, c.wantErr)
+				}
+				if !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("%s:%d: error %q, want %q", c.file, c.line, err.Error(), c.wantErr)
+				}
+				var pe *pos.Error
+				if !errors.As(err, &pe) && !errors.Is(err, ErrBudgetExceeded) {
+					t.Fatalf("%s:%d: error is not positioned: %v", c.file, c.line, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s:%d: %v", c.file, c.line, pos.Pretty(err))
+			}
+			h, _ := json.Marshal(c.header)
+			want := string(h)
+			for _, r := range c.rows {
+				want += "\n" + r
+			}
+			if g := tableText(got); g != want {
+				t.Fatalf("%s:%d: got\n%s\nwant\n%s", c.file, c.line, g, want)
+			}
+		})
+	}
+}
+
+// TestConformanceEventHelper checks the test's event builder on the fields
+// the conformance files use.
+func TestConformanceEventHelper(t *testing.T) {
+	e, err := eventFromECS([]byte(`{"@timestamp":"2024-05-01T10:00:00Z","kubernetes":{"audit":{"sourceIPs":["10.0.0.1","10.0.0.2"],"responseStatus":{"code":403},"annotations":{"authorization_k8s_io/decision":"forbid"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) string { return formatCell(e.Get(event.Lookup(name), nil)) }
+	for name, want := range map[string]string{
+		"kubernetes.audit.sourceIPs":                                `["10.0.0.1", "10.0.0.2"]`,
+		"kubernetes.audit.responseStatus.code":                      `403`,
+		"kubernetes.audit.annotations.authorization_k8s_io/decision": `"forbid"`,
+		"@timestamp": `"2024-05-01T10:00:00Z"`,
+	} {
+		if got := get(name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+}
