@@ -262,8 +262,8 @@ func TestConformanceEventHelper(t *testing.T) {
 	}
 	get := func(name string) string { return formatCell(e.Get(event.Lookup(name), nil)) }
 	for name, want := range map[string]string{
-		"kubernetes.audit.sourceIPs":                                `["10.0.0.1", "10.0.0.2"]`,
-		"kubernetes.audit.responseStatus.code":                      `403`,
+		"kubernetes.audit.sourceIPs":                                 `["10.0.0.1", "10.0.0.2"]`,
+		"kubernetes.audit.responseStatus.code":                       `403`,
 		"kubernetes.audit.annotations.authorization_k8s_io/decision": `"forbid"`,
 		"@timestamp": `"2024-05-01T10:00:00Z"`,
 	} {

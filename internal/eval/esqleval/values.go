@@ -1,6 +1,7 @@
 package esqleval
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -137,9 +138,11 @@ func totalOrder(a, b event.Value) int {
 	return 0
 }
 
-// Value encoding: a kind tag and a payload. The encoding is deterministic
-// and order-preserving within a kind; it is used for group keys, distinct
-// sets and exported state.
+// Value encoding: a kind tag and a payload. The encoding is deterministic,
+// self-delimiting and order-preserving within a kind (integers and dates
+// big-endian with the sign bit flipped, doubles by their IEEE bits made
+// monotonic, strings escaped and terminated); it is used for group keys,
+// distinct sets and exported state.
 const (
 	tagNull   = 0
 	tagBool   = 1
@@ -167,8 +170,18 @@ func appendValue(dst []byte, v event.Value) []byte {
 	case event.KindTime:
 		return binary.BigEndian.AppendUint64(append(dst, tagTime), uint64(v.I)^(1<<63))
 	case event.KindString:
-		dst = binary.AppendUvarint(append(dst, tagString), uint64(len(v.S)))
-		return append(dst, v.S...)
+		// Escape 0x00 as 00 FF and end with 00 01, so that the encoding
+		// sorts as the strings do.
+		dst = append(dst, tagString)
+		for {
+			i := strings.IndexByte(v.S, 0)
+			if i < 0 {
+				break
+			}
+			dst = append(append(dst, v.S[:i]...), 0, 0xFF)
+			v.S = v.S[i+1:]
+		}
+		return append(append(dst, v.S...), 0, 1)
 	}
 	return append(dst, tagNull)
 }
@@ -208,11 +221,23 @@ func decodeValue(b []byte) (event.Value, []byte, error) {
 		}
 		return event.Float(math.Float64frombits(u)), b[8:], nil
 	case tagString:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return event.Value{}, nil, errCorrupt
+		var out []byte
+		for {
+			i := bytes.IndexByte(b, 0)
+			if i < 0 || i+1 >= len(b) {
+				return event.Value{}, nil, errCorrupt
+			}
+			out = append(out, b[:i]...)
+			switch b[i+1] {
+			case 1:
+				return event.Str(string(out)), b[i+2:], nil
+			case 0xFF:
+				out = append(out, 0)
+				b = b[i+2:]
+			default:
+				return event.Value{}, nil, errCorrupt
+			}
 		}
-		return event.Str(string(b[k : k+int(n)])), b[k+int(n):], nil
 	}
 	return event.Value{}, nil, errCorrupt
 }
