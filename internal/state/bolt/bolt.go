@@ -183,14 +183,14 @@ func (s *Store) Get(ctx context.Context, key []byte, now time.Time) ([]byte, err
 func get(data *bbolt.Bucket, key []byte, now int64) ([]byte, error) {
 	raw := data.Get(key)
 	if raw == nil {
-		return nil, fmt.Errorf("%w: %q", state.ErrNotFound, key)
+		return nil, state.ErrNotFound
 	}
 	exp, v, err := state.DecodeEntry(raw)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read key %q: %w", key, err)
 	}
 	if !state.Live(exp, now) {
-		return nil, fmt.Errorf("%w: %q", state.ErrNotFound, key)
+		return nil, state.ErrNotFound
 	}
 	return v, nil
 }

@@ -2,7 +2,6 @@ package mem
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +45,7 @@ func (s *Store) Get(ctx context.Context, key []byte, now time.Time) ([]byte, err
 	}
 	e, ok := s.m[string(key)]
 	if !ok || !state.Live(e.exp, state.UnixNano(now)) {
-		return nil, fmt.Errorf("%w: %q", state.ErrNotFound, key)
+		return nil, state.ErrNotFound
 	}
 	return append(make([]byte, 0, len(e.val)), e.val...), nil
 }
@@ -186,7 +185,7 @@ func (t *tx) Get(key []byte) ([]byte, error) {
 		}
 	}
 	if !ok || !state.Live(e.exp, t.nowN) {
-		return nil, fmt.Errorf("%w: %q", state.ErrNotFound, key)
+		return nil, state.ErrNotFound
 	}
 	return e.val, nil
 }

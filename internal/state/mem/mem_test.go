@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	statetest.Run(t, func(t *testing.T) state.Store { return mem.New() })
 }
+
+func BenchmarkStore(b *testing.B) {
+	statetest.Bench(b, func(b *testing.B) state.Store { return mem.New() })
+}
