@@ -106,8 +106,14 @@ func hllTau(x float64) float64 {
 
 // murmur3 returns the first 64 bits of MurmurHash3 x64 128 with seed 0.
 func murmur3(data []byte) uint64 {
+	h1, _ := murmur3x64(data, 0)
+	return h1
+}
+
+// murmur3x64 is MurmurHash3_x64_128.
+func murmur3x64(data []byte, seed uint32) (uint64, uint64) {
 	const c1, c2 = 0x87c37b91114253d5, 0x4cf5ad432745937f
-	var h1, h2 uint64
+	h1, h2 := uint64(seed), uint64(seed)
 	n := len(data)
 	for len(data) >= 16 {
 		k1 := binary.LittleEndian.Uint64(data)
@@ -190,14 +196,15 @@ func murmur3(data []byte) uint64 {
 	h1 = fmix64(h1)
 	h2 = fmix64(h2)
 	h1 += h2
-	return h1
+	h2 += h1
+	return h1, h2
 }
 
 func fmix64(k uint64) uint64 {
 	k ^= k >> 33
 	k *= 0xff51afd7ed558ccd
 	k ^= k >> 33
-	k *= 0xc4ceb53fe63f9b49
+	k *= 0xc4ceb9fe1a85ec53
 	k ^= k >> 33
 	return k
 }

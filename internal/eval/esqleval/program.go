@@ -194,6 +194,7 @@ func (cp *compiler) compile() {
 		}
 		break
 	}
+	cp.openRestFields(q.Commands[i:])
 	cp.inPrefix = false
 	// The prefix's output columns become the rest's input.
 	p := cp.p
