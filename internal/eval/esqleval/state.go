@@ -218,6 +218,9 @@ func (s *State) decode(b []byte) error {
 				return err
 			}
 			b = rest
+			if !validKey(key, len(s.p.stats.by)) {
+				return errCorrupt
+			}
 			g := s.table.newGroup(string(key))
 			if _, dup := s.table.groups[g.key]; dup {
 				return errCorrupt
@@ -296,6 +299,18 @@ func (s *State) Merge(o *State) error {
 		return s.p.budgetErr(s.size)
 	}
 	return nil
+}
+
+// validKey reports whether key is the encoding of exactly n values.
+func validKey(key []byte, n int) bool {
+	for range n {
+		_, rest, err := decodeValue(key)
+		if err != nil {
+			return false
+		}
+		key = rest
+	}
+	return len(key) == 0
 }
 
 func bugError(r any) error {
