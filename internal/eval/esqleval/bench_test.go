@@ -66,4 +66,3 @@ func BenchmarkSeedExportMerge(b *testing.B) {
 		}
 	}
 }
-
