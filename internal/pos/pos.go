@@ -296,3 +296,22 @@ func Pretty(err error) string {
 	}
 	return err.Error()
 }
+
+// Offset returns the byte offset of 1-based line and column (in runes) of a
+// source whose Base is line 1 column 1. Out-of-range positions clamp.
+func (s *Source) Offset(line, col int) int {
+	s.index()
+	li := line - 1
+	if li < 0 {
+		return 0
+	}
+	if li >= len(s.lines) {
+		return len(s.Text)
+	}
+	off := s.lines[li]
+	for c := 1; c < col && off < len(s.Text) && s.Text[off] != '\n'; c++ {
+		_, n := utf8.DecodeRuneInString(s.Text[off:])
+		off += n
+	}
+	return off
+}
