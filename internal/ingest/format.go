@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -177,7 +178,9 @@ func (d *Decoder) Emit(e *event.Event) error {
 	return nil
 }
 
-// Bad reports a bad part of a record and lets decoding go on.
+// Bad reports a bad part of a record and lets decoding go on. An error
+// wrapping ErrSkipped reports a part skipped on purpose instead: the
+// Reader counts it in Stats.Skipped, not as bad.
 func (d *Decoder) Bad(err error) {
 	d.bad(BadRecord{Origin: d.Origin, Err: err})
 }
@@ -269,6 +272,9 @@ func (r *Registry) Names() []string {
 
 var fastPrefix = []byte(`{"kind":"Event"`)
 
+// truncatedMarker ends a CloudWatch Logs entry that was cut at 256 KB.
+var truncatedMarker = []byte("[Truncated...]")
+
 func (r *Registry) detect(rec []byte) (Format, error) {
 	if r.fast != nil && len(rec) >= len(fastPrefix) && string(rec[:len(fastPrefix)]) == string(fastPrefix) {
 		return r.fast, nil
@@ -286,6 +292,9 @@ func (r *Registry) detect(rec []byte) (Format, error) {
 	}
 	keys, kind, err := Sniff(rec[i:])
 	if err != nil {
+		if bytes.HasSuffix(bytes.TrimRight(rec, " \t\r\n"), truncatedMarker) {
+			return nil, fmt.Errorf("%w: the line ends with CloudWatch's %s marker (entries over 256 KB are cut): %v", ErrTruncated, truncatedMarker, err)
+		}
 		return nil, err
 	}
 	for _, f := range r.formats {

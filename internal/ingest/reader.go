@@ -34,6 +34,13 @@ type Options struct {
 	Strict bool
 	// OnBad is called for every bad record (after counting it).
 	OnBad func(BadRecord)
+	// OnSkip is called for every record (or part of one) that a format
+	// skipped on purpose (an error wrapping ErrSkipped: an AKS category
+	// that is not an audit log, a CloudWatch control message), after
+	// counting it in Stats.Skipped. Skipped records are not bad: they are
+	// not counted in Stats.Bad, not passed to OnBad and never end a Strict
+	// read.
+	OnSkip func(BadRecord)
 	// OnProgress is called with the number of input bytes consumed, as
 	// they are consumed (compressed bytes for gzip files).
 	OnProgress func(n int64)
@@ -46,6 +53,7 @@ type Stats struct {
 	Records int64 // records framed (lines or JSON values)
 	Events  int64 // events handed to the consumer
 	Bad     int64 // bad records and bad parts of records
+	Skipped int64 // records and parts skipped on purpose (ErrSkipped)
 	Bytes   int64 // input bytes read (uncompressed)
 	Files   int64 // files opened
 }
@@ -78,6 +86,13 @@ func NewReader(reg *Registry, opts Options) (*Reader, error) {
 		r.dec.forced = f
 	}
 	r.dec.bad = func(b BadRecord) {
+		if errors.Is(b.Err, ErrSkipped) {
+			r.stats.Skipped++
+			if r.opts.OnSkip != nil {
+				r.opts.OnSkip(b)
+			}
+			return
+		}
 		r.stats.Bad++
 		if r.opts.OnBad != nil {
 			r.opts.OnBad(b)
@@ -117,7 +132,7 @@ func (r *Reader) Record(origin event.Origin, rec []byte, fn func(*event.Event) e
 	if err != nil {
 		b := BadRecord{Origin: origin, Err: err}
 		d.bad(b)
-		if r.opts.Strict {
+		if r.opts.Strict && !errors.Is(err, ErrSkipped) {
 			return errStrict{b}
 		}
 		return nil
