@@ -239,6 +239,7 @@ func keyNode(m *yaml.Node, key string) *yaml.Node {
 // embeddedSource places the text of a scalar node at its position in the
 // file, so that errors in a query point into the rule file.
 func embeddedSource(src *pos.Source, n *yaml.Node) *pos.Source {
+	text := strings.TrimRight(n.Value, "\n")
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
 		// The text starts on the line after the indicator, at the block's
@@ -249,15 +250,15 @@ func embeddedSource(src *pos.Source, n *yaml.Node) *pos.Source {
 			lt := src.LineText(off)
 			if strings.TrimSpace(lt) != "" {
 				indent := len(lt) - len(strings.TrimLeft(lt, " "))
-				return pos.NewEmbeddedSource(src.Name, n.Value, line, indent+1, indent)
+				return pos.NewEmbeddedSource(src.Name, text, line, indent+1, indent)
 			}
 			line++
 		}
-		return pos.NewEmbeddedSource(src.Name, n.Value, n.Line, n.Column, 0)
+		return pos.NewEmbeddedSource(src.Name, text, n.Line, n.Column, 0)
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		return pos.NewEmbeddedSource(src.Name, n.Value, n.Line, n.Column+1, n.Column)
+		return pos.NewEmbeddedSource(src.Name, text, n.Line, n.Column+1, n.Column)
 	default:
-		return pos.NewEmbeddedSource(src.Name, n.Value, n.Line, n.Column, n.Column-1)
+		return pos.NewEmbeddedSource(src.Name, text, n.Line, n.Column, n.Column-1)
 	}
 }
 

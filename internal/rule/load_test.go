@@ -72,7 +72,7 @@ func TestParseErrors(t *testing.T) {
 	f("bad severity", strings.Replace(goodRule, "severity: medium", "severity: urgent", 1), ErrInvalid, `r.yaml:8:1: severity "urgent"`)
 	f("no type", strings.Replace(goodRule, "type: query\n", "", 1), ErrInvalid, "no type")
 	f("yaml syntax", "id: [unclosed\n", ErrSyntax, "r.yaml:")
-	f("bad test", strings.Replace(goodRule, "expect: alert", "expect: maybe", 1), ErrInvalid, "r.yaml:18:5: test 1: expect must be alert or no_alert")
+	f("bad test", strings.Replace(goodRule, "expect: alert", "expect: maybe", 1), ErrInvalid, "r.yaml:17:5: test 1: expect must be alert or no_alert")
 	f("mixed test", strings.Replace(goodRule, "expect: alert", "expect: alert\n    ExpectedResult: true", 1), ErrInvalid, "mixes")
 	f("duplicate key", strings.Replace(goodRule, "risk_score: 47", "risk_score: 47\nrisk_score: 48", 1), nil, "r.yaml:")
 }
