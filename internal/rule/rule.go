@@ -201,6 +201,9 @@ type Test struct {
 	// Events are the input: YAML/JSON objects, or strings holding one raw
 	// record each, in any format kanon reads.
 	Events []yaml.Node `yaml:"events"`
+	// History are events read before Events with alerting off: they only
+	// teach stateful rules (new-terms history) what was seen before.
+	History []yaml.Node `yaml:"history"`
 	// Now, for windowed rules, is when the test runs (default: the end of
 	// the last run that covers the events).
 	Now string `yaml:"now"`

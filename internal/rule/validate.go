@@ -192,7 +192,7 @@ func validate(r *Rule, root *yaml.Node, src *pos.Source, errs *pos.ErrorList) {
 			errs.Add(pos.Errorf(src, sp, ErrInvalid, "test %d: "+format, append([]any{i + 1}, args...)...))
 		}
 		panther := t.PantherName != "" || t.ExpectedResult != nil || t.Log != nil
-		kanon := t.Name != "" || t.Expect != "" || len(t.Events) > 0 || t.Alerts != nil || t.Fields != nil
+		kanon := t.Name != "" || t.Expect != "" || len(t.Events) > 0 || t.Alerts != nil || t.Fields != nil || len(t.History) > 0
 		switch {
 		case panther && kanon:
 			tbad("mixes kanon's keys (name, expect, events) with Panther's (Name, ExpectedResult, Log)")

@@ -1,0 +1,22 @@
+// Package engine runs compiled rules over events and raises alerts.
+//
+// Query rules match each event as it is read. Windowed rules (esql; and
+// new_terms, whose history lives in the state store) follow Elastic's
+// schedule on event time: a rule runs every Interval over the look-back
+// From, so runs overlap (5m every 5m looking back 6m: one minute), and a
+// run raises at most MaxSignals alerts. In a scan the runs are laid over
+// the input's time span, aligned to the interval (run ends are multiples
+// of the interval since the Unix epoch); a run closes when the newest event
+// time seen passes its end plus the allowed lateness, or at the end of the
+// input.
+//
+// Alert ids are deterministic. A query rule's alert id hashes the rule id
+// and the event's identity (auditID and stage, or the record's bytes), so an
+// event in two overlapping runs alerts once, and a re-scan gives the same
+// ids. An aggregating ES|QL rule's alert id hashes the rule id, the run
+// window and the output row, as Elastic's does: a burst that spans two runs
+// may alert in both (each run sees part of it). With a state store, ids
+// already raised are remembered and not raised again.
+//
+// An Engine is not safe for concurrent use: feed it from one goroutine.
+package engine

@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/state"
+)
+
+// AlertRetention is how long (in event time) raised alert ids are
+// remembered in the state store.
+const AlertRetention = 30 * 24 * time.Hour
+
+// Options configure an Engine.
+type Options struct {
+	// Sink receives the alerts. Required.
+	Sink alert.Sink
+	// Store keeps what outlives one run (alert ids raised, new-terms
+	// history, dedup groups). Optional: without it nothing is remembered
+	// between engines.
+	Store state.Store
+	// Materialize returns e with every field read, for the alert's event
+	// document (readers fill only the fields rules need). Optional.
+	Materialize func(e *event.Event) *event.Event
+	// Lateness is how far behind the newest event time seen a windowed run
+	// may still receive events; negative keeps every run open until Close.
+	Lateness time.Duration
+	// LearnOnly makes new_terms rules learn their history without alerting.
+	LearnOnly bool
+	// OnError reports a rule-level problem that does not stop the engine
+	// (a memory budget exceeded, a state store error on one rule).
+	OnError func(ruleID string, err error)
+}
+
+// RuleStats counts what one rule did.
+type RuleStats struct {
+	Matched    int64 // events that passed the rule's query (or prefix)
+	Alerts     int64 // alerts raised
+	Dropped    int64 // alerts not raised because a run reached max_signals
+	Suppressed int64 // alerts already raised before (state store)
+	Late       int64 // events that arrived after their runs had closed
+	Errors     int64
+}
+
+// Stats counts what the engine did.
+type Stats struct {
+	Events int64
+	Rules  map[string]*RuleStats
+}
+
+// runner runs one rule.
+type runner interface {
+	process(ctx context.Context, e *event.Event) error
+	// advance closes the runs that ended at or before watermark.
+	advance(ctx context.Context, watermark time.Time) error
+	// flush closes every open run.
+	flush(ctx context.Context) error
+}
+
+// Engine runs rules over events.
+type Engine struct {
+	opts    Options
+	rules   []*rule.Compiled
+	runners []runner
+	stats   Stats
+	fields  event.FieldSet
+	newest  time.Time
+}
+
+// New returns an engine for rules.
+func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
+	if opts.Sink == nil {
+		return nil, errors.New("engine: no alert sink")
+	}
+	e := &Engine{opts: opts, rules: rules, stats: Stats{Rules: map[string]*RuleStats{}}}
+	for _, r := range rules {
+		st := &RuleStats{}
+		e.stats.Rules[r.ID] = st
+		e.fields.Union(r.Fields)
+		base := &base{eng: e, rule: r, stats: st, sched: Schedule{Interval: r.Interval(), Lookback: r.Lookback()}}
+		if opts.Store != nil {
+			ids, err := state.NewAlertIDs(opts.Store, r.ID, AlertRetention)
+			if err != nil {
+				return nil, fmt.Errorf("engine: rule %s: %w", r.ID, err)
+			}
+			base.ids = ids
+		}
+		switch r.Type {
+		case rule.TypeQuery:
+			e.runners = append(e.runners, &queryRunner{base: base})
+		case rule.TypeESQL:
+			e.runners = append(e.runners, newESQLRunner(base))
+		case rule.TypeNewTerms:
+			nt, err := newNewTermsRunner(base)
+			if err != nil {
+				return nil, err
+			}
+			e.runners = append(e.runners, nt)
+		default:
+			return nil, fmt.Errorf("engine: rule %s has unknown type %q", r.ID, r.Type)
+		}
+	}
+	return e, nil
+}
+
+// Fields is the union of the fields the rules read: what readers must
+// materialise.
+func (e *Engine) Fields() event.FieldSet { return e.fields }
+
+// Stats returns the counts so far.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Process runs every rule on one event. The event may be reused by the
+// caller after Process returns.
+func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
+	e.stats.Events++
+	for _, r := range e.runners {
+		if err := r.process(ctx, ev); err != nil {
+			return err
+		}
+	}
+	if t := ev.Time(); t.After(e.newest) {
+		e.newest = t
+		if e.opts.Lateness >= 0 {
+			return e.Advance(ctx, t.Add(-e.opts.Lateness))
+		}
+	}
+	return nil
+}
+
+// Advance closes every run that ended at or before watermark (serve calls
+// it by wall clock when an input is idle).
+func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
+	for _, r := range e.runners {
+		if err := r.advance(ctx, watermark); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes every open run (the end of the input) and flushes the sink.
+func (e *Engine) Close(ctx context.Context) error {
+	for _, r := range e.runners {
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// base holds what every runner shares.
+type base struct {
+	eng   *Engine
+	rule  *rule.Compiled
+	stats *RuleStats
+	sched Schedule
+	ids   *state.AlertIDs
+}
+
+func (b *base) ruleError(err error) {
+	b.stats.Errors++
+	if b.eng.opts.OnError != nil {
+		b.eng.opts.OnError(b.rule.ID, err)
+	}
+}
+
+// identity is the event's identity for alert ids: auditID and stage when
+// the event has them, else a hash of the record.
+func identity(e *event.Event) string {
+	if e.AuditID != "" {
+		return e.AuditID + "/" + e.Stage
+	}
+	sum := sha256.Sum256(e.Record)
+	return "record:" + hex.EncodeToString(sum[:16])
+}
+
+// emit delivers an alert unless the store says it was raised before.
+func (b *base) emit(ctx context.Context, a *alert.Alert, at time.Time) error {
+	if b.ids != nil {
+		first, err := b.ids.Mark(ctx, []byte(a.ID), at)
+		if err != nil {
+			return fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, a.ID, err)
+		}
+		if !first {
+			b.stats.Suppressed++
+			return nil
+		}
+	}
+	b.stats.Alerts++
+	if err := b.eng.opts.Sink.Write(ctx, a); err != nil {
+		return fmt.Errorf("cannot deliver alert of rule %s: %w", b.rule.ID, err)
+	}
+	return nil
+}
+
+// RuleInfo returns the alert's description of a rule.
+func RuleInfo(r *rule.Compiled) alert.Rule {
+	ar := alert.Rule{
+		ID: r.ID, Name: r.Name, Type: r.Type, Severity: r.Severity, RiskScore: r.RiskScore,
+		References: r.References, Tags: r.Tags, Runbook: r.Runbook, Note: r.Note,
+		Description: r.Description, FalsePositives: r.FalsePositives,
+	}
+	if r.Source != nil {
+		ar.Source = r.Source.Vendor
+		if r.Source.RuleID != "" {
+			ar.Source += ":" + r.Source.RuleID
+		}
+	}
+	for _, t := range r.Threat {
+		at := alert.Threat{Framework: t.Framework, Tactic: alert.Ref{ID: t.Tactic.ID, Name: t.Tactic.Name, Reference: t.Tactic.Reference}}
+		for _, tech := range t.Technique {
+			x := alert.Technique{Ref: alert.Ref{ID: tech.ID, Name: tech.Name, Reference: tech.Reference}}
+			for _, s := range tech.Subtechnique {
+				x.Subtechnique = append(x.Subtechnique, alert.Ref{ID: s.ID, Name: s.Name, Reference: s.Reference})
+			}
+			at.Technique = append(at.Technique, x)
+		}
+		ar.Threat = append(ar.Threat, at)
+	}
+	return ar
+}
+
+// eventAlert builds the alert of an event matched by a rule.
+func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
+	full := e
+	if b.eng.opts.Materialize != nil {
+		full = b.eng.opts.Materialize(e)
+	}
+	a := &alert.Alert{
+		ID:        id,
+		Timestamp: full.Time(),
+		Title:     b.rule.Title(full),
+		Rule:      RuleInfo(b.rule),
+		Fields:    OutputFields(b.rule, full),
+		Origin:    full.Origin.String(),
+		Reader:    full.Reader,
+		Event:     full.Document(),
+	}
+	return a
+}
+
+// OutputFields returns the rule's output fields of e.
+func OutputFields(r *rule.Compiled, e *event.Event) alert.Fields {
+	var buf [8]event.Value
+	out := make(alert.Fields, 0, len(r.Outputs))
+	for _, o := range r.Outputs {
+		vs := e.Get(o.Field, buf[:0])
+		out = append(out, alert.Field{Name: o.Name, Value: valuesAny(vs, o.Field.Type == event.TypeText && isArrayField(o.Field))})
+	}
+	return out
+}
+
+func isArrayField(f event.Field) bool {
+	switch f.ID() {
+	case event.FieldSourceIPs, event.FieldGroups, event.FieldImpGroups, event.FieldSourceIP:
+		return true
+	}
+	return false
+}
+
+func valuesAny(vs []event.Value, array bool) any {
+	switch {
+	case len(vs) == 0:
+		return nil
+	case len(vs) == 1 && !array:
+		return vs[0].Any()
+	}
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v.Any()
+	}
+	return out
+}
+
+// runCounter counts alerts per run for max_signals.
+type runCounter struct {
+	counts map[int64]int
+}
+
+// take finds the earliest run covering t with room for one more alert and
+// counts it there; it reports false when every run is full.
+func (c *runCounter) take(s Schedule, t time.Time, max int) bool {
+	if c.counts == nil {
+		c.counts = map[int64]int{}
+	}
+	ok := false
+	s.Runs(t, func(end int64) bool {
+		if c.counts[end] < max {
+			c.counts[end]++
+			ok = true
+			return false
+		}
+		return true
+	})
+	return ok
+}
+
+// prune forgets runs that ended before watermark.
+func (c *runCounter) prune(watermark time.Time) {
+	w := watermark.UnixNano()
+	for end := range c.counts {
+		if end < w {
+			delete(c.counts, end)
+		}
+	}
+}
+
+// queryRunner runs a KQL query rule: an alert per matching event.
+type queryRunner struct {
+	*base
+	runs runCounter
+}
+
+func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
+	if !q.rule.Matcher.Match(e) {
+		return nil
+	}
+	q.stats.Matched++
+	if !q.runs.take(q.sched, e.Time(), q.rule.Schedule.MaxSignals) {
+		q.stats.Dropped++
+		return nil
+	}
+	id := alert.ID(q.rule.ID, identity(e))
+	return q.emit(ctx, q.eventAlert(e, id), e.Time())
+}
+
+func (q *queryRunner) advance(_ context.Context, w time.Time) error {
+	if len(q.runs.counts) > 64 {
+		q.runs.prune(w.Add(-q.sched.Lookback))
+	}
+	return nil
+}
+
+func (q *queryRunner) flush(context.Context) error { return nil }
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[int64]V) []int64 {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys
+}

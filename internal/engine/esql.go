@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
+	"github.com/kanon-dev/kanon/internal/event"
+)
+
+// esqlRunner runs an ES|QL rule. Per event it evaluates only the commands
+// before the first STATS (the per-event prefix) and adds the rows that
+// pass to the state of every run covering the event; when a run closes,
+// the rest of the query runs over that state and each output row becomes
+// an alert. A query without STATS, SORT or LIMIT alerts per event at once.
+type esqlRunner struct {
+	*base
+	ev      *esqleval.Evaluator
+	runs    map[int64]*esqleval.State
+	closed  int64 // runs ending at or before this have closed
+	counter runCounter
+}
+
+func newESQLRunner(b *base) *esqlRunner {
+	return &esqlRunner{base: b, ev: b.rule.Program.NewEvaluator(esqleval.Env{}), runs: map[int64]*esqleval.State{}}
+}
+
+func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
+	t := e.Time()
+	first := r.sched.FirstRun(t)
+	r.ev.Env.Now = time.Unix(0, first).UTC()
+	rows, err := r.ev.Eval(e)
+	if err != nil {
+		r.ruleError(err)
+		return nil
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	r.stats.Matched++
+	p := r.rule.Program
+	if p.PerEvent() {
+		if !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
+			r.stats.Dropped++
+			return nil
+		}
+		for i, row := range rows {
+			id := alert.ID(r.rule.ID, identity(e), fmt.Sprint(i))
+			a := r.eventAlert(e, id)
+			a.Fields = append(rowFields(p.Columns(), row), a.Fields...)
+			if err := r.emit(ctx, a, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var ferr error
+	r.sched.Runs(t, func(end int64) bool {
+		if end <= r.closed {
+			r.stats.Late++
+			return true
+		}
+		st := r.runs[end]
+		if st == nil {
+			st = p.NewState()
+			r.runs[end] = st
+		}
+		if err := st.Add(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows); err != nil {
+			start, stop := r.sched.Window(end)
+			r.ruleError(fmt.Errorf("rule %s: run %s–%s dropped: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
+			st.Reset()
+		}
+		return true
+	})
+	return ferr
+}
+
+func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
+	wn := w.UnixNano()
+	if len(r.counter.counts) > 64 {
+		r.counter.prune(w.Add(-r.sched.Lookback))
+	}
+	for _, end := range sortedKeys(r.runs) {
+		if end > wn {
+			break
+		}
+		if err := r.closeRun(ctx, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *esqlRunner) flush(ctx context.Context) error {
+	for _, end := range sortedKeys(r.runs) {
+		if err := r.closeRun(ctx, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
+	st := r.runs[end]
+	delete(r.runs, end)
+	if end > r.closed {
+		r.closed = end
+	}
+	start, stop := r.sched.Window(end)
+	tbl, err := st.Result(esqleval.Env{Now: stop})
+	if err != nil {
+		r.ruleError(fmt.Errorf("rule %s: run %s–%s failed: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
+		return nil
+	}
+	for i, row := range tbl.Rows {
+		if i >= r.rule.Schedule.MaxSignals {
+			r.stats.Dropped += int64(len(tbl.Rows) - i)
+			break
+		}
+		fields := rowFields(tbl.Columns, row)
+		key, _ := json.Marshal(fields)
+		a := &alert.Alert{
+			ID:        alert.ID(r.rule.ID, start.Format(time.RFC3339Nano), stop.Format(time.RFC3339Nano), string(key)),
+			Timestamp: stop,
+			Rule:      RuleInfo(r.rule),
+			Fields:    fields,
+			Window:    &alert.Window{Start: start, End: stop},
+		}
+		a.Title = r.rule.Name
+		if err := r.emit(ctx, a, stop); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowFields turns an output row into alert fields (a multi-valued cell
+// becomes a list, a null cell null).
+func rowFields(cols []string, row esqleval.Row) alert.Fields {
+	out := make(alert.Fields, 0, len(cols))
+	for i, c := range cols {
+		var cell []event.Value
+		if i < len(row) {
+			cell = row[i]
+		}
+		var v any
+		switch len(cell) {
+		case 0:
+		case 1:
+			v = cell[0].Any()
+		default:
+			list := make([]any, len(cell))
+			for j, x := range cell {
+				list[j] = x.Any()
+			}
+			v = list
+		}
+		out = append(out, alert.Field{Name: c, Value: v})
+	}
+	return out
+}
