@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/rules"
+	"github.com/spf13/pflag"
+)
+
+// ruleFlags select the rules a command runs.
+type ruleFlags struct {
+	dirs      []string
+	ids       []string
+	noBuiltin bool
+}
+
+func (f *ruleFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&f.dirs, "rules", nil, "load rule files from `DIR` too (repeatable)")
+	fs.StringArrayVar(&f.ids, "rule", nil, "run only the rule with this `ID` (repeatable)")
+	fs.BoolVar(&f.noBuiltin, "no-builtin", false, "do not load the built-in rule pack")
+}
+
+// load loads, selects and compiles the rules. All errors of all files are
+// reported together; nothing runs unless every file loads.
+func (f *ruleFlags) load() ([]*rule.Compiled, error) {
+	var all []*rule.Rule
+	if !f.noBuiltin {
+		rs, err := rule.LoadFS(rules.FS, ".")
+		if err != nil {
+			return nil, fmt.Errorf("built-in rules: %w", err)
+		}
+		for _, r := range rs {
+			r.File = "builtin:" + r.File
+		}
+		all = append(all, rs...)
+	}
+	for _, d := range f.dirs {
+		st, err := os.Stat(d)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read rules: %w", err)
+		}
+		var rs []*rule.Rule
+		if st.IsDir() {
+			rs, err = rule.LoadFS(os.DirFS(d), ".")
+			if err == nil {
+				for _, r := range rs {
+					r.File = strings.TrimSuffix(d, "/") + "/" + r.File
+				}
+			}
+		} else {
+			var data []byte
+			data, err = os.ReadFile(d)
+			if err == nil {
+				var r *rule.Rule
+				r, err = rule.Parse(d, data)
+				rs = []*rule.Rule{r}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rs...)
+	}
+	if len(f.ids) > 0 {
+		want := map[string]bool{}
+		for _, id := range f.ids {
+			want[id] = true
+		}
+		var sel []*rule.Rule
+		for _, r := range all {
+			if want[r.ID] {
+				sel = append(sel, r)
+				delete(want, r.ID)
+			}
+		}
+		if len(want) > 0 {
+			var missing []string
+			for id := range want {
+				missing = append(missing, id)
+			}
+			sort.Strings(missing)
+			return nil, fmt.Errorf("no rule with id %s (see kanon rules list)", strings.Join(missing, ", "))
+		}
+		all = sel
+	} else {
+		var enabled []*rule.Rule
+		for _, r := range all {
+			if r.IsEnabled() {
+				enabled = append(enabled, r)
+			}
+		}
+		all = enabled
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("no rules to run")
+	}
+	return rule.CompileAll(all)
+}
+
+// registry is every input format kanon reads.
+func registry() *ingest.Registry { return formats.Registry() }
+
+// humanBytes formats a byte count.
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+// humanCount formats a count with thousands separators.
+func humanCount(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

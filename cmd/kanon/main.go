@@ -1,0 +1,62 @@
+// Command kanon detects anonymous access to Kubernetes API servers in audit
+// logs — vanilla Kubernetes, EKS, AKS and GKE — by running detection rules
+// (Elastic's KQL and ES|QL rules, Panther's rule, and your own) over files
+// or in real time.
+//
+// Exit codes:
+//
+//	0  success, and no alerts (scan) or all tests passed (rules test)
+//	1  an error: bad flags, unreadable input or rules, a bad record with --strict
+//	2  findings: alerts raised (scan), tests failed (rules test), lint warnings with --strict
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kanon-dev/kanon/internal/pos"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// findings is the exit code for alerts raised or tests failed.
+const findings = 2
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := newRootCmd(newIO())
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "kanon: "+pos.Pretty(ee.err))
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "kanon: "+pos.Pretty(err))
+	return 1
+}
