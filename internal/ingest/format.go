@@ -276,7 +276,7 @@ var fastPrefix = []byte(`{"kind":"Event"`)
 var truncatedMarker = []byte("[Truncated...]")
 
 func (r *Registry) detect(rec []byte) (Format, error) {
-	if r.fast != nil && len(rec) >= len(fastPrefix) && string(rec[:len(fastPrefix)]) == string(fastPrefix) {
+	if r.fast != nil && len(rec) >= len(fastPrefix) && string(rec[:len(fastPrefix)]) == string(fastPrefix) && rec[len(rec)-1] == '}' {
 		return r.fast, nil
 	}
 	i := jsonx.SkipWS(rec, 0)
