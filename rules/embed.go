@@ -9,5 +9,5 @@ import "embed"
 
 // FS holds the built-in rules.
 //
-//go:embed elastic
+//go:embed elastic panther
 var FS embed.FS

@@ -31,12 +31,9 @@ func (f *ruleFlags) register(fs *pflag.FlagSet) {
 func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 	var all []*rule.Rule
 	if !f.noBuiltin {
-		rs, err := rule.LoadFS(rules.FS, ".")
+		rs, err := rule.LoadFSNamed(rules.FS, ".", "builtin:")
 		if err != nil {
 			return nil, fmt.Errorf("built-in rules: %w", err)
-		}
-		for _, r := range rs {
-			r.File = "builtin:" + r.File
 		}
 		all = append(all, rs...)
 	}
@@ -47,12 +44,7 @@ func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 		}
 		var rs []*rule.Rule
 		if st.IsDir() {
-			rs, err = rule.LoadFS(os.DirFS(d), ".")
-			if err == nil {
-				for _, r := range rs {
-					r.File = strings.TrimSuffix(d, "/") + "/" + r.File
-				}
-			}
+			rs, err = rule.LoadFSNamed(os.DirFS(d), ".", strings.TrimSuffix(d, "/")+"/")
 		} else {
 			var data []byte
 			data, err = os.ReadFile(d)

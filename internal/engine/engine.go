@@ -186,6 +186,11 @@ func identity(e *event.Event) string {
 // emit delivers an alert unless the store says it was raised before.
 func (b *base) emit(ctx context.Context, a *alert.Alert, at time.Time) error {
 	if b.ids != nil {
+		if at.IsZero() {
+			// Events without a timestamp (test events, some exports) are
+			// remembered as of the Unix epoch: the store's clock is event time.
+			at = time.Unix(0, 0).UTC()
+		}
 		first, err := b.ids.Mark(ctx, []byte(a.ID), at)
 		if err != nil {
 			return fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, a.ID, err)

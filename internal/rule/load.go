@@ -182,8 +182,10 @@ func Parse(name string, data []byte) (*Rule, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line := 1
-		msg := cleanYAMLError(err)
-		fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &line)
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if _, e := fmt.Sscanf(msg, "line %d:", &line); e == nil {
+			msg = strings.TrimSpace(msg[strings.IndexByte(msg, ':')+1:])
+		}
 		return nil, pos.Errorf(src, pos.Span{Start: src.Offset(line, 1), End: src.Offset(line, 1) + 1}, ErrSyntax, "cannot parse rule file: %s", msg)
 	}
 	if len(doc.Content) == 0 {
@@ -266,6 +268,12 @@ func embeddedSource(src *pos.Source, n *yaml.Node) *pos.Source {
 // recursively in name order. It returns all errors of all files together;
 // on any error it returns no rules.
 func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
+	return LoadFSNamed(fsys, dir, "")
+}
+
+// LoadFSNamed is LoadFS with prefix put before every file name in rules
+// and errors (e.g. "builtin:" or the directory given by the user).
+func LoadFSNamed(fsys fs.FS, dir, prefix string) ([]*Rule, error) {
 	var files []string
 	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -286,7 +294,7 @@ func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
 		return nil, fmt.Errorf("cannot read rules: %w", err)
 	}
 	sort.Strings(files)
-	return loadFiles(fsys, files, "")
+	return loadFiles(fsys, files, prefix)
 }
 
 func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, error) {
