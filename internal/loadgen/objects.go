@@ -83,6 +83,7 @@ func podObject(r *rand.Rand, c *cluster, a *app, p *pod, rv string, now time.Tim
 		"app.kubernetes.io/instance": a.name + "-" + a.namespace,
 		"pod-template-hash":          a.rsHash,
 	}
+	apiAccess := "kube-api-access-" + randString(r, 5, nameAlphabet)
 	container := corev1.Container{
 		Name:  "app",
 		Image: a.image,
@@ -99,7 +100,7 @@ func podObject(r *rand.Rand, c *cluster, a *app, p *pod, rv string, now time.Tim
 		},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: "/etc/" + a.name, ReadOnly: true},
-			{Name: "kube-api-access-" + randString(r, 5, nameAlphabet), MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
+			{Name: apiAccess, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
 		},
 		LivenessProbe:            &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP}}, TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3},
 		TerminationMessagePath:   "/dev/termination-log",
@@ -121,6 +122,14 @@ func podObject(r *rand.Rand, c *cluster, a *app, p *pod, rv string, now time.Tim
 		Spec: corev1.PodSpec{
 			Volumes: []corev1.Volume{
 				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: a.name + "-config"}, DefaultMode: ptr(int32(420))}}},
+				{Name: apiAccess, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+					Sources: []corev1.VolumeProjection{
+						{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr(int64(3607)), Path: "token"}},
+						{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+						{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+					},
+					DefaultMode: ptr(int32(420)),
+				}}},
 			},
 			Containers:                    []corev1.Container{container},
 			RestartPolicy:                 corev1.RestartPolicyAlways,
@@ -183,12 +192,12 @@ func podObject(r *rand.Rand, c *cluster, a *app, p *pod, rv string, now time.Tim
 
 // configData is ConfigMap content with the characters that make JSON
 // escaping matter: quotes, backslashes, <, >, &, tabs, newlines, non-ASCII.
-var configData = []string{
-	"server {\n\tlisten 8080;\n\tlocation /healthz { return 200 \"ok\"; }\n\tlocation / { proxy_pass http://backend; add_header X-Frame-Options \"DENY\"; }\n}\n",
-	"<html><body><h1>Maintenance &amp; upgrades</h1><p>We'll be back soon — “merci” ✓</p></body></html>\n",
-	"{\"featureFlags\":{\"newCheckout\":true,\"regions\":[\"eu-west-1\",\"us-east-1\"]},\"motd\":\"Grüße, 世界!\"}\n",
-	"log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status';\npath: C:\\Program Files\\app\\conf\n",
-	"groups:\n- name: latency\n  rules:\n  - alert: HighLatency\n    expr: histogram_quantile(0.99, rate(http_request_duration_seconds_bucket[5m])) > 0.5 && up == 1\n    annotations:\n      summary: \"p99 > 500ms on {{ $labels.instance }}\"\n",
+var configData = []struct{ key, text string }{
+	{"nginx.conf", "server {\n\tlisten 8080;\n\tlocation /healthz { return 200 \"ok\"; }\n\tlocation / { proxy_pass http://backend; add_header X-Frame-Options \"DENY\"; }\n}\n"},
+	{"maintenance.html", "<html><body><h1>Maintenance &amp; upgrades</h1><p>We'll be back soon — “merci” ✓</p></body></html>\n"},
+	{"flags.json", "{\"featureFlags\":{\"newCheckout\":true,\"regions\":[\"eu-west-1\",\"us-east-1\"]},\"motd\":\"Grüße, 世界!\"}\n"},
+	{"logging.conf", "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status';\npath: C:\\Program Files\\app\\conf\n"},
+	{"alerts.yaml", "groups:\n- name: latency\n  rules:\n  - alert: HighLatency\n    expr: histogram_quantile(0.99, rate(http_request_duration_seconds_bucket[5m])) > 0.5 && up == 1\n    annotations:\n      summary: \"p99 > 500ms on {{ $labels.instance }}\"\n"},
 }
 
 // configMap builds a ConfigMap of roughly size bytes of data.
@@ -199,9 +208,12 @@ func configMap(r *rand.Rand, namespace, name, uid, rv string, size int, now time
 		var sb strings.Builder
 		chunk := configData[r.IntN(len(configData))]
 		for sb.Len() < min(size-total, 1500) {
-			sb.WriteString(chunk)
+			sb.WriteString(chunk.text)
 		}
-		key := fmt.Sprintf("%s-%d.conf", []string{"nginx", "index", "flags", "logging", "alerts"}[i%5], i)
+		key := chunk.key
+		if _, dup := data[key]; dup {
+			key = fmt.Sprintf("%d-%s", i, key)
+		}
 		data[key] = sb.String()
 		total += sb.Len()
 	}

@@ -335,7 +335,7 @@ func operatorReads(x *call, body bool) {
 // bodySize draws a ConfigMap size: mostly small, with a long tail to ~9 KB.
 func bodySize(x *call) int {
 	if x.chance(70) {
-		return 150 + x.r.IntN(900)
+		return 250 + x.r.IntN(1100)
 	}
 	return 1000 + x.r.IntN(4500)
 }
