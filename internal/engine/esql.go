@@ -57,13 +57,16 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 		}
 		return nil
 	}
-	var ferr error
+	late := false
 	r.sched.Runs(t, func(end int64) bool {
 		if end <= r.closed {
-			r.stats.Late++
+			late = true
 			return true
 		}
-		st := r.runs[end]
+		st, seen := r.runs[end]
+		if seen && st == nil {
+			return true // the run was dropped (memory budget)
+		}
 		if st == nil {
 			st = p.NewState()
 			r.runs[end] = st
@@ -71,11 +74,16 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 		if err := st.Add(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows); err != nil {
 			start, stop := r.sched.Window(end)
 			r.ruleError(fmt.Errorf("rule %s: run %s–%s dropped: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
+			// Drop the run: a partial aggregation would raise wrong alerts.
 			st.Reset()
+			r.runs[end] = nil
 		}
 		return true
 	})
-	return ferr
+	if late {
+		r.stats.Late++
+	}
+	return nil
 }
 
 func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
@@ -89,6 +97,13 @@ func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
 		}
 		if err := r.closeRun(ctx, end); err != nil {
 			return err
+		}
+	}
+	// Runs that ended by the watermark are closed even when they received
+	// no rows: a later event in them is late.
+	if iv := int64(r.sched.Interval); iv > 0 {
+		if last := floorDiv(wn, iv) * iv; last > r.closed {
+			r.closed = last
 		}
 	}
 	return nil
@@ -108,6 +123,9 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 	delete(r.runs, end)
 	if end > r.closed {
 		r.closed = end
+	}
+	if st == nil {
+		return nil // dropped: its error was reported when it happened
 	}
 	start, stop := r.sched.Window(end)
 	tbl, err := st.Result(esqleval.Env{Now: stop})
