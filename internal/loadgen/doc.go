@@ -64,7 +64,8 @@
 // # Speed
 //
 // Marshalling through encoding/json dominates; BenchmarkGenerate reports
-// the rate (roughly 40,000 events, 55 MB, per second per core). Load tests
+// the rate: 35,000 to 60,000 events (50 to 85 MB) per second on one core of
+// the project machine, depending on load. Load tests
 // that need more should generate their input before starting the clock.
 //
 // The command cmd/kanon-loadgen writes such logs to files.
