@@ -286,6 +286,50 @@ type FieldSet struct {
 	// Lazy is set when a rule reads fields outside the schema: readers then
 	// keep the raw JSON of the parts they do not type.
 	Lazy bool
+	// annKeys are the annotation keys (ECS form) read by name; allAnn is
+	// set when some rule reads every annotation (a glob, the object, or
+	// event.outcome's source is named explicitly).
+	annKeys []string
+	allAnn  bool
+}
+
+// WantsAnnotation reports whether the annotation whose original key is
+// key (with dots, as in the audit event) must be decoded.
+func (s *FieldSet) WantsAnnotation(key []byte) bool {
+	if s.allAnn {
+		return true
+	}
+	for _, k := range s.annKeys {
+		if len(k) == len(key) && ecsKeyEqual(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// ecsKeyEqual compares an ECS annotation key with an original one, where
+// every "." of the original reads as "_".
+func ecsKeyEqual(ecs string, orig []byte) bool {
+	for i := 0; i < len(orig); i++ {
+		c := orig[i]
+		if c == '.' {
+			c = '_'
+		}
+		if ecs[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *FieldSet) addAnnotation(key string) {
+	s.bits |= 1 << FieldAnnotation
+	for _, k := range s.annKeys {
+		if k == key {
+			return
+		}
+	}
+	s.annKeys = append(s.annKeys, key)
 }
 
 // Add adds f to the set. Object fields add every typed field under them.
@@ -302,17 +346,21 @@ func (s *FieldSet) Add(f Field) {
 		}
 		if strings.HasPrefix(annotationsPrefix, prefix) || f.Name == "kubernetes.audit.annotations" {
 			s.bits |= 1 << FieldAnnotation
+			s.allAnn = true
 		}
 		s.Lazy = true
 	case FieldAnnotationGlob:
 		s.bits |= 1 << FieldAnnotation
+		s.allAnn = true
+	case FieldAnnotation:
+		s.addAnnotation(f.key)
 	default:
 		s.bits |= 1 << f.id
 	}
 	// Derived fields depend on their sources.
 	switch f.id {
 	case FieldEventOutcome:
-		s.bits |= 1 << FieldAnnotation
+		s.addAnnotation("authorization_k8s_io/decision")
 	case FieldTimestamp:
 		s.bits |= 1<<FieldStageTimestamp | 1<<FieldRequestReceived
 	case FieldSourceIP:
@@ -320,8 +368,13 @@ func (s *FieldSet) Add(f Field) {
 	}
 }
 
-// AddID adds a typed field by ID.
-func (s *FieldSet) AddID(id FieldID) { s.bits |= 1 << id }
+// AddID adds a typed field by ID (FieldAnnotation: every annotation).
+func (s *FieldSet) AddID(id FieldID) {
+	s.bits |= 1 << id
+	if id == FieldAnnotation {
+		s.allAnn = true
+	}
+}
 
 // Has reports whether the typed field id is in the set.
 func (s FieldSet) Has(id FieldID) bool { return s.bits&(1<<id) != 0 }
@@ -330,13 +383,20 @@ func (s FieldSet) Has(id FieldID) bool { return s.bits&(1<<id) != 0 }
 func (s *FieldSet) Union(o FieldSet) {
 	s.bits |= o.bits
 	s.Lazy = s.Lazy || o.Lazy
+	s.allAnn = s.allAnn || o.allAnn
+	for _, k := range o.annKeys {
+		s.addAnnotation(k)
+	}
 }
 
+// IsEmpty reports whether the set holds no field.
+func (s FieldSet) IsEmpty() bool { return s.bits == 0 && !s.Lazy && !s.allAnn && len(s.annKeys) == 0 }
+
 // IsAll reports whether the set holds every field.
-func (s FieldSet) IsAll() bool { return s.bits == AllFields().bits && s.Lazy }
+func (s FieldSet) IsAll() bool { return s.bits == AllFields().bits && s.Lazy && s.allAnn }
 
 // AllFields returns the set of every field (for conversion and alerts).
-func AllFields() FieldSet { return FieldSet{bits: 1<<numFieldIDs - 1, Lazy: true} }
+func AllFields() FieldSet { return FieldSet{bits: 1<<numFieldIDs - 1, Lazy: true, allAnn: true} }
 
 // Names lists the typed fields of the set by their kubernetes.audit name
 // where they have one (for explain and debugging).
@@ -349,8 +409,12 @@ func (s FieldSet) Names() []string {
 			out = append(out, e.name)
 		}
 	}
-	if s.Has(FieldAnnotation) {
+	if s.allAnn {
 		out = append(out, annotationsPrefix+"*")
+	} else {
+		for _, k := range s.annKeys {
+			out = append(out, annotationsPrefix+k)
+		}
 	}
 	if s.Lazy {
 		out = append(out, "(raw)")

@@ -1,7 +1,7 @@
 package jsonx
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -95,32 +95,44 @@ func ReadString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 		return nil, i, errAt(i, ErrSyntax, "expected a string")
 	}
 	start := i + 1
-	j := start
-	for {
-		k := bytes.IndexAny(b[j:], "\"\\")
-		if k < 0 {
-			return nil, len(b), errAt(i, ErrSyntax, "unterminated string")
-		}
-		j += k
-		if b[j] == '"' {
-			if err := checkControl(b[start:j], start); err != nil {
-				return nil, j, err
-			}
-			return b[start:j], j + 1, nil
-		}
-		// Escapes: switch to the slow path.
+	j := scanString(b, start)
+	if j >= len(b) {
+		return nil, len(b), errAt(i, ErrSyntax, "unterminated string")
+	}
+	switch b[j] {
+	case '"':
+		return b[start:j], j + 1, nil
+	case '\\':
 		return unescape(b, start, scratch)
 	}
+	return nil, j, errAt(j, ErrSyntax, "control character in string")
 }
 
-func checkControl(s []byte, off int) error {
-	for k, c := range s {
-		if c < 0x20 {
-			return errAt(off+k, ErrSyntax, "control character in string")
+// scanString returns the offset of the first '"', '\\' or control
+// character at or after j, or len(b). It looks at eight bytes at a time.
+func scanString(b []byte, j int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; j+8 <= len(b); j += 8 {
+		x := binary.LittleEndian.Uint64(b[j:])
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// A byte is "found" when it is zero in q or bs, or below 0x20 in x.
+		found := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)
+		if found&highs != 0 {
+			break
 		}
 	}
-	return nil
+	for ; j < len(b); j++ {
+		if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
+			return j
+		}
+	}
+	return j
 }
+
 
 func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
 	out := (*scratch)[len(*scratch):]
@@ -208,16 +220,15 @@ func readHex4(b []byte, j int) (rune, int, error) {
 func skipString(b []byte, i int) (int, error) {
 	j := i + 1
 	for {
-		k := bytes.IndexAny(b[j:], "\"\\")
-		if k < 0 {
+		j = scanString(b, j)
+		if j >= len(b) {
 			return len(b), errAt(i, ErrSyntax, "unterminated string")
 		}
-		if err := checkControl(b[j:j+k], j); err != nil {
-			return j, err
-		}
-		j += k
 		if b[j] == '"' {
 			return j + 1, nil
+		}
+		if b[j] < 0x20 {
+			return j, errAt(j, ErrSyntax, "control character in string")
 		}
 		if j+1 >= len(b) {
 			return j, errAt(j, ErrSyntax, "unterminated escape")
@@ -352,46 +363,67 @@ func skip(b []byte, i, depth int) (int, error) {
 }
 
 // KeySet detects duplicate keys in one object. The zero value is ready;
-// Reset reuses it. Small objects are checked by linear scan; larger ones
-// switch to a map.
+// Reset reuses it. Up to len(small) keys are checked by linear scan with no
+// allocation; larger objects switch to a map.
 type KeySet struct {
-	keys [][]byte
-	m    map[string]struct{}
+	n     int
+	bloom uint64 // one bit per key hash: most new keys are told apart by it
+	small [16][]byte
+	m     map[string]struct{}
 }
 
 // Reset empties the set, keeping its storage.
 func (s *KeySet) Reset() {
-	s.keys = s.keys[:0]
+	s.n = 0
+	s.bloom = 0
 	if s.m != nil {
 		clear(s.m)
 	}
 }
 
+func keyBit(key []byte) uint64 {
+	h := uint(len(key))
+	if len(key) > 0 {
+		h = h*31 + uint(key[0])
+		h = h*31 + uint(key[len(key)-1])
+		h = h*31 + uint(key[len(key)/2])
+	}
+	return 1 << (h & 63)
+}
+
 // Add records key and reports false if it was already present. key must
 // stay valid until Reset (it aliases the input or a scratch buffer).
 func (s *KeySet) Add(key []byte) bool {
-	if s.m != nil && len(s.m) > 0 {
-		if _, ok := s.m[string(key)]; ok {
-			return false
+	if s.n < len(s.small) {
+		bit := keyBit(key)
+		if s.bloom&bit == 0 {
+			s.bloom |= bit
+			s.small[s.n] = key
+			s.n++
+			return true
 		}
-		s.m[string(key)] = struct{}{}
+		for i := 0; i < s.n; i++ {
+			if string(s.small[i]) == string(key) {
+				return false
+			}
+		}
+		s.small[s.n] = key
+		s.n++
 		return true
 	}
-	for _, k := range s.keys {
-		if bytes.Equal(k, key) {
-			return false
-		}
-	}
-	s.keys = append(s.keys, key)
-	if len(s.keys) > 24 {
+	if s.n == len(s.small) {
 		if s.m == nil {
 			s.m = make(map[string]struct{}, 64)
 		}
-		for _, k := range s.keys {
+		for _, k := range s.small {
 			s.m[string(k)] = struct{}{}
 		}
-		s.keys = s.keys[:0]
+		s.n++
 	}
+	if _, ok := s.m[string(key)]; ok {
+		return false
+	}
+	s.m[string(key)] = struct{}{}
 	return true
 }
 
@@ -400,8 +432,6 @@ func skipObject(b []byte, i, depth int) (int, error) {
 		return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
 	}
 	var ks KeySet
-	var small [16][]byte
-	ks.keys = small[:0]
 	var scratch []byte
 	j := SkipWS(b, i+1)
 	if j < len(b) && b[j] == '}' {

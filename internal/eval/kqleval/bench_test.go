@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/kql"
 )
 
@@ -102,7 +101,7 @@ func TestElasticRules(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if m.Fields() == (event.FieldSet{}) {
+		if m.Fields().IsEmpty() {
 			t.Errorf("%s: compiled query reads no fields", name)
 		}
 	}

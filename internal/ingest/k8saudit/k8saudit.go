@@ -229,7 +229,11 @@ func DecodeEvent(d *ingest.Decoder, rec []byte, i int, e *event.Event) (int, err
 				end, err = decodeStatus(d, rec, at, e)
 			}
 		case "requestReceivedTimestamp":
-			e.RequestReceivedTimestamp, end, err = timestamp(d, rec, at, "requestReceivedTimestamp")
+			// Parsed below only when needed: @timestamp is stageTimestamp
+			// when there is one.
+			var s string
+			s, end, err = str(d, rec, at, "requestReceivedTimestamp")
+			e.RequestReceivedTimestamp.Raw = s
 		case "stageTimestamp":
 			e.StageTimestamp, end, err = timestamp(d, rec, at, "stageTimestamp")
 		case "annotations":
@@ -258,6 +262,13 @@ func DecodeEvent(d *ingest.Decoder, rec []byte, i int, e *event.Event) (int, err
 	if it.Err != nil {
 		return i, it.Err
 	}
+	if rr := e.RequestReceivedTimestamp.Raw; rr != "" && (e.StageTimestamp.T.IsZero() || fs.Has(event.FieldRequestReceived)) {
+		t, ok := event.ParseTime(rr)
+		if !ok {
+			return i, fmt.Errorf("%w: kubernetes.audit.requestReceivedTimestamp: cannot parse time %q", ingest.ErrShape, rr)
+		}
+		e.RequestReceivedTimestamp.T = t
+	}
 	return it.End, nil
 }
 
@@ -282,6 +293,13 @@ func timestamp(d *ingest.Decoder, rec []byte, at int, name string) (event.Timest
 	return event.Timestamp{Raw: s, T: t}, end, nil
 }
 
+// userNames are the field names of user and impersonatedUser for errors
+// (constants, so that decoding builds no strings).
+var userNames = map[string][3]string{
+	"user":             {"user.username", "user.uid", "user.groups"},
+	"impersonatedUser": {"impersonatedUser.username", "impersonatedUser.uid", "impersonatedUser.groups"},
+}
+
 func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *event.Event, name string, groups bool) (int, error) {
 	switch jsonx.TypeAt(rec, at) {
 	case jsonx.Null:
@@ -299,12 +317,12 @@ func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *eve
 		end := -1
 		switch ingest.BytesToString(it.Key) {
 		case "username":
-			u.Username, end, err = str(d, rec, it.Value, name+".username")
+			u.Username, end, err = str(d, rec, it.Value, userNames[name][0])
 		case "uid":
-			u.UID, end, err = str(d, rec, it.Value, name+".uid")
+			u.UID, end, err = str(d, rec, it.Value, userNames[name][1])
 		case "groups":
 			if groups {
-				u.Groups, end, err = strs(d, rec, it.Value, u.Groups, name+".groups")
+				u.Groups, end, err = strs(d, rec, it.Value, u.Groups, userNames[name][2])
 			}
 		case "extra":
 			if d.Fields.Lazy {
@@ -338,27 +356,28 @@ func decodeObjectRef(d *ingest.Decoder, rec []byte, at int, o *event.ObjectRef) 
 	}
 	for it.Next() {
 		var p *string
+		var name string
 		switch ingest.BytesToString(it.Key) {
 		case "resource":
-			p = &o.Resource
+			p, name = &o.Resource, "objectRef.resource"
 		case "namespace":
-			p = &o.Namespace
+			p, name = &o.Namespace, "objectRef.namespace"
 		case "name":
-			p = &o.Name
+			p, name = &o.Name, "objectRef.name"
 		case "uid":
-			p = &o.UID
+			p, name = &o.UID, "objectRef.uid"
 		case "apiGroup":
-			p = &o.APIGroup
+			p, name = &o.APIGroup, "objectRef.apiGroup"
 		case "apiVersion":
-			p = &o.APIVersion
+			p, name = &o.APIVersion, "objectRef.apiVersion"
 		case "resourceVersion":
-			p = &o.ResourceVersion
+			p, name = &o.ResourceVersion, "objectRef.resourceVersion"
 		case "subresource":
-			p = &o.Subresource
+			p, name = &o.Subresource, "objectRef.subresource"
 		default:
 			continue
 		}
-		s, end, err := str(d, rec, it.Value, "objectRef."+string(it.Key))
+		s, end, err := str(d, rec, it.Value, name)
 		if err != nil {
 			return it.Value, err
 		}
@@ -431,6 +450,9 @@ func decodeAnnotations(d *ingest.Decoder, rec []byte, at int, e *event.Event) (i
 		return at, err
 	}
 	for it.Next() {
+		if !d.Fields.WantsAnnotation(it.Key) {
+			continue // skipped (and validated) by Next
+		}
 		key := AnnotationKey(d, it.Key)
 		v, end, err := str(d, rec, it.Value, "annotations")
 		if err != nil {
