@@ -133,7 +133,6 @@ func scanString(b []byte, j int) int {
 	return j
 }
 
-
 func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
 	out := (*scratch)[len(*scratch):]
 	j := start
