@@ -1,11 +1,3 @@
-// Package alert defines kanon's alerts and the sinks that deliver them.
-//
-// An Alert carries a deterministic id (the same input gives the same id, so
-// a re-scan or an overlapping window never duplicates an alert), the rule
-// that raised it (id, name, type, severity, risk score, MITRE ATT&CK,
-// references, runbook), the event time, the output fields, where the event
-// came from, and the matching event in its canonical ECS form. In JSON an
-// alert is one line.
 package alert
 
 import (
