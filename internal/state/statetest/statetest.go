@@ -69,6 +69,8 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store, opts ...Option) 
 		{"Terms", testTerms},
 		{"TermsConcurrent", testTermsConcurrent},
 		{"AlertIDs", testAlertIDs},
+		{"Groups", testGroups},
+		{"GroupsConcurrent", testGroupsConcurrent},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
