@@ -13,6 +13,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/kanon-dev/kanon/internal/pos"
@@ -46,17 +47,22 @@ func main() {
 func run(args []string) int {
 	cmd := newRootCmd(newIO())
 	cmd.SetArgs(args)
-	err := cmd.Execute()
-	if err == nil {
-		return 0
+	if err := cmd.Execute(); err != nil {
+		return exitCode(err, os.Stderr)
 	}
+	return 0
+}
+
+// exitCode prints err (with source lines and carets for positioned
+// errors) and returns the exit code it carries (1 by default).
+func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "kanon: "+pos.Pretty(ee.err))
+			fmt.Fprintln(stderr, "kanon: "+pos.Pretty(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "kanon: "+pos.Pretty(err))
+	fmt.Fprintln(stderr, "kanon: "+pos.Pretty(err))
 	return 1
 }
