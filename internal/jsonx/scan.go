@@ -367,7 +367,7 @@ func skip(b []byte, i, depth int) (int, error) {
 type KeySet struct {
 	n     int
 	bloom uint64 // one bit per key hash: most new keys are told apart by it
-	small [16][]byte
+	small [32][]byte
 	m     map[string]struct{}
 }
 

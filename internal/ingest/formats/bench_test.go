@@ -3,23 +3,23 @@ package formats_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/loadgen"
 )
 
-// BenchmarkReadK8s reads the bundled example log (repeated) with the
+// BenchmarkReadK8s reads a realistic generated log (internal/loadgen) with the
 // fields the built-in rules read: framing, validation, duplicate-key
 // checks and typed decoding, without rules.
 func BenchmarkReadK8s(b *testing.B) {
-	one, err := os.ReadFile("../../../examples/logs/audit.log")
-	if err != nil {
+	var buf bytes.Buffer
+	if _, err := loadgen.Generate(&buf, loadgen.DefaultOptions(20_000, 1)); err != nil {
 		b.Fatal(err)
 	}
-	data := bytes.Repeat(one, 20)
+	data := buf.Bytes()
 	var fs event.FieldSet
 	for _, n := range []string{"kubernetes.audit.user.username", "kubernetes.audit.userAgent", "kubernetes.audit.requestURI",
 		"kubernetes.audit.objectRef.resource", "kubernetes.audit.annotations.authorization_k8s_io/decision", "kubernetes.audit.sourceIPs",
