@@ -292,6 +292,9 @@ func (s *scanSummary) print(w io.Writer, bundled bool) {
 		}
 		fmt.Fprintf(w, "bad records: %s%s\n", humanCount(st.Bad), more)
 	}
+	if st.Skipped > 0 {
+		fmt.Fprintf(w, "skipped records (not audit events, e.g. other AKS log categories): %s\n", humanCount(st.Skipped))
+	}
 	ids := make([]string, 0, len(es.Rules))
 	for id := range es.Rules {
 		ids = append(ids, id)
