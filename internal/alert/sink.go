@@ -14,13 +14,37 @@ import (
 // after it returns unless it copies it. Implementations are safe for
 // concurrent use.
 type Sink interface {
-	// Write delivers one alert. An error means it was not delivered.
+	// Write delivers one alert, or hands it to the sink's queue or spool
+	// (see each sink). An error means the sink did not take it.
 	Write(ctx context.Context, a *Alert) error
 	// Close flushes and releases the sink.
 	Close() error
 }
 
-// JSONSink writes one JSON alert per line.
+// Flusher is a Sink that can make the alerts written so far durable.
+type Flusher interface {
+	// Flush returns when every alert written before the call is
+	// delivered, or written and fsync'd to a file or spool, or ctx ended.
+	Flush(ctx context.Context) error
+}
+
+// Shutdowner is a Sink whose shutdown can be bounded in time (SIGTERM).
+type Shutdowner interface {
+	// Shutdown stops taking alerts, delivers or saves the queued ones
+	// until ctx ends, and releases the sink. It returns an error if ctx
+	// ended first (saying what happened to the rest).
+	Shutdown(ctx context.Context) error
+}
+
+// StatsReporter is a Sink that counts what it delivers.
+type StatsReporter interface {
+	// Stats returns one entry per output.
+	Stats() []OutputStats
+}
+
+// JSONSink writes one JSON alert per line. It buffers: call Flush (the
+// stdout output of Outputs flushes whenever its queue is empty). It is
+// safe for concurrent use; lines are never interleaved.
 type JSONSink struct {
 	mu sync.Mutex
 	w  *bufio.Writer
@@ -41,8 +65,23 @@ func (s *JSONSink) Write(_ context.Context, a *Alert) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.w.Write(b)
-	return s.w.WriteByte('\n')
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("cannot write alert %s: %w", a.ID, err)
+	}
+	if err := s.w.WriteByte('\n'); err != nil {
+		return fmt.Errorf("cannot write alert %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// writeRaw writes one NDJSON line (ending in a newline).
+func (s *JSONSink) writeRaw(id string, line []byte) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(line); err != nil {
+		return false, fmt.Errorf("cannot write alert %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // Flush writes buffered alerts.
