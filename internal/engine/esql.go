@@ -91,12 +91,21 @@ func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
 	if len(r.counter.counts) > 64 {
 		r.counter.prune(w.Add(-r.sched.Lookback))
 	}
-	for _, end := range sortedKeys(r.runs) {
-		if end > wn {
+	due := false // advance runs per event: sort only when a run closes
+	for end := range r.runs {
+		if end <= wn {
+			due = true
 			break
 		}
-		if err := r.closeRun(ctx, end); err != nil {
-			return err
+	}
+	if due {
+		for _, end := range sortedKeys(r.runs) {
+			if end > wn {
+				break
+			}
+			if err := r.closeRun(ctx, end); err != nil {
+				return err
+			}
 		}
 	}
 	// Runs that ended by the watermark are closed even when they received
