@@ -35,6 +35,12 @@ type Options struct {
 	Lateness time.Duration
 	// LearnOnly makes new_terms rules learn their history without alerting.
 	LearnOnly bool
+	// GroupUpdates chooses how groups of rules with a dedup key are
+	// delivered (see dedup.go). False (kanon scan, rule tests): a group is
+	// delivered once, when it closes or at Close, with its final count.
+	// True (a long-running serve): its first alert is delivered at once,
+	// and again as an update with the final count when it closes.
+	GroupUpdates bool
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
@@ -48,6 +54,8 @@ type RuleStats struct {
 	Suppressed int64 // alerts already raised before (state store)
 	Late       int64 // events that arrived after their runs had closed
 	Errors     int64
+	Grouped    int64 // alerts folded into an open group of the same key (dedup)
+	Updates    int64 // group updates delivered (the new count of a group)
 }
 
 // Stats counts what the engine did.
@@ -73,6 +81,7 @@ type Engine struct {
 	stats   Stats
 	fields  event.FieldSet
 	newest  time.Time
+	dedups  []*dedup
 }
 
 // New returns an engine for rules.
@@ -92,6 +101,14 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 				return nil, fmt.Errorf("engine: rule %s: %w", r.ID, err)
 			}
 			base.ids = ids
+		}
+		if r.Dedup != nil {
+			d, err := newDedup(base)
+			if err != nil {
+				return nil, err
+			}
+			base.dedup = d
+			e.dedups = append(e.dedups, d)
 		}
 		switch r.Type {
 		case rule.TypeQuery:
@@ -144,6 +161,11 @@ func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
 			return err
 		}
 	}
+	for _, d := range e.dedups {
+		if err := d.advance(ctx, watermark); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -151,6 +173,11 @@ func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
 func (e *Engine) Close(ctx context.Context) error {
 	for _, r := range e.runners {
 		if err := r.flush(ctx); err != nil {
+			return err
+		}
+	}
+	for _, d := range e.dedups {
+		if err := d.flush(ctx); err != nil {
 			return err
 		}
 	}
@@ -164,6 +191,11 @@ type base struct {
 	stats *RuleStats
 	sched Schedule
 	ids   *state.AlertIDs
+	dedup *dedup
+	// keyOf and key are the dedup key of the alert eventAlert built last,
+	// for emit (alerts built otherwise have no event and are not grouped).
+	keyOf *alert.Alert
+	key   string
 }
 
 func (b *base) ruleError(err error) {
@@ -185,24 +217,76 @@ func identity(e *event.Event) string {
 
 // emit delivers an alert unless the store says it was raised before.
 func (b *base) emit(ctx context.Context, a *alert.Alert, at time.Time) error {
-	if b.ids != nil {
-		if at.IsZero() {
-			// Events without a timestamp (test events, some exports) are
-			// remembered as of the Unix epoch: the store's clock is event time.
-			at = time.Unix(0, 0).UTC()
+	return b.emitWith(ctx, a, at, nil)
+}
+
+// emitWith delivers an alert and records it in the store, committing the
+// writes of commit (the runner's own state, e.g. the new term that raised
+// the alert) in the same transaction as the alert's mark.
+//
+// The order makes a crash lose nothing: the store is read first (an alert
+// already marked is suppressed, though commit still runs), then the alert
+// is written to the sink, and only when Write has returned is the mark
+// committed with commit. A crash before the commit leaves no trace in the
+// store, so a re-run over the same input raises the alert again under the
+// same id; a sink that keeps the ids it holds (the alerts file of kanon
+// scan) drops that repeat, so with it every alert is delivered exactly
+// once, and with other sinks at least once. Alerts of rules with a dedup
+// key go through the rule's groups instead (see dedup.go).
+func (b *base) emitWith(ctx context.Context, a *alert.Alert, at time.Time, commit func(tx state.Tx) error) error {
+	if b.ids == nil || at.IsZero() && commit == nil {
+		// Without a store, or for an event without a time (the store
+		// judges everything in event time), the alert is delivered and
+		// not remembered.
+		if commit != nil {
+			return fmt.Errorf("BUG: rule %s: state to commit without a store", b.rule.ID)
 		}
-		first, err := b.ids.Mark(ctx, []byte(a.ID), at)
-		if err != nil {
-			return fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, a.ID, err)
-		}
-		if !first {
-			b.stats.Suppressed++
+		b.stats.Alerts++
+		return b.write(ctx, a)
+	}
+	if _, raised, err := b.ids.Raised(ctx, []byte(a.ID), at); err != nil {
+		return fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, a.ID, err)
+	} else if raised {
+		b.stats.Suppressed++
+		if commit == nil {
 			return nil
 		}
+		return b.commit(ctx, a.ID, at, commit)
+	}
+	if b.dedup != nil && b.keyOf == a {
+		return b.dedup.add(ctx, a, b.key, at, commit)
+	}
+	if err := b.write(ctx, a); err != nil {
+		return err
+	}
+	if err := b.commit(ctx, a.ID, at, commit); err != nil {
+		return err
 	}
 	b.stats.Alerts++
+	return nil
+}
+
+// write delivers a to the sink.
+func (b *base) write(ctx context.Context, a *alert.Alert) error {
 	if err := b.eng.opts.Sink.Write(ctx, a); err != nil {
 		return fmt.Errorf("cannot deliver alert of rule %s: %w", b.rule.ID, err)
+	}
+	return nil
+}
+
+// commit marks the alert id raised and runs fn, in one transaction at at.
+func (b *base) commit(ctx context.Context, id string, at time.Time, fn func(tx state.Tx) error) error {
+	err := b.eng.opts.Store.Update(ctx, at, func(tx state.Tx) error {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		_, err := b.ids.MarkTx(tx, []byte(id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, id, err)
 	}
 	return nil
 }
@@ -249,6 +333,9 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 		Origin:    full.Origin.String(),
 		Reader:    full.Reader,
 		Event:     full.Document(),
+	}
+	if b.dedup != nil {
+		b.keyOf, b.key = a, b.rule.DedupTmpl.Render(full)
 	}
 	return a
 }

@@ -21,15 +21,27 @@ const TermsSlack = time.Hour
 const maxCombinations = 100
 
 // newTermsRunner runs a new_terms rule: for each event that matches the
-// query, every value (or combination of values, for several fields) is a
-// term; a term is new when it was not seen among matching events within
-// the history window before the event, and a new term raises an alert.
-// The history lives in the state store and expires with the window.
+// query, every value of the new_terms field (each value of an array field
+// is a term of its own), or every combination of values when there are
+// several fields, is a term; a term is new when it was not seen among
+// matching events within the history window before the event, and a new
+// term raises an alert (at most max_signals per run). The history is kept
+// per rule in the state store, learned from matching events only, and
+// expires with the window. With Options.LearnOnly terms are learned and
+// nothing is raised.
+//
+// A new term is recorded in the same transaction as the mark of the alert
+// it raises, after the alert was written (see base.emitWith): a crash
+// between the two leaves the term unknown, so a re-run raises the same
+// alert again instead of losing it. Terms that raise nothing (known terms,
+// learn-only, dropped at max_signals) are recorded at once.
 type newTermsRunner struct {
 	*base
 	terms   *state.Terms
+	slack   time.Duration
 	counter runCounter
 	vals    [][]event.Value
+	idx     []int
 	key     []byte
 }
 
@@ -45,7 +57,8 @@ func newNewTermsRunner(b *base) (*newTermsRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &newTermsRunner{base: b, terms: t, vals: make([][]event.Value, len(b.rule.TermFields))}, nil
+	n := len(b.rule.TermFields)
+	return &newTermsRunner{base: b, terms: t, slack: slack, vals: make([][]event.Value, n), idx: make([]int, n)}, nil
 }
 
 func (r *newTermsRunner) process(ctx context.Context, e *event.Event) error {
@@ -65,47 +78,62 @@ func (r *newTermsRunner) process(ctx context.Context, e *event.Event) error {
 		n = maxCombinations
 	}
 	t := e.Time()
-	idx := make([]int, len(r.vals))
+	if t.IsZero() {
+		r.ruleError(fmt.Errorf("event %s has no time: new terms are judged in event time", e.Origin.String()))
+		return nil
+	}
+	clear(r.idx)
 	for c := 0; c < n; c++ {
 		r.key = r.key[:0]
-		var shown []string
 		for i, vs := range r.vals {
-			s := vs[idx[i]].String()
+			s := vs[r.idx[i]].String()
 			r.key = binary.AppendUvarint(r.key, uint64(len(s)))
 			r.key = append(r.key, s...)
-			shown = append(shown, s)
+		}
+		if err := r.term(ctx, e, t); err != nil {
+			return err
 		}
 		// Next combination.
-		for i := len(idx) - 1; i >= 0; i-- {
-			idx[i]++
-			if idx[i] < len(r.vals[i]) {
+		for i := len(r.idx) - 1; i >= 0; i-- {
+			r.idx[i]++
+			if r.idx[i] < len(r.vals[i]) {
 				break
 			}
-			idx[i] = 0
-		}
-		_, isNew, err := r.terms.Observe(ctx, r.key, t)
-		if err != nil {
-			return fmt.Errorf("rule %s: cannot record new-terms history: %w", r.rule.ID, err)
-		}
-		if !isNew || r.eng.opts.LearnOnly {
-			continue
-		}
-		if !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
-			r.stats.Dropped++
-			continue
-		}
-		id := alert.ID(r.rule.ID, "new_terms", string(r.key), identity(e))
-		a := r.eventAlert(e, id)
-		terms := make([]any, len(shown))
-		for i, s := range shown {
-			terms[i] = s
-		}
-		a.Fields = append(alert.Fields{{Name: "new_terms", Value: terms}}, a.Fields...)
-		if err := r.emit(ctx, a, t); err != nil {
-			return err
+			r.idx[i] = 0
 		}
 	}
 	return nil
+}
+
+// term handles the term in r.key (values r.vals at r.idx) of event e.
+func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) error {
+	ti, seen, err := r.terms.Seen(ctx, r.key, t)
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot read new-terms history: %w", r.rule.ID, err)
+	}
+	if seen && !t.Before(ti.FirstSeen) && t.Sub(ti.LastSeen) < r.slack {
+		return nil // known and recorded recently: nothing to write
+	}
+	if seen || r.eng.opts.LearnOnly || !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
+		if !seen && !r.eng.opts.LearnOnly {
+			r.stats.Dropped++
+		}
+		if _, _, err := r.terms.Observe(ctx, r.key, t); err != nil {
+			return fmt.Errorf("rule %s: cannot record new-terms history: %w", r.rule.ID, err)
+		}
+		return nil
+	}
+	id := alert.ID(r.rule.ID, "new_terms", string(r.key), identity(e))
+	a := r.eventAlert(e, id)
+	terms := make([]any, len(r.vals))
+	for i, vs := range r.vals {
+		terms[i] = vs[r.idx[i]].String()
+	}
+	a.Fields = append(alert.Fields{{Name: "new_terms", Value: terms}}, a.Fields...)
+	return r.emitWith(ctx, a, t, func(tx state.Tx) error {
+		_, _, err := r.terms.ObserveTx(tx, r.key)
+		return err
+	})
 }
 
 func (r *newTermsRunner) advance(_ context.Context, w time.Time) error {

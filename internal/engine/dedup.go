@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/state"
+)
+
+// Alert grouping (Panther's dedup). A rule with `dedup: {key, period}`
+// groups its alerts by the rendered key: the first alert of a key opens a
+// group that takes every alert with that key until its event time plus the
+// period; the next alert after that opens a new group.
+//
+// Delivery is always under the id of the alert that opened the group, as
+// that alert (title, fields, event) with its group (count, first and last
+// event times, samples). When it happens depends on Options.GroupUpdates:
+//
+//   - false, the default (kanon scan, rule tests): a group is delivered
+//     once, when it closes, with its final count. A scan's output has one
+//     line per group; nothing is sent twice.
+//   - true (a long-running serve): the opening alert is delivered at once
+//     with group.count = 1, so the person on call is told without delay
+//     and once; when the group closes, if more alerts joined it, it is
+//     delivered again as an update with the new count, last_seen and
+//     samples. A downstream SIEM upserts by id; the table shows "(xN)".
+//
+// A group closes when event time passes its end: at Advance (serve calls
+// it on the wall clock when idle; scan when --lateness is set), when an
+// alert with its key arrives after the end, and at Close, which delivers
+// every group whose count grew since its last delivery, closed or not (the
+// end of a scan, the shutdown of serve). A group still open at Close may
+// grow in a later scan with the same state store and is then delivered
+// again with the larger count. Alerts joining a group are counted in
+// RuleStats.Grouped, deliveries of a group delivered before in
+// RuleStats.Updates; a group counts once in RuleStats.Alerts, when it opens.
+//
+// State. Groups live in the store (state.Groups): count, first and last
+// event times, the count last delivered and a few samples (the member
+// alerts as JSON: the first DefaultMaxSamples-1 and the latest). An entry
+// expires one period after its group ends. Every member alert's id is
+// marked raised in the same transaction that counts it, so a re-run over
+// the same input never counts an event twice.
+//
+// Crashes. Opening alerts follow emitWith's order (write, then commit); an
+// update is written, then its count recorded as delivered. A re-run after
+// a crash therefore repeats at most the last opening alert or update, with
+// the same id and count, which the alerts file drops.
+//
+// Alerts built from an event (query and new_terms rules, non-aggregating
+// ES|QL) are grouped; aggregating ES|QL alerts, already one per group of
+// rows, are not.
+type dedup struct {
+	b      *base
+	groups *state.Groups
+	// open are the group keys this engine opened or joined, with their
+	// ends, so that Advance can close them without scanning the store.
+	open map[string]time.Time
+}
+
+func newDedup(b *base) (*dedup, error) {
+	if b.eng.opts.Store == nil {
+		return nil, fmt.Errorf("engine: rule %s groups alerts (dedup) and needs a state store", b.rule.ID)
+	}
+	gs, err := state.NewGroups(b.eng.opts.Store, state.GroupsConfig{Rule: b.rule.ID, Period: b.rule.Dedup.Period.D()})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return &dedup{b: b, groups: gs, open: map[string]time.Time{}}, nil
+}
+
+// add delivers or groups alert a with dedup key key, at event time at,
+// committing commit with its mark.
+func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Time, commit func(tx state.Tx) error) error {
+	b := d.b
+	g, found, err := d.groups.Get(ctx, []byte(key), at)
+	if err != nil {
+		return fmt.Errorf("rule %s: %w", b.rule.ID, err)
+	}
+	sample, err := alert.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
+	}
+	joins := found && g.OpenAt(at)
+	if found && !joins && g.Delivered < g.Count {
+		if err := d.deliver(ctx, []byte(key), g); err != nil {
+			return err
+		}
+	}
+	immediate := !joins && b.eng.opts.GroupUpdates
+	if immediate {
+		a.Group = &alert.Group{Key: key, Count: 1, FirstSeen: at, LastSeen: at}
+		if err := b.write(ctx, a); err != nil {
+			return err
+		}
+	}
+	err = b.commit(ctx, a.ID, at, func(tx state.Tx) error {
+		if commit != nil {
+			if err := commit(tx); err != nil {
+				return err
+			}
+		}
+		ng, opened, err := d.groups.AddTx(tx, []byte(key), a.ID, sample)
+		if err != nil {
+			return err
+		}
+		g = ng
+		if opened && immediate {
+			_, err = d.groups.DeliveredTx(tx, []byte(key), a.ID, 1)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d.open[key] = g.End
+	if joins {
+		b.stats.Grouped++
+	} else {
+		b.stats.Alerts++
+	}
+	return nil
+}
+
+// deliver writes group g (key) with its current count and records the
+// count as delivered.
+func (d *dedup) deliver(ctx context.Context, key []byte, g state.Group) error {
+	b := d.b
+	a := d.update(key, g)
+	if err := b.write(ctx, a); err != nil {
+		return err
+	}
+	if err := d.groups.Delivered(ctx, key, g.ID, g.Count, time.Time{}); err != nil {
+		return fmt.Errorf("rule %s: %w", b.rule.ID, err)
+	}
+	if g.Delivered > 0 {
+		b.stats.Updates++
+	}
+	return nil
+}
+
+// update rebuilds the group's alert from its first sample (the opening
+// alert) and brings its group up to date. If that sample was not kept (too
+// large), the update carries the rule and the group only.
+func (d *dedup) update(key []byte, g state.Group) *alert.Alert {
+	a := &alert.Alert{}
+	if len(g.Samples) == 0 || json.Unmarshal(g.Samples[0], a) != nil || a.ID != g.ID {
+		a = &alert.Alert{ID: g.ID, Timestamp: g.FirstSeen, Rule: RuleInfo(d.b.rule)}
+	}
+	ag := &alert.Group{Key: string(key), Count: g.Count, FirstSeen: g.FirstSeen, LastSeen: g.LastSeen}
+	for _, s := range g.Samples {
+		var m struct {
+			Event map[string]any `json:"event"`
+		}
+		if json.Unmarshal(s, &m) == nil && m.Event != nil {
+			ag.Samples = append(ag.Samples, m.Event)
+		}
+	}
+	a.Group = ag
+	return a
+}
+
+// advance delivers the groups this engine touched that ended at or before
+// watermark.
+func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
+	var due []string
+	for k, end := range d.open {
+		if !end.After(watermark) {
+			due = append(due, k)
+		}
+	}
+	sort.Strings(due)
+	for _, k := range due {
+		delete(d.open, k)
+		g, found, err := d.groups.Get(ctx, []byte(k), time.Time{})
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
+		}
+		if found && g.Delivered < g.Count {
+			if err := d.deliver(ctx, []byte(k), g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush delivers every group of the rule whose count grew since its last
+// delivery, including groups of earlier engines on the same store.
+func (d *dedup) flush(ctx context.Context) error {
+	type pending struct {
+		key []byte
+		g   state.Group
+	}
+	var todo []pending
+	err := d.groups.Scan(ctx, time.Time{}, func(key []byte, g state.Group) error {
+		if g.Delivered < g.Count {
+			todo = append(todo, pending{append([]byte(nil), key...), g})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot list alert groups: %w", d.b.rule.ID, err)
+	}
+	for _, p := range todo {
+		if err := d.deliver(ctx, p.key, p.g); err != nil {
+			return err
+		}
+	}
+	clear(d.open)
+	return nil
+}
