@@ -90,6 +90,9 @@ func decodeEnvelope(d *ingest.Decoder, rec []byte) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if err := trailing(rec, it.End); err != nil {
+		return err
+	}
 	switch jsonx.TypeAt(rec, at) {
 	case jsonx.Array:
 	case jsonx.Null:
@@ -239,6 +242,9 @@ func DecodeRecord(d *ingest.Decoder, rec []byte, e *event.Event) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if err := trailing(rec, it.End); err != nil {
+		return err
+	}
 	switch {
 	case r.category == "":
 		return fmt.Errorf("%w: AKS record without category", ingest.ErrShape)
@@ -356,4 +362,12 @@ func (r *record) appendRaws(d *ingest.Decoder, e *event.Event) {
 	d.Scratch = b
 	e.Raws = append(e.Raws, event.Raw{Prefix: "kubernetes.audit", Key: "aks_metadata", JSON: b[start:len(b):len(b)]})
 	e.Raws = append(e.Raws, r.panther...)
+}
+
+// trailing reports data after the JSON value that ends at rec[end].
+func trailing(rec []byte, end int) error {
+	if j := jsonx.SkipWS(rec, end); j < len(rec) {
+		return fmt.Errorf("%w: offset %d: data after the JSON value", ingest.ErrSyntax, j)
+	}
+	return nil
 }

@@ -169,6 +169,9 @@ func decodeSubscription(d *ingest.Decoder, rec []byte) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if err := trailing(rec, it.End); err != nil {
+		return err
+	}
 	switch msgType {
 	case "CONTROL_MESSAGE":
 		return fmt.Errorf("%w: CloudWatch Logs control message", ingest.ErrSkipped)
@@ -204,6 +207,9 @@ func decodeLogEventsOutput(d *ingest.Decoder, rec []byte) error {
 	}
 	if it.Err != nil {
 		return it.Err
+	}
+	if err := trailing(rec, it.End); err != nil {
+		return err
 	}
 	if events < 0 {
 		return nil // an empty page
@@ -465,6 +471,9 @@ func decodeLambda(d *ingest.Decoder, rec []byte) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if err := trailing(rec, it.End); err != nil {
+		return err
+	}
 	if dataAt < 0 {
 		return fmt.Errorf("%w: awslogs without data", ingest.ErrShape)
 	}
@@ -561,4 +570,12 @@ func grow(b []byte, n int) []byte {
 		b = nb
 	}
 	return b[:len(b)+n]
+}
+
+// trailing reports data after the JSON value that ends at rec[end].
+func trailing(rec []byte, end int) error {
+	if j := jsonx.SkipWS(rec, end); j < len(rec) {
+		return fmt.Errorf("%w: offset %d: data after the JSON value", ingest.ErrSyntax, j)
+	}
+	return nil
 }

@@ -144,6 +144,9 @@ func DecodeEntry(d *ingest.Decoder, rec []byte, e *event.Event) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if j := jsonx.SkipWS(rec, it.End); j < len(rec) {
+		return fmt.Errorf("%w: offset %d: data after the JSON value", ingest.ErrSyntax, j)
+	}
 	if x.proto < 0 {
 		return fmt.Errorf("%w: LogEntry without protoPayload", ingest.ErrShape)
 	}

@@ -83,6 +83,9 @@ func (Format) Decode(d *ingest.Decoder, rec []byte) error {
 	if it.Err != nil {
 		return it.Err
 	}
+	if j := jsonx.SkipWS(rec, it.End); j < len(rec) {
+		return fmt.Errorf("%w: offset %d: data after the JSON value", ingest.ErrSyntax, j)
+	}
 	var ts event.Timestamp
 	if when != "" {
 		t, ok := event.ParseTime(when)
