@@ -272,6 +272,19 @@ func DecodeEvent(d *ingest.Decoder, rec []byte, i int, e *event.Event) (int, err
 	return it.End, nil
 }
 
+// beginObject starts iterating over the object at rec[at]. A null reads as
+// a missing field (null is true); any other type is a shape error naming
+// the field.
+func beginObject(rec []byte, at int, it *jsonx.ObjectIter, name string) (null bool, err error) {
+	switch jsonx.TypeAt(rec, at) {
+	case jsonx.Null:
+		return true, nil
+	case jsonx.Object:
+		return false, it.Begin(rec, at)
+	}
+	return false, fieldErr(name, "an object")
+}
+
 func objectRefNeeded(fs event.FieldSet) bool {
 	for id := event.FieldObjResource; id <= event.FieldObjSubresource; id++ {
 		if fs.Has(id) {
@@ -301,16 +314,11 @@ var userNames = map[string][3]string{
 }
 
 func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *event.Event, name string, groups bool) (int, error) {
-	switch jsonx.TypeAt(rec, at) {
-	case jsonx.Null:
-		return at + 4, nil
-	case jsonx.Object:
-	default:
-		return at, fieldErr(name, "an object")
-	}
 	var it jsonx.ObjectIter
-	if err := it.Begin(rec, at); err != nil {
+	if null, err := beginObject(rec, at, &it, name); err != nil {
 		return at, err
+	} else if null {
+		return at + len("null"), nil
 	}
 	for it.Next() {
 		var err error
@@ -343,16 +351,11 @@ func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *eve
 }
 
 func decodeObjectRef(d *ingest.Decoder, rec []byte, at int, o *event.ObjectRef) (int, error) {
-	switch jsonx.TypeAt(rec, at) {
-	case jsonx.Null:
-		return at + 4, nil
-	case jsonx.Object:
-	default:
-		return at, fieldErr("objectRef", "an object")
-	}
 	var it jsonx.ObjectIter
-	if err := it.Begin(rec, at); err != nil {
+	if null, err := beginObject(rec, at, &it, "objectRef"); err != nil {
 		return at, err
+	} else if null {
+		return at + len("null"), nil
 	}
 	for it.Next() {
 		var p *string
@@ -388,17 +391,12 @@ func decodeObjectRef(d *ingest.Decoder, rec []byte, at int, o *event.ObjectRef) 
 }
 
 func decodeStatus(d *ingest.Decoder, rec []byte, at int, e *event.Event) (int, error) {
-	switch jsonx.TypeAt(rec, at) {
-	case jsonx.Null:
-		return at + 4, nil
-	case jsonx.Object:
-	default:
-		return at, fieldErr("responseStatus", "an object")
-	}
 	rs := &e.ResponseStatus
 	var it jsonx.ObjectIter
-	if err := it.Begin(rec, at); err != nil {
+	if null, err := beginObject(rec, at, &it, "responseStatus"); err != nil {
 		return at, err
+	} else if null {
+		return at + len("null"), nil
 	}
 	for it.Next() {
 		var err error
@@ -438,16 +436,11 @@ func decodeStatus(d *ingest.Decoder, rec []byte, at int, e *event.Event) (int, e
 }
 
 func decodeAnnotations(d *ingest.Decoder, rec []byte, at int, e *event.Event) (int, error) {
-	switch jsonx.TypeAt(rec, at) {
-	case jsonx.Null:
-		return at + 4, nil
-	case jsonx.Object:
-	default:
-		return at, fieldErr("annotations", "an object")
-	}
 	var it jsonx.ObjectIter
-	if err := it.Begin(rec, at); err != nil {
+	if null, err := beginObject(rec, at, &it, "annotations"); err != nil {
 		return at, err
+	} else if null {
+		return at + len("null"), nil
 	}
 	for it.Next() {
 		if !d.Fields.WantsAnnotation(it.Key) {
