@@ -1,0 +1,178 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/state"
+)
+
+const dedupRule = `
+id: anon-dedup
+name: anonymous access
+type: query
+language: kuery
+query: 'kubernetes.audit.user.username:"system:anonymous"'
+severity: info
+risk_score: 1
+dedup:
+  key: anonymous_access_{{ kubernetes.audit.userAgent }}
+  period: 60m
+tests: []
+`
+
+// groupsOf summarises delivered alerts as id/key/count.
+type delivered struct {
+	id    string
+	key   string
+	count int64
+	first time.Time
+	last  time.Time
+	nsamp int
+}
+
+func groupsOf(t *testing.T, as []*alert.Alert) []delivered {
+	t.Helper()
+	var out []delivered
+	for _, a := range as {
+		if a.Group == nil {
+			t.Fatalf("alert %s of a dedup rule has no group", a.ID)
+		}
+		out = append(out, delivered{a.ID, a.Group.Key, a.Group.Count, a.Group.FirstSeen, a.Group.LastSeen, len(a.Group.Samples)})
+	}
+	return out
+}
+
+func TestDedupHeldUntilClose(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	stStores(t, func(t *testing.T, newStore func() state.Store) {
+		s := newStore()
+		var evs []stEv
+		for i := range 8 { // 8 curl requests within 35 minutes
+			evs = append(evs, stEv{id: "c" + string(rune('0'+i)), at: stT0.Add(time.Duration(i) * 5 * time.Minute), ua: "curl"})
+		}
+		evs = append(evs,
+			stEv{id: "w0", at: stT0.Add(time.Minute), ua: "wget"},
+			stEv{id: "c8", at: stT0.Add(61 * time.Minute), ua: "curl"}) // after the period: a new group
+		as, st := stRun(t, rs, s, engine.Options{}, evs...)
+		gs := groupsOf(t, as)
+		if len(gs) != 3 {
+			t.Fatalf("delivered %d alerts (%+v), want 3 groups", len(gs), gs)
+		}
+		// The first curl group is delivered when the 61st-minute alert
+		// closes it; the others at Close, in key order.
+		byKey := map[string][]delivered{}
+		for _, g := range gs {
+			byKey[g.key] = append(byKey[g.key], g)
+		}
+		c := byKey["anonymous_access_curl"]
+		if len(c) != 2 || c[0].count != 8 || !c[0].first.Equal(stT0) || !c[0].last.Equal(stT0.Add(35*time.Minute)) || c[0].nsamp != state.DefaultMaxSamples {
+			t.Fatalf("first curl group: %+v", c)
+		}
+		if c[1].count != 1 || !c[1].first.Equal(stT0.Add(61*time.Minute)) || c[1].id == c[0].id {
+			t.Fatalf("second curl group: %+v", c)
+		}
+		if w := byKey["anonymous_access_wget"]; len(w) != 1 || w[0].count != 1 {
+			t.Fatalf("wget group: %+v", w)
+		}
+		rst := st.Rules["anon-dedup"]
+		if rst.Alerts != 3 || rst.Grouped != 7 || rst.Updates != 0 {
+			t.Fatalf("stats %+v, want 3 alerts, 7 grouped, 0 updates", rst)
+		}
+		// The group's alert is its first alert: fields and event of c0.
+		if as[0].Origin != "c0" || as[0].Event == nil {
+			t.Fatalf("group alert origin %q, want c0 with its event", as[0].Origin)
+		}
+
+		// The same input again: every member is known, nothing is
+		// delivered, nothing recounted.
+		as, st = stRun(t, rs, s, engine.Options{}, evs...)
+		if len(as) != 0 || st.Rules["anon-dedup"].Suppressed != int64(len(evs)) {
+			t.Fatalf("re-run delivered %d alerts, stats %+v", len(as), st.Rules["anon-dedup"])
+		}
+		// New logs within the open curl group's period add to it: it is
+		// delivered again with the larger count, same id.
+		as, st = stRun(t, rs, s, engine.Options{}, stEv{id: "c9", at: stT0.Add(70 * time.Minute), ua: "curl"})
+		if gs := groupsOf(t, as); len(gs) != 1 || gs[0].id != c[1].id || gs[0].count != 2 || st.Rules["anon-dedup"].Updates != 1 {
+			t.Fatalf("later scan: %+v, stats %+v; want the open group again with count 2", gs, st.Rules["anon-dedup"])
+		}
+		// Groups expire one period after their end.
+		n, err := s.DeleteExpired(stCtx, stT0.Add(61*time.Minute+2*time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("DeleteExpired = %d, %v; want the 3 groups minus the last", n, err)
+		}
+	})
+}
+
+func TestDedupImmediateWithUpdates(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	stStores(t, func(t *testing.T, newStore func() state.Store) {
+		var sink alert.Collector
+		eng, err := engine.New(rs, engine.Options{Sink: &sink, Store: newStore(), Lateness: 0, GroupUpdates: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stFeed(t, eng, stEv{id: "a", at: stT0, ua: "curl"})
+		if gs := groupsOf(t, sink.Alerts); len(gs) != 1 || gs[0].count != 1 {
+			t.Fatalf("after the first event: %+v, want the alert at once with count 1", gs)
+		}
+		stFeed(t, eng, stEv{id: "b", at: stT0.Add(10 * time.Minute), ua: "curl"}, stEv{id: "c", at: stT0.Add(20 * time.Minute), ua: "curl"})
+		if len(sink.Alerts) != 1 {
+			t.Fatalf("joining alerts were delivered: %+v", groupsOf(t, sink.Alerts))
+		}
+		// Event time passes the group's end: Advance (lateness 0) closes it
+		// and delivers the update, before Close.
+		stFeed(t, eng, stEv{id: "z", at: stT0.Add(time.Hour), ua: "wget"})
+		gs := groupsOf(t, sink.Alerts)
+		if len(gs) != 3 || gs[2].id != gs[0].id || gs[2].count != 3 || !gs[2].last.Equal(stT0.Add(20*time.Minute)) || gs[2].nsamp != 3 {
+			t.Fatalf("after the period: %+v; want wget's alert then curl's update with count 3", gs)
+		}
+		if err := eng.Close(stCtx); err != nil {
+			t.Fatal(err)
+		}
+		if len(sink.Alerts) != 3 {
+			t.Fatalf("Close delivered again: %+v", groupsOf(t, sink.Alerts))
+		}
+		if st := eng.Stats().Rules["anon-dedup"]; st.Alerts != 2 || st.Grouped != 2 || st.Updates != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+// TestDedupCrashBeforeCommit checks that a group member whose commit fails
+// is counted exactly once after a re-run.
+func TestDedupCrashBeforeCommit(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	stStores(t, func(t *testing.T, newStore func() state.Store) {
+		s := newStore()
+		evs := []stEv{{id: "a", at: stT0, ua: "curl"}, {id: "b", at: stT0.Add(time.Minute), ua: "curl"}, {id: "c", at: stT0.Add(2 * time.Minute), ua: "curl"}}
+		fl := &flakyStore{Store: s}
+		var sink alert.Collector
+		eng, _ := engine.New(rs, engine.Options{Sink: &sink, Store: fl, Lateness: -1})
+		stFeed(t, eng, evs[:2]...)
+		fl.fail = true // dies while counting c
+		if err := stFeedErr(eng, evs[2]); err == nil {
+			t.Fatal("a failing commit did not fail the engine")
+		}
+		as, _ := stRun(t, rs, s, engine.Options{}, evs...)
+		if gs := groupsOf(t, as); len(gs) != 1 || gs[0].count != 3 {
+			t.Fatalf("after the re-run: %+v, want one group of 3", gs)
+		}
+	})
+}
+
+// stFeedErr feeds one event and returns the engine's error.
+func stFeedErr(eng *engine.Engine, e stEv) error {
+	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
+	if err != nil {
+		return err
+	}
+	return rd.Record(event.Origin{Name: e.id}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) })
+}
