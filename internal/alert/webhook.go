@@ -376,10 +376,11 @@ func (s *WebhookSink) isClosing() bool {
 // backoff returns the wait before retry attempt+1: min doubled per
 // attempt, capped at max, with "equal jitter" (half fixed, half random).
 func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := hi
-	if attempt < 30 {
-		d = min(hi, lo<<attempt)
+	d := lo
+	for i := 0; i < attempt && d < hi; i++ {
+		d *= 2
 	}
+	d = min(d, hi)
 	half := d / 2
 	return half + rand.N(half+1)
 }
