@@ -1,0 +1,151 @@
+package alert
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fileIDs returns the ids of the alerts in a file, checking every line is
+// a JSON alert.
+func fileIDs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var a Alert
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("%s: line %d: %v", path, len(ids)+1, err)
+		}
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+func TestFileRotationBySize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alerts.ndjson")
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	line, _ := Marshal(testAlert(10)) // alerts 10..99 have lines of one length
+	max := int64(len(line)+1)*10 + 5 // ten alerts per file
+	s, err := NewFileSink(FileConfig{Path: path, MaxSize: max, MaxBackups: 2, Now: func() time.Time {
+		clock = clock.Add(time.Second)
+		return clock
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 55; i++ {
+		if err := s.Write(context.Background(), testAlert(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backups, err := s.Backups()
+	if err != nil || len(backups) != 2 {
+		t.Fatalf("backups %v, %v", backups, err)
+	}
+	var all []string
+	for _, f := range append(backups, path) {
+		st, _ := os.Stat(f)
+		if st.Size() > max {
+			t.Errorf("%s is %d bytes, above %d", f, st.Size(), max)
+		}
+		all = append(all, fileIDs(t, f)...)
+	}
+	// Two backups of ten and the current five: alerts 30..54.
+	equalIDs(t, "kept alerts", all, testIDs(30, 55))
+}
+
+func TestFileRotationByAge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts")
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s, err := NewFileSink(FileConfig{Path: path, MaxAge: time.Hour, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	s.Write(ctx, testAlert(0))
+	clock = clock.Add(59 * time.Minute)
+	s.Write(ctx, testAlert(1))
+	clock = clock.Add(time.Minute)
+	s.Write(ctx, testAlert(2))
+	s.Flush()
+	backups, _ := s.Backups()
+	if len(backups) != 1 || filepath.Base(backups[0]) != "alerts-20260301T130000.000Z" {
+		t.Fatalf("backups: %v", backups)
+	}
+	equalIDs(t, "rotated", fileIDs(t, backups[0]), testIDs(0, 2))
+	equalIDs(t, "current", fileIDs(t, path), testIDs(2, 3))
+}
+
+// Reopening reads the ids in the file: re-delivered alerts are not written
+// again, and a torn last line is cut off.
+func TestFileDedupOnReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out", "alerts.ndjson")
+	ctx := context.Background()
+	s, err := NewFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		s.Write(ctx, testAlert(i))
+	}
+	s.Write(ctx, testAlert(3)) // same process: skipped too
+	s.Close()
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"id":"` + testAlert(10).ID + `","@timestamp":`) // crash mid-line
+	f.Close()
+
+	s, err = NewFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 5; i < 15; i++ {
+		s.Write(ctx, testAlert(i))
+	}
+	s.Close()
+	equalIDs(t, "file", fileIDs(t, path), testIDs(0, 15))
+}
+
+// The stdout sink is safe for concurrent use: lines never interleave.
+func TestJSONSinkConcurrent(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewJSONSink(&buf)
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 100 {
+				if err := s.Write(context.Background(), testAlert(g*100+i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	s.Close()
+	path := filepath.Join(t.TempDir(), "out")
+	os.WriteFile(path, buf.Bytes(), 0o600)
+	got := fileIDs(t, path)
+	slices.Sort(got)
+	want := testIDs(0, 800)
+	slices.Sort(want)
+	equalIDs(t, "lines", got, want)
+}
