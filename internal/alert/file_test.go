@@ -38,7 +38,7 @@ func TestFileRotationBySize(t *testing.T) {
 	path := filepath.Join(dir, "alerts.ndjson")
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	line, _ := Marshal(testAlert(10)) // alerts 10..99 have lines of one length
-	max := int64(len(line)+1)*10 + 5 // ten alerts per file
+	max := int64(len(line)+1)*10 + 5  // ten alerts per file
 	s, err := NewFileSink(FileConfig{Path: path, MaxSize: max, MaxBackups: 2, Now: func() time.Time {
 		clock = clock.Add(time.Second)
 		return clock
