@@ -128,7 +128,8 @@ func TestExplainSyntheticESQL(t *testing.T) {
 	wantInd := []ind{
 		{"kubernetes.audit.user.username", "", explain.KindEq, "system:anonymous", 1},
 		{"kubernetes.audit.requestURI", "", explain.KindExists, "", 0},
-		// A computed column (EVAL of a function) is not an event field.
+		// Esql.first_source_ip is EVAL MV_FIRST(sourceIPs).
+		{"kubernetes.audit.sourceIPs", "MV_FIRST", explain.KindExists, "", 0},
 	}
 	if !reflect.DeepEqual(gotInd, wantInd) {
 		t.Errorf("indicators = %+v, want %+v", gotInd, wantInd)
@@ -261,5 +262,36 @@ query: >-
 	wantEx := []string{"kubernetes.audit.user.username starts_with system:serviceaccount:", "kubernetes.audit.sourceIPs eq 10.0.0.1", "kubernetes.audit.objectRef.name eq kube-root-ca.crt"}
 	if !reflect.DeepEqual(ex, wantEx) {
 		t.Errorf("exclusions\n%q\nwant\n%q", ex, wantEx)
+	}
+}
+
+// TestExplainKQLInsideESQL checks KQL("...") in a WHERE: its predicates
+// join the tree at their positions inside the string, and EVAL columns of
+// COALESCE(MV_*(field), default) resolve to the field.
+func TestExplainKQLInsideESQL(t *testing.T) {
+	r := compile(t, "kq.yaml", []byte(`id: kq
+name: KQ
+type: esql
+severity: low
+risk_score: 1
+query: |
+  from logs-kubernetes.audit_logs-*
+  | where KQL("""kubernetes.audit.user.username:"system:anonymous" and not kubernetes.audit.userAgent:kube-probe/*""")
+  | eval n = coalesce(mv_count(kubernetes.audit.sourceIPs), 0)
+  | where not (n == 1)
+  | keep n
+`))
+	x := explain.Explain(r, nil)
+	if len(x.Exclusions) != 2 {
+		t.Fatalf("exclusions %+v", x.Exclusions)
+	}
+	if e := x.Exclusions[0]; e.Position != "kq.yaml:8:76" || e.Matches[0].Kind != explain.KindStartsWith || e.Matches[0].Values[0] != "kube-probe/" {
+		t.Errorf("KQL exclusion %+v", e)
+	}
+	if m := x.Exclusions[1].Matches[0]; m.Field != "kubernetes.audit.sourceIPs" || m.Func != "MV_COUNT" || m.Values[0] != "1" {
+		t.Errorf("alias exclusion %+v", m)
+	}
+	if len(x.Indicators) != 1 || x.Indicators[0].Position != "kq.yaml:8:49" {
+		t.Errorf("indicators %+v", x.Indicators)
 	}
 }

@@ -252,9 +252,13 @@ func flatOr(v kql.Expr) ([]*kql.ValueExpr, bool) {
 
 // ---- ES|QL ----
 
-// Aliases maps columns made by EVAL from a bare field (EVAL x = field) to
-// that field, so predicates on x are reported on the field.
-type Aliases map[string]string
+// alias is what an EVAL column stands for: a field, or a function of one.
+type alias struct{ field, fn string }
+
+// aliases maps columns made by EVAL from a field (EVAL x = field, x =
+// MV_FIRST(field), x = COALESCE(MV_COUNT(field), 0)) to that field, so that
+// predicates on x are reported on the field.
+type aliases map[string]alias
 
 // Where is one WHERE command of an ES|QL query, reduced.
 type Where struct {
@@ -270,22 +274,23 @@ type Where struct {
 // columns (and every column after STATS) are marked Column.
 func Wheres(q *esql.Query) []Where {
 	var out []Where
-	aliases := Aliases{}
+	al := aliases{}
 	computed := map[string]bool{}
 	after := false
 	for _, c := range q.Commands {
 		switch x := c.(type) {
 		case *esql.WhereCmd:
-			cv := &esqlConv{aliases: aliases, computed: computed, after: after}
+			cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
 			out = append(out, Where{Cmd: x, AfterStats: after, Node: cv.node(x.Cond)})
 		case *esql.EvalCmd:
 			for _, a := range x.Fields {
-				if f, ok := a.X.(*esql.FieldExpr); ok && !computed[f.Name] {
-					aliases[a.Name] = resolve(aliases, f.Name)
+				cv := &esqlConv{aliases: al, computed: computed}
+				if p := cv.subject(unwrapCoalesce(a.X)); p != nil && !p.Column {
+					al[a.Name] = alias{field: p.Field, fn: p.Func}
 					delete(computed, a.Name)
 				} else {
 					computed[a.Name] = true
-					delete(aliases, a.Name)
+					delete(al, a.Name)
 				}
 			}
 		case *esql.StatsCmd:
@@ -293,12 +298,12 @@ func Wheres(q *esql.Query) []Where {
 		case *esql.GrokCmd:
 			for _, m := range grokCapture.FindAllStringSubmatch(x.Pattern, -1) {
 				computed[m[1]] = true
-				delete(aliases, m[1])
+				delete(al, m[1])
 			}
 		case *esql.DissectCmd:
 			for _, m := range dissectCapture.FindAllStringSubmatch(x.Pattern, -1) {
 				computed[m[1]] = true
-				delete(aliases, m[1])
+				delete(al, m[1])
 			}
 		case *esql.RenameCmd:
 			for _, p := range x.Pairs {
@@ -306,9 +311,9 @@ func Wheres(q *esql.Query) []Where {
 				switch {
 				case computed[old]:
 					computed[nw] = true
-					delete(aliases, nw)
+					delete(al, nw)
 				default:
-					aliases[nw] = resolve(aliases, old)
+					al[nw] = resolve(al, old)
 					delete(computed, nw)
 				}
 			}
@@ -323,15 +328,28 @@ var (
 	dissectCapture = regexp.MustCompile(`%\{[?+&*]?([^}?+&*>-][^}>]*?)(?:->)?\}`)
 )
 
-func resolve(a Aliases, name string) string {
+func resolve(a aliases, name string) alias {
 	if f, ok := a[name]; ok {
 		return f
 	}
-	return name
+	return alias{field: name}
+}
+
+// unwrapCoalesce returns x of COALESCE(x, literal...), else e.
+func unwrapCoalesce(e esql.Expr) esql.Expr {
+	c, ok := e.(*esql.CallExpr)
+	if !ok || c.Name != "COALESCE" || len(c.Args) < 2 {
+		return e
+	}
+	if _, _, ok := literals(c.Args[1:]); !ok {
+		return e
+	}
+	return c.Args[0]
 }
 
 type esqlConv struct {
-	aliases  Aliases
+	src      *pos.Source
+	aliases  aliases
 	computed map[string]bool
 	after    bool
 }
@@ -339,7 +357,7 @@ type esqlConv struct {
 // FromESQL reduces one ES|QL boolean expression (a WHERE condition) to a
 // Node, with no EVAL aliases.
 func FromESQL(e esql.Expr) *Node {
-	cv := &esqlConv{aliases: Aliases{}, computed: map[string]bool{}}
+	cv := &esqlConv{aliases: aliases{}, computed: map[string]bool{}}
 	return cv.node(e)
 }
 
@@ -436,10 +454,46 @@ func (cv *esqlConv) call(x *esql.CallExpr) *Node {
 			return nil
 		}
 		n := FromKQL(e)
-		placeAt(n, x.Loc)
+		if off, ok := cv.rawOffset(lit); ok {
+			shift(n, off)
+		} else {
+			placeAt(n, x.Loc)
+		}
 		return n
 	}
 	return nil
+}
+
+// rawOffset returns where the text of a string literal starts in the
+// query source, when its characters map one to one (a """raw""" string, or
+// a quoted one without escapes).
+func (cv *esqlConv) rawOffset(l *esql.LiteralExpr) (int, bool) {
+	if cv.src == nil || l.Loc.End > len(cv.src.Text) || l.Loc.Start < 0 {
+		return 0, false
+	}
+	text := cv.src.Text[l.Loc.Start:l.Loc.End]
+	switch {
+	case strings.HasPrefix(text, `"""`):
+		return l.Loc.Start + 3, true
+	case strings.HasPrefix(text, `"`) && !strings.Contains(text, `\`):
+		return l.Loc.Start + 1, true
+	}
+	return 0, false
+}
+
+// shift moves every span of a tree by off.
+func shift(n *Node, off int) {
+	mv := func(sp pos.Span) pos.Span { return pos.Span{Start: sp.Start + off, End: sp.End + off} }
+	n.Span = mv(n.Span)
+	if n.Pred != nil {
+		n.Pred.Span = mv(n.Pred.Span)
+		for i := range n.Pred.ValueSpans {
+			n.Pred.ValueSpans[i] = mv(n.Pred.ValueSpans[i])
+		}
+	}
+	for _, a := range n.Args {
+		shift(a, off)
+	}
 }
 
 // placeAt gives every node of a tree parsed from a string literal the span
@@ -513,8 +567,8 @@ var subjectFuncs = map[string]bool{
 func (cv *esqlConv) subject(e esql.Expr) *Predicate {
 	switch x := e.(type) {
 	case *esql.FieldExpr:
-		name := resolve(cv.aliases, x.Name)
-		return &Predicate{Field: name, Column: cv.after || cv.computed[x.Name]}
+		a := resolve(cv.aliases, x.Name)
+		return &Predicate{Field: a.field, Func: a.fn, Column: cv.after || cv.computed[x.Name]}
 	case *esql.CastExpr:
 		return cv.subject(x.X)
 	case *esql.CallExpr:
