@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,7 @@ func newReceiverTLS(t *testing.T, tls bool) *receiver {
 
 func (r *receiver) start(l net.Listener) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(r.handle))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused TLS handshakes are expected
 	srv.Listener.Close()
 	srv.Listener = l
 	if r.tls {
