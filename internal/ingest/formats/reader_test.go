@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
@@ -158,11 +159,21 @@ func FuzzReader(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = r.ReadStream(context.Background(), "fuzz", bytes.NewReader(b), func(e *event.Event) error {
-			_ = e.AppendECS(nil)
-			_ = e.Clone()
-			return nil
-		})
+		done := make(chan error, 1)
+		go func() {
+			done <- r.ReadStream(context.Background(), "fuzz", bytes.NewReader(b), func(e *event.Event) error {
+				_ = e.AppendECS(nil)
+				_ = e.Clone()
+				return nil
+			})
+		}()
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			// The fuzzer has no per-input time limit: a reader that loops
+			// forever would stall it silently.
+			t.Fatalf("reading %d bytes did not finish in 10s: %q", len(b), b)
+		}
 		if err != nil {
 			t.Fatalf("read error on plain input: %v", err)
 		}
