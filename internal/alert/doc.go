@@ -39,6 +39,10 @@
 //     queue at most BlockTimeout (default 100ms), then drops the alert,
 //     counts it in Dropped and returns an error wrapping ErrDropped.
 //
+// Outputs.Write does not return these refusals (the engine must go on
+// evaluating): it counts them in the output's stats and passes them to
+// Options.OnError.
+//
 // Flush makes every alert written before it durable: delivered, or written
 // to a file or spool and fsync'd. Shutdown delivers what it can before its
 // context ends and leaves the rest in the spools, from where a new sink on
