@@ -111,6 +111,16 @@ func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) 
 	if err != nil {
 		return fmt.Errorf("rule %s: cannot read new-terms history: %w", r.rule.ID, err)
 	}
+	if seen && ti.FirstSeen.Equal(t) && !r.eng.opts.LearnOnly {
+		// The event that first showed the term: if its alert was raised
+		// (an earlier scan of the same input), say so in the stats.
+		id := alert.ID(r.rule.ID, "new_terms", string(r.key), identity(e))
+		if _, raised, err := r.ids.Raised(ctx, []byte(id), t); err != nil {
+			return fmt.Errorf("rule %s: cannot look up alert %s: %w", r.rule.ID, id, err)
+		} else if raised {
+			r.stats.Suppressed++
+		}
+	}
 	if seen && !t.Before(ti.FirstSeen) && t.Sub(ti.LastSeen) < r.slack {
 		return nil // known and recorded recently: nothing to write
 	}
