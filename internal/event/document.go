@@ -232,14 +232,15 @@ func (e *Event) Document() map[string]any {
 		d["source"] = doc{"ip": list}
 		d["client"] = doc{"ip": list}
 	}
+	// Merged into what raw parts may have put there (cloud.account.id, ...).
 	if e.CloudProvider != "" {
-		d["cloud"] = doc{"provider": e.CloudProvider}
+		d.obj("cloud")["provider"] = e.CloudProvider
 	}
 	if e.ClusterName != "" {
 		d.obj("orchestrator", "cluster")["name"] = e.ClusterName
 	}
 	if e.Reader != "" {
-		d["kanon"] = doc{"reader": e.Reader}
+		d.obj("kanon")["reader"] = e.Reader
 	}
 	return toPlain(d).(map[string]any)
 }

@@ -161,8 +161,13 @@ func (d *Decoder) Emit(e *event.Event) error {
 	if e.ClusterName == "" {
 		e.ClusterName = d.ClusterName
 	}
-	if d.Reader != "" && e.Reader == "" {
+	if e.Reader == "" {
+		// The envelope's reader if there is one (an EKS message read as an
+		// audit event is an "eks" event), else the format that decoded it.
 		e.Reader = d.Reader
+		if e.Reader == "" {
+			e.Reader = e.Format
+		}
 	}
 	if e.Origin.Name == "" {
 		e.Origin = d.Origin

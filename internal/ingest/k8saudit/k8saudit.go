@@ -53,9 +53,6 @@ func (Format) Decode(d *ingest.Decoder, rec []byte) error {
 	}
 	e.Record = rec
 	e.Format = Name
-	if e.Reader == "" {
-		e.Reader = Name
-	}
 	return d.Emit(e)
 }
 
@@ -106,9 +103,6 @@ func decodeList(d *ingest.Decoder, rec []byte) error {
 			}
 			e.Record = item
 			e.Format = Name
-			if e.Reader == "" {
-				e.Reader = Name
-			}
 			if err := d.Emit(e); err != nil {
 				return end, err
 			}
