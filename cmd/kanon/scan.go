@@ -24,6 +24,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/eks"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -46,12 +47,15 @@ type scanParams struct {
 	showBad   int
 	verbose   bool
 	exitZero  bool
+	// dedup is the number of recent (auditID, stage) keys remembered to
+	// drop repeated deliveries.
+	dedup int
 	// alertsFile, if set, is the durable alert output (see alertsFile).
 	alertsFile string
 }
 
 func newScanParams() *scanParams {
-	return &scanParams{output: "auto", format: "auto", maxRecord: ingest.DefaultMaxRecordBytes, lateness: -1, progress: "auto", showBad: 10}
+	return &scanParams{output: "auto", format: "auto", maxRecord: ingest.DefaultMaxRecordBytes, lateness: -1, progress: "auto", showBad: 10, dedup: 1 << 18}
 }
 
 func newScanCmd(io *streams) *cobra.Command {
@@ -87,6 +91,7 @@ A summary goes to stderr. Exit status: 0 no alerts, 2 alerts raised, 1 error.`,
 	fs.IntVar(&p.showBad, "show-bad", p.showBad, "print at most this many bad records on stderr (all are counted)")
 	fs.BoolVarP(&p.verbose, "verbose", "v", false, "table output: add the alert title, id and origin")
 	fs.BoolVar(&p.exitZero, "exit-zero", false, "exit 0 even when alerts are raised")
+	fs.IntVar(&p.dedup, "dedup", p.dedup, "drop repeated deliveries of an event (same auditID and stage) among the last N events seen (0: keep all)")
 	fs.StringVar(&p.alertsFile, "alerts-file", "", "also append alerts as JSON lines to `FILE`, synced before they count as raised; a re-run after a crash appends none twice")
 	return cmd
 }
@@ -121,6 +126,7 @@ func openStore(dir string, noState bool) (state.Store, string, error) {
 }
 
 type scanSummary struct {
+	dupes    func() int64
 	start    time.Time
 	reader   *ingest.Reader
 	engine   *engine.Engine
@@ -199,6 +205,14 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	}
 	if !bundled {
 		total = inputSize(paths)
+	}
+	var dedup *eks.Dedup
+	if p.dedup > 0 {
+		if dedup, err = eks.NewDedup(p.dedup); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		opts.Dedup = dedup.Duplicate
+		sum.dupes = dedup.Dropped
 	}
 	if p.progress == "always" || p.progress == "auto" && io.errTTY && total > 64<<20 {
 		bar = newProgressBar(io.err, total, &done)
@@ -305,6 +319,9 @@ func (s *scanSummary) print(w io.Writer, bundled bool) {
 			more = fmt.Sprintf(" (%d shown; --show-bad N shows more)", s.badShown)
 		}
 		fmt.Fprintf(w, "bad records: %s%s\n", humanCount(st.Bad), more)
+	}
+	if s.dupes != nil && s.dupes() > 0 {
+		fmt.Fprintf(w, "repeated deliveries dropped (same auditID and stage): %s\n", humanCount(s.dupes()))
 	}
 	if st.Skipped > 0 {
 		fmt.Fprintf(w, "skipped records (not audit events, e.g. other AKS log categories): %s\n", humanCount(st.Skipped))
