@@ -159,3 +159,26 @@ func TestRulesCommands(t *testing.T) {
 		t.Fatalf("rules show nope: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestScanDropsRepeatedDeliveries: the same event delivered twice (as
+// CloudWatch or a retrying webhook may) is read once.
+func TestScanDropsRepeatedDeliveries(t *testing.T) {
+	data, err := os.ReadFile("testdata/scan/seed000.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := strings.SplitN(string(data), "\n", 2)[0] + "\n"
+	path := filepath.Join(t.TempDir(), "twice.log")
+	if err := os.WriteFile(path, []byte(first+first), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, _ := runCLI(t, "", "scan", "--no-state", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", path)
+	if n := len(alertsOf(t, out)); n != 1 || !strings.Contains(errOut, "repeated deliveries dropped (same auditID and stage): 1") {
+		t.Fatalf("%d alerts\n%s", n, errOut)
+	}
+	out, errOut, _ = runCLI(t, "", "scan", "--no-state", "--dedup", "0", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", path)
+	if strings.Contains(errOut, "repeated deliveries") {
+		t.Fatalf("--dedup 0 still dropped:\n%s", errOut)
+	}
+	_ = out
+}
