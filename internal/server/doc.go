@@ -1,0 +1,33 @@
+// Package server is kanon's real-time side: the audit webhook of
+// kube-apiserver (Server) and the Pipeline that evaluates every input —
+// webhook bodies, followed audit log files, standard input — with one
+// engine in one goroutine.
+//
+// The webhook takes what kube-apiserver's webhook backend sends: a POST of
+// an audit.k8s.io/v1 EventList (application/json) to /audit or
+// /audit/<cluster>. It authenticates the request by a client certificate
+// verified against the configured CA (mutual TLS) or a bearer token,
+// limits the body size and the requests in flight, and answers 200 only
+// once the batch's events are evaluated, their alerts handed to the
+// outputs and flushed, and the state written. A body from which no event
+// can be read gets 400 with the reason; bad records inside a good batch
+// are counted, reported in the answer and logged, and the rest is
+// evaluated. When kanon cannot keep up it answers 429 (too many requests
+// in flight, or a full engine queue) or 503 (shutting down, or the batch
+// not committed in time) with Retry-After, rather than queueing without
+// bound. kube-apiserver retries every failed request with exponential
+// backoff (it ignores Retry-After); whatever it stops retrying is lost on
+// its side, so the limits should be sized to its batch rate.
+//
+// Event time drives windowed rules: a run closes when the newest event
+// time passes its end plus the allowed lateness; when no event arrives,
+// event time is taken to go on at the wall clock's pace, so an idle input
+// still closes its runs. For the same events in the same order, serve and
+// kanon scan raise the same alerts with the same ids.
+//
+// The Pipeline commits in groups (see Pipeline): the state store is
+// written once per group of batches, after the outputs are flushed and
+// before the batches are acknowledged. A crash loses nothing acknowledged;
+// unacknowledged batches are sent again and their alerts, raised again
+// with the same ids, are deduplicated by the outputs.
+package server

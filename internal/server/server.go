@@ -1,0 +1,353 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults of Config.
+const (
+	// DefaultMaxBodyBytes is above kube-apiserver's largest batch
+	// (--audit-webhook-truncate-max-batch-size, 10 MiB by default).
+	DefaultMaxBodyBytes = 32 << 20
+	DefaultMaxInFlight  = 32
+	DefaultWaitTimeout  = 30 * time.Second
+	DefaultRetryAfter   = time.Second
+)
+
+// AuditPath is the path of the webhook; /audit/<cluster> names the cluster.
+const AuditPath = "/audit"
+
+// Config configures a Server.
+type Config struct {
+	// Pipeline evaluates the batches. Required.
+	Pipeline *Pipeline
+	// Cluster is the cluster name of batches posted to /audit (a batch
+	// posted to /audit/<cluster> names its own).
+	Cluster string
+	// Tokens are the bearer tokens accepted (compared in constant time).
+	Tokens []string
+	// AllowUnauthenticated accepts requests without a verified client
+	// certificate or token: only for plain HTTP on loopback, in tests.
+	AllowUnauthenticated bool
+	// MaxBodyBytes limits a request body (0: DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxInFlight limits the webhook requests served at once; more get
+	// 429 (0: DefaultMaxInFlight).
+	MaxInFlight int
+	// WaitTimeout bounds how long a request waits for its batch to be
+	// evaluated and committed before it gets 503 (0: DefaultWaitTimeout).
+	WaitTimeout time.Duration
+	// RetryAfter is the Retry-After of 429 and 503 answers
+	// (0: DefaultRetryAfter).
+	RetryAfter time.Duration
+	// Logger receives the server's log (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server is the audit webhook of kube-apiserver: it authenticates each
+// request, bounds its size and the number served at once, hands the body to
+// the Pipeline and answers once the batch is evaluated and committed. It
+// also serves /healthz, /readyz and /metrics.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	tokens   [][sha256.Size]byte
+	sem      chan struct{}
+	draining atomic.Bool
+	bufs     sync.Pool
+	mux      *http.ServeMux
+
+	mu   sync.Mutex
+	srvs []*http.Server
+	errs chan error
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Pipeline == nil {
+		return nil, errors.New("server: no pipeline")
+	}
+	if cfg.Cluster != "" && !validCluster(cfg.Cluster) {
+		return nil, fmt.Errorf("server: invalid cluster name %q: want 1 to 63 letters, digits, '.', '_' or '-'", cfg.Cluster)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Pipeline.m, sem: make(chan struct{}, cfg.MaxInFlight), errs: make(chan error, 8)}
+	for _, t := range cfg.Tokens {
+		if t == "" {
+			return nil, errors.New("server: empty bearer token")
+		}
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc(AuditPath, s.audit)
+	s.mux.HandleFunc(AuditPath+"/{cluster}", s.audit)
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("/readyz", s.readyz)
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// validCluster reports whether c is a usable cluster name.
+func validCluster(c string) bool {
+	if len(c) == 0 || len(c) > 63 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() || !s.cfg.Pipeline.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: shutting down")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// authenticate reports whether the request carries a verified client
+// certificate or an accepted bearer token; the status is the refusal's.
+func (s *Server) authenticate(r *http.Request) (bool, int, string) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return true, 0, ""
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || len(s.tokens) == 0 {
+			return false, http.StatusUnauthorized, "unsupported authorization"
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		match := 0
+		for _, t := range s.tokens {
+			match |= subtle.ConstantTimeCompare(sum[:], t[:])
+		}
+		if match == 1 {
+			return true, 0, ""
+		}
+		return false, http.StatusForbidden, "bearer token not accepted"
+	}
+	if s.cfg.AllowUnauthenticated {
+		return true, 0, ""
+	}
+	return false, http.StatusUnauthorized, "authentication required: a client certificate signed by the configured CA, or a bearer token"
+}
+
+// reply answers with a status and a JSON body, and counts the status.
+func (s *Server) reply(w http.ResponseWriter, code int, body any) {
+	s.m.response(code)
+	w.Header().Set("Content-Type", "application/json")
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.cfg.RetryAfter.Round(time.Second)/time.Second))))
+	}
+	w.WriteHeader(code)
+	b, _ := json.Marshal(body)
+	w.Write(append(b, '\n'))
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// ackBody is the answer to an accepted batch.
+type ackBody struct {
+	Events int      `json:"events"`
+	Bad    int      `json:"bad"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
+	defer func() { s.m.reqTime.Observe(time.Since(received).Seconds()) }()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.reply(w, http.StatusMethodNotAllowed, errorBody{"the audit webhook takes POST"})
+		return
+	}
+	if ok, code, why := s.authenticate(r); !ok {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kanon"`)
+		}
+		s.log.Warn("webhook request refused", "remote", r.RemoteAddr, "status", code, "reason", why)
+		s.reply(w, code, errorBody{why})
+		return
+	}
+	cluster := s.cfg.Cluster
+	if c := r.PathValue("cluster"); c != "" {
+		if !validCluster(c) {
+			s.reply(w, http.StatusNotFound, errorBody{fmt.Sprintf("invalid cluster name %q in the path: want 1 to 63 letters, digits, '.', '_' or '-'", c)})
+			return
+		}
+		cluster = c
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			s.reply(w, http.StatusUnsupportedMediaType, errorBody{fmt.Sprintf("content type %q: the webhook takes application/json", ct)})
+			return
+		}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		s.reply(w, http.StatusUnsupportedMediaType, errorBody{fmt.Sprintf("content encoding %q is not supported", ce)})
+		return
+	}
+	if s.draining.Load() {
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"shutting down"})
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.reply(w, http.StatusTooManyRequests, errorBody{"too many requests in flight"})
+		return
+	}
+	s.m.inflight.Inc()
+	defer func() { <-s.sem; s.m.inflight.Dec() }()
+
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	release := func() {
+		if buf.Cap() <= 4*DefaultMaxBodyBytes {
+			s.bufs.Put(buf)
+		}
+	}
+	if n := r.ContentLength; n > 0 && n <= s.cfg.MaxBodyBytes {
+		buf.Grow(int(n) + 1)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
+		release()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.reply(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body over the limit of %d bytes", s.cfg.MaxBodyBytes)})
+			return
+		}
+		s.reply(w, http.StatusBadRequest, errorBody{"cannot read the body: " + err.Error()})
+		return
+	}
+	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
+		release()
+		s.reply(w, http.StatusBadRequest, errorBody{"empty body: want an audit.k8s.io/v1 EventList"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WaitTimeout)
+	defer cancel()
+	res, err := s.cfg.Pipeline.SubmitBody(ctx, Body{Cluster: cluster, Data: buf.Bytes(), Received: received, Release: release})
+	switch {
+	case errors.Is(err, ErrBusy):
+		s.reply(w, http.StatusTooManyRequests, errorBody{"the engine is busy: retry later"})
+		return
+	case errors.Is(err, ErrClosed):
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"shutting down"})
+		return
+	case err != nil:
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"the batch was not committed in time: " + err.Error()})
+		return
+	case res.Err != nil:
+		s.log.Error("batch failed", "cluster", cluster, "err", res.Err)
+		s.reply(w, http.StatusInternalServerError, errorBody{"cannot evaluate the batch: " + res.Err.Error()})
+		return
+	case res.Events == 0 && res.Bad > 0:
+		s.reply(w, http.StatusBadRequest, errorBody{"malformed body: " + strings.Join(res.Errors, "; ")})
+		return
+	}
+	if res.Bad > 0 {
+		s.log.Warn("bad records in a batch", "cluster", cluster, "events", res.Events, "bad", res.Bad, "first", res.Errors[0])
+	}
+	s.reply(w, http.StatusOK, ackBody{Events: res.Events, Bad: res.Bad, Errors: res.Errors})
+}
+
+// Listen starts serving on addr (":8443", "127.0.0.1:0") in the
+// background, with TLS when tlsCfg is not nil, and returns the address it
+// listens on. Errors of the listener after it started are returned by Err.
+func (s *Server) Listen(addr string, tlsCfg *tls.Config) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if tlsCfg != nil {
+		hs.TLSConfig = tlsCfg
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.mu.Lock()
+	s.srvs = append(s.srvs, hs)
+	s.mu.Unlock()
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errs <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Err delivers the error of a listener that stopped on its own.
+func (s *Server) Err() <-chan error { return s.errs }
+
+// Shutdown stops taking batches (new ones get 503, /readyz fails), waits
+// for the requests in flight to be answered, until ctx ends, and closes
+// the listeners. It does not close the pipeline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	srvs := s.srvs
+	s.mu.Unlock()
+	var errs []error
+	for _, hs := range srvs {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

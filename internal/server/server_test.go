@@ -1,0 +1,413 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kanon-dev/kanon/examples"
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/server/servertest"
+	"github.com/kanon-dev/kanon/internal/state/mem"
+	"github.com/kanon-dev/kanon/rules"
+)
+
+func builtinRules(t testing.TB) []*rule.Compiled {
+	t.Helper()
+	rs, err := rule.LoadFS(rules.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on []*rule.Rule
+	for _, r := range rs {
+		if r.IsEnabled() {
+			on = append(on, r)
+		}
+	}
+	c, err := rule.CompileAll(on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// exampleLines returns the lines of the bundled example log.
+func exampleLines(t testing.TB) [][]byte {
+	t.Helper()
+	b, err := examples.FS.ReadFile("logs/audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+			out = append(out, bytes.Clone(sc.Bytes()))
+		}
+	}
+	return out
+}
+
+// eventList wraps audit events into an EventList body.
+func eventList(items [][]byte) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[`)
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(it)
+	}
+	b.WriteString("]}\n")
+	return b.Bytes()
+}
+
+// scanIDs runs the lines through an engine as kanon scan does and returns
+// the sorted alert ids.
+func scanIDs(t testing.TB, lines [][]byte) []string {
+	t.Helper()
+	var col alert.Collector
+	reg := formats.Registry()
+	eng, err := engine.New(builtinRules(t), engine.Options{Sink: &col, Store: mem.New(), Materialize: reg.Materialize, Lateness: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rd.ReadStream(ctx, "log", bytes.NewReader(bytes.Join(lines, []byte("\n"))), func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ids(col.Alerts)
+}
+
+func ids(as []*alert.Alert) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	sort.Strings(out)
+	return out
+}
+
+// testServer is a pipeline and a TLS webhook on 127.0.0.1.
+type testServer struct {
+	pki  *servertest.PKI
+	url  string
+	p    *Pipeline
+	s    *Server
+	col  *alert.Collector
+	sink alert.Sink
+}
+
+type serverOpt func(*PipelineConfig, *Config)
+
+func startServer(t *testing.T, opts ...serverOpt) *testServer {
+	t.Helper()
+	ts := &testServer{pki: servertest.WritePKI(t, t.TempDir()), col: &alert.Collector{}}
+	quiet := slog.New(slog.DiscardHandler)
+	pc := PipelineConfig{Rules: builtinRules(t), Store: mem.New(), Sink: ts.col, Registry: formats.Registry(), IdleCheck: time.Hour, Logger: quiet}
+	sc := Config{Tokens: []string{"s3cret-token"}, Cluster: "default-cluster", Logger: quiet}
+	for _, o := range opts {
+		o(&pc, &sc)
+	}
+	p, err := NewPipeline(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Pipeline = p
+	s, err := New(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := LoadCertificate(TLSFiles{CertFile: ts.pki.ServerCert, KeyFile: ts.pki.ServerKey, ClientCAFile: ts.pki.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := cert.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := s.Listen("127.0.0.1:0", tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.url, ts.p, ts.s = "https://"+addr.String(), p, s
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		p.Close(ctx)
+	})
+	return ts
+}
+
+func (ts *testServer) client(cert string) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ts.pki.ClientTLS(cert)}}
+}
+
+type response struct {
+	code       int
+	body       string
+	retryAfter string
+}
+
+func post(t *testing.T, c *http.Client, url string, body []byte, hdr ...string) (response, error) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}, nil
+}
+
+func mustPost(t *testing.T, c *http.Client, url string, body []byte, hdr ...string) response {
+	t.Helper()
+	r, err := post(t, c, url, body, hdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Only a client certificate of the configured CA or a configured bearer
+// token is let in.
+func TestWebhookAuthentication(t *testing.T) {
+	ts := startServer(t)
+	body := eventList(exampleLines(t)[:3])
+	cases := []struct {
+		name, cert string
+		hdr        []string
+		want       int
+	}{
+		{"client certificate", "client", nil, 200},
+		{"bearer token", "", []string{"Authorization", "Bearer s3cret-token"}, 200},
+		{"no credentials", "", nil, 401},
+		{"wrong token", "", []string{"Authorization", "Bearer guess"}, 403},
+		{"basic auth", "", []string{"Authorization", "Basic a2Fub246cHc="}, 401},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustPost(t, ts.client(c.cert), ts.url+"/audit", body, c.hdr...)
+			if r.code != c.want {
+				t.Fatalf("status %d (%s), want %d", r.code, r.body, c.want)
+			}
+		})
+	}
+	// A certificate of another CA is not let in (Go's client does not
+	// even offer it: it is not signed by a CA the server asks for).
+	if r, err := post(t, ts.client("rogue"), ts.url+"/audit", body); err == nil && r.code != 401 {
+		t.Fatalf("a certificate of another CA got %d", r.code)
+	}
+	// Plain HTTP to the TLS port is refused too.
+	if r, err := post(t, http.DefaultClient, "http"+strings.TrimPrefix(ts.url, "https")+"/audit", body); err == nil && r.code == 200 {
+		t.Fatal("plain HTTP was accepted")
+	}
+}
+
+// The example log posted in batches over mutual TLS raises the alerts that
+// a scan of it raises, with the same ids; the cluster of the path is
+// stamped on the events.
+func TestWebhookAlertsMatchScan(t *testing.T) {
+	ts := startServer(t)
+	lines := exampleLines(t)
+	c := ts.client("client")
+	for i := 0; i < len(lines); i += 37 {
+		r := mustPost(t, c, ts.url+"/audit/prod-eu", eventList(lines[i:min(i+37, len(lines))]))
+		if r.code != 200 {
+			t.Fatalf("batch %d: status %d: %s", i, r.code, r.body)
+		}
+		var ack ackBody
+		if err := json.Unmarshal([]byte(r.body), &ack); err != nil || ack.Events != min(37, len(lines)-i) || ack.Bad != 0 {
+			t.Fatalf("batch %d: answer %s", i, r.body)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, want := ids(ts.col.Alerts), scanIDs(t, lines)
+	if len(want) == 0 || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("webhook alerts %d, scan alerts %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+	for _, a := range ts.col.Alerts {
+		if a.Event == nil {
+			continue
+		}
+		orch, _ := a.Event["orchestrator"].(map[string]any)
+		cl, _ := orch["cluster"].(map[string]any)
+		if cl["name"] != "prod-eu" {
+			t.Fatalf("alert %s: cluster %v, want prod-eu", a.ID, a.Event["orchestrator"])
+		}
+	}
+}
+
+// Malformed bodies get 400 with the reason; a bad record inside a good
+// batch is counted and the rest evaluated; limits give 405, 413, 415, 404.
+func TestWebhookBadRequests(t *testing.T) {
+	ts := startServer(t, func(_ *PipelineConfig, c *Config) { c.MaxBodyBytes = 64 << 10 })
+	c := ts.client("client")
+	lines := exampleLines(t)
+	check := func(name string, r response, code int, contains string) {
+		t.Helper()
+		if r.code != code || !strings.Contains(r.body, contains) {
+			t.Errorf("%s: status %d body %q; want %d containing %q", name, r.code, r.body, code, contains)
+		}
+	}
+	check("not JSON", mustPost(t, c, ts.url+"/audit", []byte(`{"kind":"EventList","items":[`)), 400, "malformed body")
+	check("empty", mustPost(t, c, ts.url+"/audit", nil), 400, "empty body")
+	check("unknown shape", mustPost(t, c, ts.url+"/audit", []byte(`{"hello":"world"}`)), 400, "no reader recognises")
+	check("one bad item", mustPost(t, c, ts.url+"/audit", eventList([][]byte{lines[0], []byte(`{"kind":"Event","stageTimestamp":42}`), lines[1]})), 200, `"events":2,"bad":1`)
+	check("too large", mustPost(t, c, ts.url+"/audit", eventList(lines)), 413, "over the limit")
+	check("content type", mustPost(t, c, ts.url+"/audit", eventList(lines[:1]), "Content-Type", "application/vnd.kubernetes.protobuf"), 415, "application/json")
+	check("bad cluster", mustPost(t, c, ts.url+"/audit/bad%20name", eventList(lines[:1])), 404, "invalid cluster name")
+	resp, err := c.Get(ts.url + "/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Errorf("GET: %d, want 405", resp.StatusCode)
+	}
+}
+
+// blockingSink holds the engine until released.
+type blockingSink struct {
+	alert.Collector
+	gate chan struct{}
+	once sync.Once
+	in   chan struct{}
+}
+
+func (b *blockingSink) Write(ctx context.Context, a *alert.Alert) error {
+	b.once.Do(func() { close(b.in) })
+	<-b.gate
+	return b.Collector.Write(ctx, a)
+}
+
+// When the engine cannot keep up, requests get 429 with Retry-After
+// instead of queueing without bound.
+func TestWebhookBackpressure(t *testing.T) {
+	bs := &blockingSink{gate: make(chan struct{}), in: make(chan struct{})}
+	ts := startServer(t, func(p *PipelineConfig, c *Config) { p.Sink = bs; p.QueueSize = 1; c.MaxInFlight = 2 })
+	c := ts.client("client")
+	lines := exampleLines(t)
+	// The first batch raises an alert and blocks the engine.
+	first := make(chan response, 1)
+	go func() { first <- mustPost(t, c, ts.url+"/audit", eventList(lines)) }()
+	<-bs.in
+	// The second waits in the queue; the third finds no room.
+	second := make(chan response, 1)
+	go func() { second <- mustPost(t, c, ts.url+"/audit", eventList(lines[:1])) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ts.p.jobs) < 1 || len(ts.s.sem) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second batch did not reach the queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var r response
+	for time.Now().Before(deadline) {
+		r = mustPost(t, c, ts.url+"/audit", eventList(lines[:1]))
+		if r.code == 429 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.code != 429 || r.retryAfter == "" {
+		t.Fatalf("overloaded: status %d, Retry-After %q; want 429 with Retry-After", r.code, r.retryAfter)
+	}
+	close(bs.gate)
+	if r := <-first; r.code != 200 {
+		t.Fatalf("first batch: %d %s", r.code, r.body)
+	}
+	if r := <-second; r.code != 200 {
+		t.Fatalf("second batch: %d %s", r.code, r.body)
+	}
+}
+
+// /healthz, /readyz and /metrics; after Shutdown, /readyz fails.
+func TestHealthAndMetrics(t *testing.T) {
+	ts := startServer(t)
+	c := ts.client("")
+	if r := mustPost(t, ts.client("client"), ts.url+"/audit/prod", eventList(exampleLines(t))); r.code != 200 {
+		t.Fatal(r.body)
+	}
+	get := func(path string) (int, string) {
+		resp, err := c.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	code, m := get("/metrics")
+	if code != 200 {
+		t.Fatalf("metrics %d", code)
+	}
+	n := len(exampleLines(t))
+	for _, want := range []string{
+		fmt.Sprintf(`kanon_events_received_total{cluster="prod",input="webhook"} %d`, n),
+		fmt.Sprintf(`kanon_events_evaluated_total{cluster="prod",input="webhook"} %d`, n),
+		`kanon_alerts_total{rule="elastic-k8s-anonymous-request-authorized",severity="medium"}`,
+		`kanon_webhook_requests_total{code="200"} 1`,
+		`kanon_webhook_batch_events_count 1`,
+		`kanon_evaluation_seconds_count`,
+		`kanon_alert_latency_seconds_count`,
+		`kanon_state_entries`,
+		`kanon_rules_loaded 4`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts.s.draining.Store(true)
+	if code, _ := get("/readyz"); code != 503 {
+		t.Fatalf("readyz while draining: %d", code)
+	}
+	if r := mustPost(t, ts.client("client"), ts.url+"/audit", eventList(exampleLines(t)[:1])); r.code != 503 || r.retryAfter == "" {
+		t.Fatalf("post while draining: %d %q", r.code, r.retryAfter)
+	}
+	ts.s.Shutdown(ctx)
+}
