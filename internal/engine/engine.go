@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -324,15 +325,16 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 	if b.eng.opts.Materialize != nil {
 		full = b.eng.opts.Materialize(e)
 	}
+	doc := full.Document()
 	a := &alert.Alert{
 		ID:        id,
 		Timestamp: full.Time(),
 		Title:     b.rule.Title(full),
 		Rule:      RuleInfo(b.rule),
-		Fields:    OutputFields(b.rule, full),
+		Fields:    OutputFields(b.rule, full, doc),
 		Origin:    full.Origin.String(),
 		Reader:    full.Reader,
-		Event:     full.Document(),
+		Event:     doc,
 	}
 	if b.dedup != nil {
 		b.keyOf, b.key = a, b.rule.DedupTmpl.Render(full)
@@ -340,15 +342,38 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 	return a
 }
 
-// OutputFields returns the rule's output fields of e.
-func OutputFields(r *rule.Compiled, e *event.Event) alert.Fields {
+// OutputFields returns the rule's output fields of e. An output field that
+// names an object (kubernetes.audit.annotations, ...) carries that part of
+// doc, the event's canonical document (nil: such fields are null).
+func OutputFields(r *rule.Compiled, e *event.Event, doc map[string]any) alert.Fields {
 	var buf [8]event.Value
 	out := make(alert.Fields, 0, len(r.Outputs))
 	for _, o := range r.Outputs {
+		if o.Field.Type == event.TypeObject || o.Field.Type == event.TypeUnknown && len(e.Get(o.Field, buf[:0])) == 0 {
+			if v := docPath(doc, o.Field.Name); v != nil {
+				out = append(out, alert.Field{Name: o.Name, Value: v})
+				continue
+			}
+		}
 		vs := e.Get(o.Field, buf[:0])
 		out = append(out, alert.Field{Name: o.Name, Value: valuesAny(vs, o.Field.Type == event.TypeText && isArrayField(o.Field))})
 	}
 	return out
+}
+
+// docPath returns the value at a dotted path of a document, or nil.
+func docPath(doc map[string]any, path string) any {
+	var cur any = doc
+	for _, p := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		if cur, ok = m[p]; !ok {
+			return nil
+		}
+	}
+	return cur
 }
 
 func isArrayField(f event.Field) bool {
