@@ -40,6 +40,9 @@ type Predicate struct {
 	// Column is set when Field names a column computed by the query (EVAL,
 	// STATS) rather than an event field.
 	Column bool `json:"column,omitempty"`
+	// KQL is set for a predicate of KQL (also inside ES|QL's KQL()), which
+	// matches analyzed text fields case-insensitively.
+	KQL bool `json:"-"`
 
 	// Span is the predicate's span in the query source; ValueSpans the
 	// span of each value (same length as Values).
@@ -127,7 +130,11 @@ func notNode(x *Node, text string, sp pos.Span) *Node {
 // ---- KQL ----
 
 // FromKQL reduces a KQL query to a Node.
-func FromKQL(e kql.Expr) *Node { return fromKQL(e, "") }
+func FromKQL(e kql.Expr) *Node {
+	n := fromKQL(e, "")
+	n.Preds(func(p *Predicate, _ bool) { p.KQL = true })
+	return n
+}
 
 func fromKQL(e kql.Expr, prefix string) *Node {
 	switch x := e.(type) {
@@ -270,9 +277,67 @@ type Where struct {
 }
 
 // Wheres reduces the WHERE commands of an ES|QL query, in order. Columns
-// computed by EVAL from a bare field resolve to that field; other computed
-// columns (and every column after STATS) are marked Column.
-func Wheres(q *esql.Query) []Where {
+// computed by EVAL from a field (or a function of one) resolve to that
+// field; other computed columns (and every column after STATS) are marked
+// Column.
+func Wheres(q *esql.Query) []Where { return reduce(q, false) }
+
+// Tests reduces every boolean test of an ES|QL query: the WHERE commands
+// (Cmd set) and the boolean expressions inside EVAL and STATS, such as the
+// conditions of CASE (Cmd nil, Node the maximal boolean subexpression).
+func Tests(q *esql.Query) []Where { return reduce(q, true) }
+
+// isBoolean reports whether e is a boolean test the reduction understands.
+func isBoolean(e esql.Expr) bool {
+	switch x := e.(type) {
+	case *esql.BinaryExpr:
+		return x.Op == esql.OpAnd || x.Op == esql.OpOr || x.Op.IsComparison()
+	case *esql.NotExpr, *esql.InExpr, *esql.LikeExpr, *esql.IsNullExpr:
+		return true
+	case *esql.CallExpr:
+		switch x.Name {
+		case "STARTS_WITH", "ENDS_WITH", "MV_CONTAINS", "CIDR_MATCH", "KQL":
+			return true
+		}
+	}
+	return false
+}
+
+// Children returns the direct subexpressions of an ES|QL expression.
+func Children(e esql.Expr) []esql.Expr {
+	switch x := e.(type) {
+	case *esql.BinaryExpr:
+		return []esql.Expr{x.X, x.Y}
+	case *esql.NotExpr:
+		return []esql.Expr{x.X}
+	case *esql.UnaryExpr:
+		return []esql.Expr{x.X}
+	case *esql.InExpr:
+		return append([]esql.Expr{x.X}, x.List...)
+	case *esql.LikeExpr:
+		return []esql.Expr{x.X}
+	case *esql.IsNullExpr:
+		return []esql.Expr{x.X}
+	case *esql.CastExpr:
+		return []esql.Expr{x.X}
+	case *esql.CallExpr:
+		return x.Args
+	}
+	return nil
+}
+
+// embedded appends the maximal boolean subexpressions of e, reduced.
+func (cv *esqlConv) embedded(e esql.Expr, out []Where) []Where {
+	if isBoolean(e) {
+		return append(out, Where{AfterStats: cv.after, Node: cv.node(e)})
+	}
+	for _, c := range Children(e) {
+		out = cv.embedded(c, out)
+	}
+	return out
+}
+
+func reduce(q *esql.Query, all bool) []Where {
 	var out []Where
 	al := aliases{}
 	computed := map[string]bool{}
@@ -284,7 +349,10 @@ func Wheres(q *esql.Query) []Where {
 			out = append(out, Where{Cmd: x, AfterStats: after, Node: cv.node(x.Cond)})
 		case *esql.EvalCmd:
 			for _, a := range x.Fields {
-				cv := &esqlConv{aliases: al, computed: computed}
+				cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
+				if all {
+					out = cv.embedded(a.X, out)
+				}
 				if p := cv.subject(unwrapCoalesce(a.X)); p != nil && !p.Column {
 					al[a.Name] = alias{field: p.Field, fn: p.Func}
 					delete(computed, a.Name)
@@ -294,6 +362,15 @@ func Wheres(q *esql.Query) []Where {
 				}
 			}
 		case *esql.StatsCmd:
+			if all {
+				cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
+				for _, a := range x.Aggs {
+					out = cv.embedded(a.X, out)
+					if a.Where != nil {
+						out = append(out, Where{AfterStats: after, Node: cv.node(a.Where)})
+					}
+				}
+			}
 			after = true
 		case *esql.GrokCmd:
 			for _, m := range grokCapture.FindAllStringSubmatch(x.Pattern, -1) {
