@@ -67,7 +67,7 @@ query: |
 	if len(x.Indicators) != 2 || x.Indicators[0].Value != "system:anonymous" || x.Indicators[0].OtherRules < 2 || x.Indicators[1].OtherRules != 0 {
 		t.Errorf("indicators %+v", x.Indicators)
 	}
-	if len(x.Outputs) != 1 || x.Outputs[0].Name != "kubernetes.audit.requestURI" {
+	if len(x.Outputs) != 11 || x.Outputs[0].Name != "kubernetes.audit.requestURI" || x.Outputs[1].Name != "username" {
 		t.Errorf("outputs %+v", x.Outputs)
 	}
 }

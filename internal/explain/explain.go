@@ -108,18 +108,6 @@ func sources(r *rule.Rule) []source {
 	return nil
 }
 
-// Trees returns the boolean trees of a rule's query: the KQL query, or
-// each WHERE command of an ES|QL query (with whether it follows STATS).
-func Trees(r *rule.Rule) []Where {
-	if r.ESQL != nil {
-		return Wheres(r.ESQL)
-	}
-	if r.KQL != nil {
-		return []Where{{Node: FromKQL(r.KQL)}}
-	}
-	return nil
-}
-
 // Position renders the file position of a span of the rule's query as
 // file:line:col, with the rule's file name.
 func Position(r *rule.Rule, sp pos.Span) string {
@@ -230,7 +218,8 @@ func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
 		x.Indicators = append(x.Indicators, Indicator{Field: k.field, Func: k.fn, Kind: k.kind, Value: k.value,
 			Position: Position(r.Rule, spans[i]), OtherRules: len(others), Others: others})
 	}
-	// Output fields.
+	// Output fields: an ES|QL rule's columns; a per-event rule's alert
+	// (KQL, or ES|QL without STATS) also carries the event's output fields.
 	if r.Program != nil {
 		for _, c := range r.Program.Columns() {
 			o := Output{Name: c}
@@ -239,7 +228,8 @@ func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
 			}
 			x.Outputs = append(x.Outputs, o)
 		}
-	} else {
+	}
+	if r.Program == nil || r.Program.PerEvent() {
 		for _, o := range r.Outputs {
 			x.Outputs = append(x.Outputs, Output{Name: o.Name, Field: o.Field.Name})
 		}

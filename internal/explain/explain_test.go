@@ -138,8 +138,10 @@ func TestExplainSyntheticESQL(t *testing.T) {
 	for _, o := range x.Outputs {
 		outs = append(outs, o.Name+"="+o.Field)
 	}
-	if got := strings.Join(outs, ","); got != "kubernetes.audit.user.username=kubernetes.audit.user.username,Esql.first_source_ip=,kubernetes.audit.requestURI=kubernetes.audit.requestURI" {
-		t.Errorf("outputs %s", got)
+	// The KEEP columns, then (a per-event rule) the event's output fields.
+	if got := strings.Join(outs[:3], ","); got != "kubernetes.audit.user.username=kubernetes.audit.user.username,Esql.first_source_ip=,kubernetes.audit.requestURI=kubernetes.audit.requestURI" ||
+		len(outs) != 3+len(rule.DefaultOutputFields) || outs[3] != "username=kubernetes.audit.user.username" {
+		t.Errorf("outputs %s", strings.Join(outs, ","))
 	}
 }
 

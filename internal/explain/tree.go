@@ -431,13 +431,6 @@ type esqlConv struct {
 	after    bool
 }
 
-// FromESQL reduces one ES|QL boolean expression (a WHERE condition) to a
-// Node, with no EVAL aliases.
-func FromESQL(e esql.Expr) *Node {
-	cv := &esqlConv{aliases: aliases{}, computed: map[string]bool{}}
-	return cv.node(e)
-}
-
 func (cv *esqlConv) node(e esql.Expr) *Node {
 	switch x := e.(type) {
 	case *esql.BinaryExpr:
