@@ -16,10 +16,17 @@ import (
 // pass to the state of every run covering the event; when a run closes,
 // the rest of the query runs over that state and each output row becomes
 // an alert. A query without STATS, SORT or LIMIT alerts per event at once.
+//
+// A run whose state outgrows the rule's memory budget is dropped: the error
+// (naming the rule and the run) is reported once, the run collects nothing
+// more and raises no alert, since a partial aggregation would be wrong.
+// Runs close when the watermark passes their end, whether or not they
+// received rows; an event all of whose runs have closed counts once in
+// RuleStats.Late.
 type esqlRunner struct {
 	*base
 	ev      *esqleval.Evaluator
-	runs    map[int64]*esqleval.State
+	runs    map[int64]*esqleval.State // by run end; nil: dropped
 	closed  int64 // runs ending at or before this have closed
 	counter runCounter
 }
