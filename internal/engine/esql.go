@@ -27,7 +27,7 @@ type esqlRunner struct {
 	*base
 	ev      *esqleval.Evaluator
 	runs    map[int64]*esqleval.State // by run end; nil: dropped
-	closed  int64 // runs ending at or before this have closed
+	closed  int64                     // runs ending at or before this have closed
 	counter runCounter
 }
 
