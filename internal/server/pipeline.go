@@ -65,6 +65,9 @@ type PipelineConfig struct {
 	IdleCheck time.Duration
 	// LearnOnly makes new_terms rules learn without alerting.
 	LearnOnly bool
+	// GroupUpdates delivers the first alert of a dedup group at once and
+	// the group again, with its count, when it closes (engine.Options).
+	GroupUpdates bool
 	// QueueSize bounds the batches waiting for the engine
 	// (0: DefaultQueueSize).
 	QueueSize int
@@ -231,7 +234,7 @@ func (p *Pipeline) Validate(format string) error {
 func (p *Pipeline) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 	return engine.New(rules, engine.Options{
 		Sink: pipeSink{p}, Store: p.ov, Materialize: p.cfg.Registry.Materialize,
-		Lateness: p.cfg.Lateness, LearnOnly: p.cfg.LearnOnly,
+		Lateness: p.cfg.Lateness, LearnOnly: p.cfg.LearnOnly, GroupUpdates: p.cfg.GroupUpdates,
 		OnError: func(id string, err error) {
 			p.m.ruleErrors.WithLabelValues(id).Inc()
 			p.log.Warn("rule error", "rule", id, "err", err)
@@ -500,6 +503,10 @@ func (p *Pipeline) Reload(ctx context.Context, rules []*rule.Compiled) error {
 		return ctx.Err()
 	}
 }
+
+// RefuseReload counts a reload refused before it reached the pipeline
+// (rule files with errors).
+func (p *Pipeline) RefuseReload() { p.m.reloads.WithLabelValues("refused").Inc() }
 
 // Close stops the inputs, evaluates the batches already queued, closes
 // the engine's open windowed runs (raising their alerts), flushes the
