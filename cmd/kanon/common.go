@@ -44,13 +44,21 @@ func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 		}
 		var rs []*rule.Rule
 		if st.IsDir() {
-			rs, err = rule.LoadFSNamed(os.DirFS(d), ".", strings.TrimSuffix(d, "/")+"/")
+			var skipped []error
+			rs, skipped, err = rule.LoadFSSkipping(os.DirFS(d), ".", strings.TrimSuffix(d, "/")+"/")
+			for _, s := range skipped {
+				fmt.Fprintf(os.Stderr, "kanon: skipped: %v\n", s)
+			}
 		} else {
 			var data []byte
 			data, err = os.ReadFile(d)
 			if err == nil {
 				var r *rule.Rule
-				r, err = rule.Parse(d, data)
+				if strings.HasSuffix(d, ".toml") {
+					r, err = rule.ParseElastic(d, data)
+				} else {
+					r, err = rule.Parse(d, data)
+				}
 				rs = []*rule.Rule{r}
 			}
 		}

@@ -274,6 +274,15 @@ func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
 // LoadFSNamed is LoadFS with prefix put before every file name in rules
 // and errors (e.g. "builtin:" or the directory given by the user).
 func LoadFSNamed(fsys fs.FS, dir, prefix string) ([]*Rule, error) {
+	rules, _, err := LoadFSSkipping(fsys, dir, prefix)
+	return rules, err
+}
+
+// LoadFSSkipping is LoadFSNamed that also returns the Elastic rule files
+// (*.toml) it did not load because kanon does not run their type (errors
+// wrapping ErrUnsupportedType): a folder of Elastic's rules holds EQL and
+// threshold rules too, and they should be listed, not stop the rest.
+func LoadFSSkipping(fsys fs.FS, dir, prefix string) ([]*Rule, []error, error) {
 	var files []string
 	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -285,29 +294,39 @@ func LoadFSNamed(fsys fs.FS, dir, prefix string) ([]*Rule, error) {
 			}
 			return nil
 		}
-		if ext := path.Ext(p); ext == ".yaml" || ext == ".yml" {
+		if ext := path.Ext(p); ext == ".yaml" || ext == ".yml" || ext == ".toml" {
 			files = append(files, p)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot read rules: %w", err)
+		return nil, nil, fmt.Errorf("cannot read rules: %w", err)
 	}
 	sort.Strings(files)
 	return loadFiles(fsys, files, prefix)
 }
 
-func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, error) {
+func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, []error, error) {
 	var all pos.ErrorList
 	var other []error
 	var rules []*Rule
+	var skipped []error
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			other = append(other, fmt.Errorf("cannot read rule file: %w", err))
 			continue
 		}
-		r, err := Parse(displayPrefix+f, data)
+		var r *Rule
+		if path.Ext(f) == ".toml" {
+			r, err = ParseElastic(displayPrefix+f, data)
+			if errors.Is(err, ErrUnsupportedType) {
+				skipped = append(skipped, err)
+				continue
+			}
+		} else {
+			r, err = Parse(displayPrefix+f, data)
+		}
 		if err != nil {
 			var l *pos.ErrorList
 			var e *pos.Error
@@ -326,12 +345,20 @@ func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, error
 		rules = append(rules, r)
 	}
 	if len(other) > 0 {
-		return nil, errors.Join(append(other, all.Err())...)
+		return nil, nil, errors.Join(append(other, all.Err())...)
 	}
 	if err := all.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rules, nil
+	return rules, skipped, nil
+}
+
+// where names a rule's definition: file:line:col of its id, or its file.
+func where(r *Rule) string {
+	if r.Positions.ID.Line > 0 {
+		return r.Positions.ID.String()
+	}
+	return r.File
 }
 
 // CheckUnique refuses two rules with the same id.
@@ -340,7 +367,7 @@ func CheckUnique(rules []*Rule) error {
 	var errs []string
 	for _, r := range rules {
 		if prev, ok := seen[r.ID]; ok {
-			errs = append(errs, fmt.Sprintf("%s: rule id %q is also used by %s", r.Positions.ID, r.ID, prev.Positions.ID))
+			errs = append(errs, fmt.Sprintf("rule id %q is defined twice: in %s and in %s", r.ID, where(prev), where(r)))
 			continue
 		}
 		seen[r.ID] = r

@@ -90,12 +90,17 @@ func validate(r *Rule, root *yaml.Node, src *pos.Source, errs *pos.ErrorList) {
 		}
 	}
 
-	// The query, parsed with positions in the rule file.
+	// The query, parsed with positions in the rule file (a loader that is
+	// not reading YAML sets QuerySrc itself).
 	qn := node(root, "query")
+	if qn != nil {
+		r.QuerySrc = embeddedSource(src, qn)
+	} else if r.QuerySrc == nil && r.Query != "" {
+		r.QuerySrc = pos.NewSource(src.Name, r.Query)
+	}
 	if strings.TrimSpace(r.Query) == "" {
 		bad("query", "rule has no query")
-	} else if qn != nil {
-		r.QuerySrc = embeddedSource(src, qn)
+	} else if r.QuerySrc != nil {
 		r.Positions.Query = r.QuerySrc.Position(0)
 		switch r.Language {
 		case LangKuery:
