@@ -332,12 +332,16 @@ func (s *scanSummary) print(w io.Writer, bundled bool) {
 	}
 	sort.Strings(ids)
 	var total, suppressed int64
+	width := 0
+	for _, id := range ids {
+		width = max(width, len(id))
+	}
 	fmt.Fprintf(w, "alerts by rule:\n")
 	for _, id := range ids {
 		r := es.Rules[id]
 		total += r.Alerts
 		suppressed += r.Suppressed
-		line := fmt.Sprintf("  %-52s %6d", id, r.Alerts)
+		line := fmt.Sprintf("  %-*s %6d", width, id, r.Alerts)
 		var extra []string
 		if r.Dropped > 0 {
 			extra = append(extra, fmt.Sprintf("%d dropped at max_signals", r.Dropped))
