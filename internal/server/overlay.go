@@ -28,9 +28,12 @@ type overlay struct {
 	base         state.Store
 	beforeCommit func() error // flushes the outputs; may be nil
 
-	mu      sync.Mutex
-	closed  bool
-	pending map[string]pendingEntry
+	mu         sync.Mutex
+	closed     bool
+	pending    map[string]pendingEntry
+	committing map[string]pendingEntry // frozen by freeze, being committed
+
+	commitMu sync.Mutex // held while a layer is committed
 }
 
 // pendingEntry is one write not yet committed: a value with its expiry, or
@@ -51,7 +54,17 @@ func newOverlay(base state.Store, beforeCommit func() error) *overlay {
 func (o *overlay) Pending() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.pending)
+	return len(o.pending) + len(o.committing)
+}
+
+// lookup returns the pending write of key, if any: the newest layer
+// first. The caller holds o.mu.
+func (o *overlay) lookup(key []byte) (pendingEntry, bool) {
+	if p, ok := o.pending[string(key)]; ok {
+		return p, true
+	}
+	p, ok := o.committing[string(key)]
+	return p, ok
 }
 
 // Get implements state.Store.
@@ -67,7 +80,7 @@ func (o *overlay) Get(ctx context.Context, key []byte, now time.Time) ([]byte, e
 		o.mu.Unlock()
 		return nil, state.ErrClosed
 	}
-	p, ok := o.pending[string(key)]
+	p, ok := o.lookup(key)
 	o.mu.Unlock()
 	if !ok {
 		return o.base.Get(ctx, key, now)
@@ -125,7 +138,7 @@ func (t *overlayTx) Get(key []byte) ([]byte, error) {
 	}
 	p, ok := t.writes[string(key)]
 	if !ok {
-		p, ok = t.o.pending[string(key)]
+		p, ok = t.o.lookup(key)
 	}
 	if !ok {
 		return t.o.base.Get(t.ctx, key, t.now)
@@ -188,6 +201,11 @@ func (o *overlay) Scan(ctx context.Context, prefix []byte, now time.Time, fn fun
 			mine = append(mine, kv{k, p})
 		}
 	}
+	for k, p := range o.committing {
+		if _, newer := o.pending[k]; !newer && len(k) >= len(prefix) && k[:len(prefix)] == string(prefix) {
+			mine = append(mine, kv{k, p})
+		}
+	}
 	o.mu.Unlock()
 	sort.Slice(mine, func(i, j int) bool { return mine[i].key < mine[j].key })
 	nowN := state.UnixNano(now)
@@ -225,25 +243,61 @@ func (o *overlay) Scan(ctx context.Context, prefix []byte, now time.Time, fn fun
 // Commit writes the pending writes to the base store in one transaction,
 // after calling beforeCommit. On error the writes stay pending.
 func (o *overlay) Commit(ctx context.Context) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.commitLocked(ctx)
+	o.commitMu.Lock()
+	defer o.commitMu.Unlock()
+	layer, err := o.freeze()
+	if err != nil {
+		return err
+	}
+	return o.commitLayer(ctx, layer)
 }
 
-func (o *overlay) commitLocked(ctx context.Context) error {
+// freeze moves the pending writes to a layer of their own, which reads
+// still see, so that it can be committed while new writes go on. Only
+// one layer is frozen at a time: the caller holds commitMu until
+// commitLayer returns.
+func (o *overlay) freeze() (map[string]pendingEntry, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.closed {
-		return state.ErrClosed
+		return nil, state.ErrClosed
 	}
+	if o.committing != nil {
+		panic("BUG: overlay: a layer is frozen already")
+	}
+	o.committing = o.pending
+	o.pending = make(map[string]pendingEntry, len(o.committing))
+	return o.committing, nil
+}
+
+// commitLayer calls beforeCommit and writes the frozen layer to the base.
+// On error the layer's writes go back under the newer pending ones.
+func (o *overlay) commitLayer(ctx context.Context, layer map[string]pendingEntry) error {
+	err := o.writeLayer(ctx, layer)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil {
+		for k, p := range layer {
+			if _, newer := o.pending[k]; !newer {
+				o.pending[k] = p
+			}
+		}
+	}
+	o.committing = nil
+	return err
+}
+
+func (o *overlay) writeLayer(ctx context.Context, layer map[string]pendingEntry) error {
 	if o.beforeCommit != nil {
 		if err := o.beforeCommit(); err != nil {
 			return fmt.Errorf("cannot flush the outputs before committing state: %w", err)
 		}
 	}
-	if len(o.pending) == 0 {
+	if len(layer) == 0 {
 		return nil
 	}
 	err := o.base.Update(ctx, time.Time{}, func(tx state.Tx) error {
-		for k, p := range o.pending {
+		for k, p := range layer {
 			var err error
 			if p.deleted {
 				err = tx.Delete([]byte(k))
@@ -259,16 +313,13 @@ func (o *overlay) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot commit state: %w", err)
 	}
-	clear(o.pending)
 	return nil
 }
 
 // DeleteExpired implements state.Store: it commits the pending writes and
 // sweeps the base.
 func (o *overlay) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err := o.commitLocked(ctx); err != nil {
+	if err := o.Commit(ctx); err != nil {
 		return 0, err
 	}
 	return o.base.DeleteExpired(ctx, now)
@@ -286,7 +337,14 @@ func (o *overlay) Stats(ctx context.Context) (state.Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	all := make(map[string]pendingEntry, len(o.pending)+len(o.committing))
+	for k, p := range o.committing {
+		all[k] = p
+	}
 	for k, p := range o.pending {
+		all[k] = p
+	}
+	for k, p := range all {
 		old, err := o.base.Get(ctx, []byte(k), time.Time{})
 		switch {
 		case err == nil:
@@ -306,12 +364,15 @@ func (o *overlay) Stats(ctx context.Context) (state.Stats, error) {
 // Close commits the pending writes and closes the base store.
 func (o *overlay) Close() error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
 		return nil
 	}
-	err := o.commitLocked(context.Background())
+	err := o.Commit(context.Background())
+	o.mu.Lock()
 	o.closed = true
+	o.mu.Unlock()
 	if cerr := o.base.Close(); err == nil {
 		err = cerr
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/k8saudit"
+	"github.com/kanon-dev/kanon/internal/jsonx"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/tail"
@@ -116,15 +118,15 @@ type Pipeline struct {
 	closed bool
 
 	// Owned by the engine's goroutine.
-	eng         *engine.Engine
-	fields      event.FieldSet
-	readers     map[string]*ingest.Reader
-	onBad       func(ingest.BadRecord)
-	cur         *job
-	newest      time.Time // newest event time seen
-	lastArrival time.Time // wall time of the last event
-	idleMark    time.Time // last watermark set by the idle clock
-	dirty       bool      // alerts or writes not yet committed outside a job
+	eng          *engine.Engine
+	fields       event.FieldSet
+	readers      map[string]*ingest.Reader
+	listFastPath bool // EventList bodies are read item by item
+	cur          *job
+	newest       time.Time // newest event time seen
+	lastArrival  time.Time // wall time of the last event
+	idleMark     time.Time // last watermark set by the idle clock
+	dirty        bool      // alerts or writes not yet committed outside a job
 }
 
 // jobKind says what a job carries.
@@ -144,6 +146,7 @@ type job struct {
 	cluster  string
 	origin   string
 	body     []byte
+	items    []span
 	chunk    tail.Chunk
 	posKey   string // followed path (positions key)
 	pos      *state.Positions
@@ -206,6 +209,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, m: newMetrics(), jobs: make(chan *job, cfg.QueueSize),
 		quit: make(chan struct{}), done: make(chan struct{}), readers: map[string]*ingest.Reader{}}
 	p.ov = newOverlay(cfg.Store, p.flushSink)
+	p.listFastPath = cfg.Format == "" || cfg.Format == "auto" || cfg.Format == k8saudit.Name
 	p.ctx = context.Background()
 	p.inCtx, p.stop = context.WithCancel(context.Background())
 	if err := p.Validate(cfg.Format); err != nil {
@@ -332,6 +336,53 @@ type Body struct {
 	// Release, if set, is called once Data is no longer used (possibly
 	// after SubmitBody returned, if ctx ended first).
 	Release func()
+
+	// items are the spans of the items of an EventList body, found by
+	// the request's goroutine (splitEventList) so that the engine's
+	// goroutine only decodes.
+	items []span
+}
+
+// span is the [start, end) of one item in a body.
+type span struct{ start, end int }
+
+// splitEventList returns the spans of the items of an EventList body, or
+// false when the body is not a well-formed EventList (the engine's
+// goroutine then reads it the general way and reports what is wrong).
+func splitEventList(body []byte, dst []span) ([]span, bool) {
+	i := jsonx.SkipWS(body, 0)
+	if !bytes.HasPrefix(body[i:], eventListPrefix) {
+		return dst, false
+	}
+	var it jsonx.ObjectIter
+	if it.Begin(body, i) != nil {
+		return dst, false
+	}
+	found := false
+	for it.Next() {
+		if string(it.Key) != "items" {
+			continue
+		}
+		if found || jsonx.TypeAt(body, it.Value) != jsonx.Array {
+			return dst, false
+		}
+		found = true
+		end, err := jsonx.ArrayEach(body, it.Value, func(at int) (int, error) {
+			end, err := jsonx.Skip(body, at)
+			if err == nil {
+				dst = append(dst, span{at, end})
+			}
+			return end, err
+		})
+		if err != nil {
+			return dst, false
+		}
+		it.Consumed(end)
+	}
+	if it.Err != nil || !found || jsonx.SkipWS(body, it.End) != len(body) {
+		return dst, false
+	}
+	return dst, true
 }
 
 // SubmitBody evaluates a webhook body and waits until it is committed. It
@@ -341,7 +392,7 @@ type Body struct {
 // anyway.
 func (p *Pipeline) SubmitBody(ctx context.Context, b Body) (Result, error) {
 	j := &job{kind: jobBody, input: b.Input, cluster: b.Cluster, origin: "webhook:" + b.Cluster, body: b.Data,
-		received: b.Received, release: b.Release, done: make(chan Result, 1)}
+		items: b.items, received: b.Received, release: b.Release, done: make(chan Result, 1)}
 	if j.input == "" {
 		j.input = "webhook"
 	}
@@ -534,28 +585,73 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return nil
 }
 
-// loop is the engine's goroutine.
+// loop is the engine's goroutine. It evaluates jobs as they come and
+// commits in groups: while one group's commit (output flush, store fsync)
+// runs in the background, the next jobs are evaluated and wait for the
+// following commit, so the engine never waits for the disk.
 func (p *Pipeline) loop() {
 	defer close(p.done)
 	tick := time.NewTicker(p.cfg.IdleCheck)
 	defer tick.Stop()
-	var group []*job
+	var waiting, inFlight []*job
+	committing := false
+	done := make(chan error, 1)
+	var started time.Time
+	start := func() {
+		p.ov.commitMu.Lock()
+		layer, err := p.ov.freeze()
+		if err != nil {
+			p.ov.commitMu.Unlock()
+			p.ack(waiting, err)
+			waiting = nil
+			return
+		}
+		inFlight, waiting = waiting, nil
+		p.dirty = false
+		committing, started = true, time.Now()
+		go func() {
+			ctx, cancel := context.WithTimeout(p.ctx, DefaultCommitTimeout)
+			err := p.ov.commitLayer(ctx, layer)
+			cancel()
+			p.ov.commitMu.Unlock()
+			done <- err
+		}()
+	}
+	finish := func(err error) {
+		committing = false
+		p.m.commitTime.Observe(time.Since(started).Seconds())
+		if err != nil {
+			p.log.Error("cannot commit", "err", err)
+			p.dirty = true
+		}
+		p.ack(inFlight, err)
+		inFlight = nil
+	}
 	for {
 		select {
 		case j := <-p.jobs:
-			group = p.gather(append(group[:0], j))
-			p.commit(group)
+			waiting = p.gather(append(waiting, j), len(waiting))
+			if !committing {
+				start()
+			}
+		case err := <-done:
+			finish(err)
+			if len(waiting) > 0 || p.dirty {
+				start()
+			}
 		case <-tick.C:
 			p.idleAdvance()
-			if p.dirty {
-				p.commit(nil)
+			if p.dirty && !committing {
+				start()
 			}
 		case <-p.quit:
+			if committing {
+				finish(<-done)
+			}
 			for {
 				select {
 				case j := <-p.jobs:
-					group = p.gather(append(group[:0], j))
-					p.commit(group)
+					waiting = p.gather(append(waiting, j), len(waiting))
 					continue
 				default:
 				}
@@ -565,18 +661,30 @@ func (p *Pipeline) loop() {
 			if err := p.eng.Close(p.ctx); err != nil {
 				p.log.Error("cannot close the open runs", "err", err)
 			}
-			p.dirty = true
-			p.commit(nil)
+			t0 := time.Now()
+			ctx, cancel := context.WithTimeout(p.ctx, DefaultCommitTimeout)
+			err := p.ov.Commit(ctx)
+			cancel()
+			p.m.commitTime.Observe(time.Since(t0).Seconds())
+			if err != nil {
+				p.log.Error("cannot commit", "err", err)
+			} else {
+				p.dirty = false
+			}
+			p.ack(waiting, err)
 			return
 		}
 	}
 }
 
-// gather runs the first job of a group and then the queued ones, up to the
-// group's bounds.
-func (p *Pipeline) gather(group []*job) []*job {
+// gather runs the jobs of group from index from on, then the queued ones,
+// up to the group's bounds.
+func (p *Pipeline) gather(group []*job, from int) []*job {
 	start := time.Now()
-	events := p.run(group[0])
+	events := 0
+	for _, j := range group[from:] {
+		events += p.run(j)
+	}
 	for events < p.cfg.MaxGroupEvents && time.Since(start) < p.cfg.MaxGroupDelay {
 		select {
 		case j := <-p.jobs:
@@ -588,6 +696,16 @@ func (p *Pipeline) gather(group []*job) []*job {
 		break
 	}
 	return group
+}
+
+// ack answers the jobs of a committed group.
+func (p *Pipeline) ack(group []*job, err error) {
+	for _, j := range group {
+		if j.res.Err == nil && err != nil {
+			j.res.Err = err
+		}
+		j.done <- j.res
+	}
 }
 
 // run evaluates one job and returns the number of events it held.
@@ -630,18 +748,7 @@ func (p *Pipeline) reader(input string) *ingest.Reader {
 	}
 	rd, err := ingest.NewReader(p.cfg.Registry, ingest.Options{
 		Format: p.cfg.Format, Fields: p.fields, MaxRecordBytes: p.cfg.MaxRecordBytes,
-		OnBad: func(b ingest.BadRecord) {
-			p.m.bad.WithLabelValues(input).Inc()
-			if j := p.cur; j != nil {
-				j.res.Bad++
-				if len(j.res.Errors) < maxResultErrors {
-					j.res.Errors = append(j.res.Errors, b.Error())
-				}
-			}
-			if p.onBad != nil {
-				p.onBad(b)
-			}
-		},
+		OnBad:  func(b ingest.BadRecord) { p.reportBad(input, b) },
 		OnSkip: func(ingest.BadRecord) { p.m.skipped.WithLabelValues(input).Inc() },
 	})
 	if err != nil {
@@ -649,6 +756,18 @@ func (p *Pipeline) reader(input string) *ingest.Reader {
 	}
 	p.readers[input] = rd
 	return rd
+}
+
+// reportBad counts a bad record and reports it to the current job.
+func (p *Pipeline) reportBad(input string, b ingest.BadRecord) {
+	p.m.bad.WithLabelValues(input).Inc()
+	if j := p.cur; j != nil {
+		j.res.Bad++
+		if len(j.res.Errors) < maxResultErrors {
+			j.res.Errors = append(j.res.Errors, b.Error())
+		}
+	}
+	p.log.Debug("bad record", "input", input, "err", b)
 }
 
 // process evaluates one event.
@@ -665,21 +784,104 @@ func (p *Pipeline) process(e *event.Event) error {
 
 func (p *Pipeline) runBody(j *job) {
 	rd := p.reader(j.input)
-	n := 0
-	err := rd.Record(event.Origin{Name: j.origin}, j.body, func(e *event.Event) error {
+	n, evaluated := 0, 0
+	fn := func(e *event.Event) error {
 		if e.ClusterName == "" {
 			e.ClusterName = j.cluster
 		}
 		n++
-		return p.process(e)
-	})
-	evaluated := n
+		if err := p.process(e); err != nil {
+			return err
+		}
+		evaluated++
+		return nil
+	}
+	var err error
+	if len(j.items) > 0 && p.listFastPath {
+		for i, sp := range j.items {
+			if err = rd.Record(event.Origin{Name: j.origin, Line: int64(i + 1)}, j.body[sp.start:sp.end], fn); err != nil {
+				break
+			}
+		}
+	} else if body := bytes.TrimLeft(j.body, " \t\r\n"); p.listFastPath && bytes.HasPrefix(body, eventListPrefix) {
+		err = p.eachItem(j, rd, body, fn)
+	} else {
+		err = rd.Record(event.Origin{Name: j.origin}, j.body, fn)
+	}
 	if err != nil {
 		j.res.Err = err
-		evaluated--
 	}
 	j.res.Events = evaluated
 	p.m.counted(j.input, j.cluster, n, evaluated)
+}
+
+// eventListPrefix starts the EventLists kube-apiserver sends.
+var eventListPrefix = []byte(`{"kind":"EventList"`)
+
+// consumerError marks an error of the engine (not of the input) inside
+// eachItem.
+type consumerError struct{ error }
+
+func (e consumerError) Unwrap() error { return e.error }
+
+// eachItem reads an EventList body item by item, each as a record of its
+// own (origin line = item number). It takes one pass over the list, where
+// the generic reader sniffs the whole body twice before decoding it; the
+// events are the same. Structural errors are reported as bad records; the
+// items before them stand. It returns only the engine's errors.
+func (p *Pipeline) eachItem(j *job, rd *ingest.Reader, body []byte, fn func(*event.Event) error) error {
+	bad := func(err error) {
+		p.reportBad(j.input, ingest.BadRecord{Origin: event.Origin{Name: j.origin}, Err: err})
+	}
+	var it jsonx.ObjectIter
+	if err := it.Begin(body, 0); err != nil {
+		bad(err)
+		return nil
+	}
+	found := false
+	for it.Next() {
+		if string(it.Key) != "items" {
+			continue
+		}
+		found = true
+		switch jsonx.TypeAt(body, it.Value) {
+		case jsonx.Null:
+			continue
+		case jsonx.Array:
+		default:
+			bad(fmt.Errorf("%w: items: expected an array", ingest.ErrShape))
+			return nil
+		}
+		idx := int64(0)
+		end, err := jsonx.ArrayEach(body, it.Value, func(at int) (int, error) {
+			end, err := jsonx.Skip(body, at)
+			if err != nil {
+				return end, err
+			}
+			idx++
+			if err := rd.Record(event.Origin{Name: j.origin, Line: idx}, body[at:end], fn); err != nil {
+				return end, consumerError{err}
+			}
+			return end, nil
+		})
+		if err != nil {
+			var ce consumerError
+			if errors.As(err, &ce) {
+				return ce.error
+			}
+			bad(fmt.Errorf("items[%d]: %w", idx, err))
+			return nil
+		}
+		it.Consumed(end)
+	}
+	if it.Err != nil {
+		bad(it.Err)
+		return nil
+	}
+	if !found {
+		bad(fmt.Errorf("%w: EventList without items", ingest.ErrShape))
+	}
+	return nil
 }
 
 func (p *Pipeline) runChunk(j *job) {
@@ -760,26 +962,5 @@ func (p *Pipeline) idleAdvance() {
 	p.idleMark = w
 	if err := p.eng.Advance(p.ctx, w); err != nil {
 		p.log.Error("cannot close runs by the wall clock", "err", err)
-	}
-}
-
-// commit flushes the outputs, commits the state and acknowledges the
-// group.
-func (p *Pipeline) commit(group []*job) {
-	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(p.ctx, DefaultCommitTimeout)
-	err := p.ov.Commit(ctx)
-	cancel()
-	p.m.commitTime.Observe(time.Since(t0).Seconds())
-	if err != nil {
-		p.log.Error("cannot commit", "err", err)
-	} else {
-		p.dirty = false
-	}
-	for _, j := range group {
-		if j.res.Err == nil && err != nil {
-			j.res.Err = err
-		}
-		j.done <- j.res
 	}
 }

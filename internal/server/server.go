@@ -275,7 +275,13 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WaitTimeout)
 	defer cancel()
-	res, err := s.cfg.Pipeline.SubmitBody(ctx, Body{Cluster: cluster, Data: buf.Bytes(), Received: received, Release: release})
+	// Finding the items of an EventList here, in the request's goroutine,
+	// leaves only decoding and evaluation to the engine's.
+	items, ok := splitEventList(buf.Bytes(), nil)
+	if !ok {
+		items = nil
+	}
+	res, err := s.cfg.Pipeline.SubmitBody(ctx, Body{Cluster: cluster, Data: buf.Bytes(), Received: received, Release: release, items: items})
 	switch {
 	case errors.Is(err, ErrBusy):
 		s.reply(w, http.StatusTooManyRequests, errorBody{"the engine is busy: retry later"})
