@@ -24,7 +24,7 @@ import (
 var (
 	loadDuration = flag.Duration("loadtest.duration", 20*time.Second, "how long TestLoad sustains load (60s for the full minute)")
 	loadBatch    = flag.Int("loadtest.batch", 400, "events per webhook request in TestLoad (kube-apiserver's default batch size is 400)")
-	loadSenders  = flag.Int("loadtest.senders", 6, "concurrent webhook clients in TestLoad")
+	loadSenders  = flag.Int("loadtest.senders", 16, "concurrent webhook clients in TestLoad")
 	loadEvents   = flag.Int("loadtest.events", 60000, "distinct generated events TestLoad sends over and over (each round shifted in time)")
 	loadMinRate  = flag.Float64("loadtest.min-rate", 100000, "events per second TestLoad must sustain")
 )
