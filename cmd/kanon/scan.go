@@ -181,6 +181,7 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	var ruleErrs []string
 	eng, err := engine.New(compiled, engine.Options{
 		Sink: sink, Store: store, Materialize: reg.Materialize, Lateness: p.lateness, LearnOnly: p.learnOnly,
+		SweepEvery: time.Hour,
 		OnError: func(id string, err error) {
 			ruleErrs = append(ruleErrs, err.Error())
 			fmt.Fprintf(io.err, "kanon: rule %s: %v\n", id, err)

@@ -71,6 +71,11 @@ func (s *JSONSink) Write(_ context.Context, a *Alert) error {
 	if err := s.w.WriteByte('\n'); err != nil {
 		return fmt.Errorf("cannot write alert %s: %w", a.ID, err)
 	}
+	// Written through at once: the engine records an alert as raised when
+	// Write returns, so a crash must not leave it in a buffer.
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("cannot write alert %s: %w", a.ID, err)
+	}
 	return nil
 }
 

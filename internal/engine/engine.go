@@ -45,6 +45,11 @@ type Options struct {
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
+	// SweepEvery, when positive, removes the store's expired entries each
+	// time the newest event time has moved on by this much, and at Close,
+	// so that the store's size follows the rules' history windows, not the
+	// age of the deployment. Zero leaves sweeping to the caller (Sweep).
+	SweepEvery time.Duration
 }
 
 // RuleStats counts what one rule did.
@@ -63,6 +68,8 @@ type RuleStats struct {
 type Stats struct {
 	Events int64
 	Rules  map[string]*RuleStats
+	// Swept counts expired store entries removed by Sweep.
+	Swept int64
 }
 
 // runner runs one rule.
@@ -82,6 +89,7 @@ type Engine struct {
 	stats   Stats
 	fields  event.FieldSet
 	newest  time.Time
+	swept   time.Time // newest event time at the last sweep
 	dedups  []*dedup
 }
 
@@ -148,9 +156,29 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	if t := ev.Time(); t.After(e.newest) {
 		e.newest = t
 		if e.opts.Lateness >= 0 {
-			return e.Advance(ctx, t.Add(-e.opts.Lateness))
+			if err := e.Advance(ctx, t.Add(-e.opts.Lateness)); err != nil {
+				return err
+			}
+		}
+		if e.opts.SweepEvery > 0 && t.Sub(e.swept) >= e.opts.SweepEvery {
+			return e.Sweep(ctx)
 		}
 	}
+	return nil
+}
+
+// Sweep removes the store's entries that expired before the newest event
+// time seen (the store's clock is event time).
+func (e *Engine) Sweep(ctx context.Context) error {
+	if e.opts.Store == nil || e.newest.IsZero() {
+		return nil
+	}
+	n, err := e.opts.Store.DeleteExpired(ctx, e.newest)
+	if err != nil {
+		return fmt.Errorf("cannot remove expired state: %w", err)
+	}
+	e.stats.Swept += int64(n)
+	e.swept = e.newest
 	return nil
 }
 
@@ -181,6 +209,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		if err := d.flush(ctx); err != nil {
 			return err
 		}
+	}
+	if e.opts.SweepEvery > 0 {
+		return e.Sweep(ctx)
 	}
 	return nil
 }
