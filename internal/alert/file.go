@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,9 +39,12 @@ const backupTimeFormat = "20060102T150405.000Z"
 
 // FileSink appends alerts as NDJSON to a file, rotating it by size and age
 // and keeping MaxBackups rotated files named <base>-<UTC time><ext>. An
-// alert whose id is in the current file (read when the sink opens it) or
-// in the file rotated last is skipped, so re-delivered alerts are written
-// once. A torn last line (a crash mid-write) is cut off when the file is
+// alert already in the current file (read when the sink opens it) or in
+// the file rotated last is skipped, so re-delivered alerts are written
+// once. An alert is known by its delivery key (see deliveryKey): its id,
+// and for a grouped alert also its group count, so that the update of a
+// dedup group (same id, larger count) is written while a re-delivery of
+// either is not. A torn last line (a crash mid-write) is cut off when the file is
 // opened. Flush writes buffered alerts and fsyncs the file.
 //
 // A FileSink is safe for concurrent use.
@@ -52,8 +56,8 @@ type FileSink struct {
 	w      *bufio.Writer
 	size   int64
 	opened time.Time
-	ids    map[string]struct{}
-	prev   map[string]struct{}
+	ids    map[string]struct{} // delivery keys in the current file
+	prev   map[string]struct{} // delivery keys in the file rotated last
 	closed bool
 }
 
@@ -114,8 +118,8 @@ func (s *FileSink) open() error {
 	return nil
 }
 
-// readIDs adds the id of every complete line of r to ids and returns the
-// length of the complete lines.
+// readIDs adds the delivery key of every complete line of r to ids and
+// returns the length of the complete lines.
 func readIDs(r io.Reader, ids map[string]struct{}) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var good int64
@@ -133,17 +137,51 @@ func readIDs(r io.Reader, ids map[string]struct{}) (int64, error) {
 			return 0, err
 		}
 		good += int64(len(line))
-		var head struct {
-			ID string `json:"id"`
-		}
+		var head alertHead
 		if t := bytes.TrimSpace(line); len(t) > 0 && json.Unmarshal(t, &head) == nil && head.ID != "" {
-			ids[head.ID] = struct{}{}
+			ids[head.key()] = struct{}{}
 		}
 		line = line[:0]
 	}
 }
 
-// Write appends the alert unless its id was written before.
+// alertHead is what deliveryKey reads of an encoded alert.
+type alertHead struct {
+	ID    string `json:"id"`
+	Group *struct {
+		Count int64 `json:"count"`
+	} `json:"group"`
+}
+
+func (h *alertHead) key() string {
+	if h.Group == nil {
+		return h.ID
+	}
+	return h.ID + "#" + strconv.FormatInt(h.Group.Count, 10)
+}
+
+// groupField is how the group of an encoded alert starts (Marshal writes
+// no spaces).
+var groupField = []byte(`"group":{`)
+
+// deliveryKey returns what tells one delivery of the alert id (encoded as
+// line) from another: the id of an alert without a group; the id and the
+// group count ("<id>#<count>") of a grouped alert, since a dedup group is
+// delivered first with count 1 and later as an update with its final count
+// under the same id. Only lines that may hold a group are decoded.
+func deliveryKey(id string, line []byte) string {
+	if !bytes.Contains(line, groupField) {
+		return id
+	}
+	var h alertHead
+	if json.Unmarshal(line, &h) != nil || h.ID != id {
+		return id
+	}
+	return h.key()
+}
+
+// Write appends the alert unless it was written before (same delivery
+// key).
 func (s *FileSink) Write(_ context.Context, a *Alert) error {
 	b, err := Marshal(a)
 	if err != nil {
@@ -154,8 +192,9 @@ func (s *FileSink) Write(_ context.Context, a *Alert) error {
 }
 
 // writeRaw appends one NDJSON line (ending in a newline) of the alert id;
-// written is false for a duplicate.
+// written is false for a duplicate (a delivery key already written).
 func (s *FileSink) writeRaw(id string, line []byte) (written bool, err error) {
+	id = deliveryKey(id, line)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

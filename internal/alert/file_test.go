@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,4 +149,62 @@ func TestJSONSinkConcurrent(t *testing.T) {
 	want := testIDs(0, 800)
 	slices.Sort(want)
 	equalIDs(t, "lines", got, want)
+}
+
+// A dedup group is delivered first with count 1 and later, under the same
+// id, as an update with its final count: the file keeps both, and drops
+// re-deliveries of either, in the same process and after reopening.
+func TestFileGroupUpdates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.ndjson")
+	ctx := context.Background()
+	grouped := func(count int64) *Alert {
+		a := testAlert(1)
+		a.Group = &Group{Key: "curl", Count: count, FirstSeen: a.Timestamp, LastSeen: a.Timestamp.Add(time.Duration(count) * time.Minute)}
+		return a
+	}
+	plain := testAlert(2)
+	// An ungrouped alert whose event holds a "group" object is still known
+	// by its id alone.
+	plain.Event = map[string]any{"group": map[string]any{"count": 7}}
+	s, err := NewFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*Alert{grouped(1), plain, grouped(1), grouped(4), plain, grouped(4)} {
+		if err := s.Write(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = NewFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*Alert{grouped(4), grouped(1), plain, grouped(9)} {
+		if err := s.Write(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var a Alert
+		if err := json.Unmarshal(l, &a); err != nil {
+			t.Fatal(err)
+		}
+		k := a.ID
+		if a.Group != nil {
+			k += fmt.Sprintf(" count %d", a.Group.Count)
+		}
+		got = append(got, k)
+	}
+	id1, id2 := testAlert(1).ID, testAlert(2).ID
+	want := []string{id1 + " count 1", id2, id1 + " count 4", id1 + " count 9"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("file holds\n%q\nwant\n%q", got, want)
+	}
 }
