@@ -120,6 +120,9 @@ type Decoder struct {
 	Event event.Event
 	// Scratch is byte scratch space for unescaped strings, reset per record.
 	Scratch []byte
+	// KeyScratch is scratch space for the unescaped object keys of one
+	// event (and of the objects skipped inside it), reused per event.
+	KeyScratch []byte
 	// Context set by envelopes for the events decoded inside them.
 	CloudProvider, ClusterName, Reader string
 

@@ -307,10 +307,13 @@ func readLiteral(b []byte, i int, lit string) (int, error) {
 // Skip validates and skips the value at b[i] (after whitespace), returning
 // the offset after it. Objects are checked for duplicate keys at every depth.
 func Skip(b []byte, i int) (int, error) {
-	return skip(b, i, 0)
+	var scratch []byte
+	return skip(b, i, 0, &scratch)
 }
 
-func skip(b []byte, i, depth int) (int, error) {
+// skip is Skip with scratch space for the unescaped keys of the objects
+// it checks (its callers' buffer, reused; nothing kept after it returns).
+func skip(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	i = SkipWS(b, i)
 	if i >= len(b) {
 		return i, errAt(i, ErrSyntax, "unexpected end of input, expected a value")
@@ -319,7 +322,7 @@ func skip(b []byte, i, depth int) (int, error) {
 	case '"':
 		return skipString(b, i)
 	case '{':
-		return skipObject(b, i, depth+1)
+		return skipObject(b, i, depth+1, scratch)
 	case '[':
 		if depth+1 > MaxDepth {
 			return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
@@ -330,7 +333,7 @@ func skip(b []byte, i, depth int) (int, error) {
 		}
 		for {
 			var err error
-			j, err = skip(b, j, depth+1)
+			j, err = skip(b, j, depth+1, scratch)
 			if err != nil {
 				return j, err
 			}
@@ -426,12 +429,13 @@ func (s *KeySet) Add(key []byte) bool {
 	return true
 }
 
-func skipObject(b []byte, i, depth int) (int, error) {
+func skipObject(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	if depth > MaxDepth {
 		return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
 	}
 	var ks KeySet
-	var scratch []byte
+	mark := len(*scratch)
+	defer func() { *scratch = (*scratch)[:mark] }()
 	j := SkipWS(b, i+1)
 	if j < len(b) && b[j] == '}' {
 		return j + 1, nil
@@ -439,7 +443,7 @@ func skipObject(b []byte, i, depth int) (int, error) {
 	for {
 		j = SkipWS(b, j)
 		keyAt := j
-		key, n, err := ReadString(b, j, &scratch)
+		key, n, err := ReadString(b, j, scratch)
 		if err != nil {
 			return n, err
 		}
@@ -450,7 +454,7 @@ func skipObject(b []byte, i, depth int) (int, error) {
 		if j >= len(b) || b[j] != ':' {
 			return j, errAt(j, ErrSyntax, "expected ':' after object key")
 		}
-		j, err = skip(b, j+1, depth)
+		j, err = skip(b, j+1, depth, scratch)
 		if err != nil {
 			return j, err
 		}
@@ -537,7 +541,7 @@ func (it *ObjectIter) Next() bool {
 	if !it.first {
 		if !it.consumed {
 			var err error
-			if j, err = skip(b, it.Value, 0); err != nil {
+			if j, err = skip(b, it.Value, 0, &it.Scratch); err != nil {
 				return it.fail(err)
 			}
 		}
@@ -600,7 +604,8 @@ func ArrayEach(b []byte, i int, fn func(at int) (int, error)) (int, error) {
 			return end, err
 		}
 		if end < 0 {
-			if end, err = skip(b, j, 1); err != nil {
+			var scratch []byte
+			if end, err = skip(b, j, 1, &scratch); err != nil {
 				return end, err
 			}
 		}

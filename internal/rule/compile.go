@@ -153,7 +153,11 @@ func Compile(r *Rule) (*Compiled, error) {
 		c.Outputs = append(c.Outputs, ResolvedOutput{Name: name, Field: event.Lookup(name)})
 	}
 	for _, o := range c.Outputs {
-		c.Fields.Add(o.Field)
+		// An output naming an object is rendered from the alert's
+		// materialised document: readers need not keep raw parts for it.
+		if o.Field.Type != event.TypeObject {
+			c.Fields.Add(o.Field)
+		}
 	}
 	if err := errs.Err(); err != nil {
 		return nil, err

@@ -165,6 +165,8 @@ func strs(d *ingest.Decoder, rec []byte, at int, dst []string, name string) ([]s
 func DecodeEvent(d *ingest.Decoder, rec []byte, i int, e *event.Event) (int, error) {
 	fs := d.Fields
 	var it jsonx.ObjectIter
+	it.Scratch = d.KeyScratch
+	defer func() { d.KeyScratch = it.Scratch[:0] }()
 	if err := it.Begin(rec, i); err != nil {
 		return i, err
 	}
@@ -307,6 +309,9 @@ var userNames = map[string][3]string{
 	"impersonatedUser": {"impersonatedUser.username", "impersonatedUser.uid", "impersonatedUser.groups"},
 }
 
+// userPrefixes are the ECS paths of user and impersonatedUser.
+var userPrefixes = map[string]string{"user": "kubernetes.audit.user", "impersonatedUser": "kubernetes.audit.impersonatedUser"}
+
 func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *event.Event, name string, groups bool) (int, error) {
 	var it jsonx.ObjectIter
 	if null, err := beginObject(rec, at, &it, name); err != nil {
@@ -330,7 +335,7 @@ func decodeUser(d *ingest.Decoder, rec []byte, at int, u *event.UserInfo, e *eve
 			if d.Fields.Lazy {
 				end, err = jsonx.Skip(rec, it.Value)
 				if err == nil {
-					e.Raws = append(e.Raws, event.Raw{Prefix: "kubernetes.audit." + name, Key: "extra", JSON: rec[it.Value:end]})
+					e.Raws = append(e.Raws, event.Raw{Prefix: userPrefixes[name], Key: "extra", JSON: rec[it.Value:end]})
 				}
 			}
 		}
