@@ -42,6 +42,10 @@ type Options struct {
 	// True (a long-running serve): its first alert is delivered at once,
 	// and again as an update with the final count when it closes.
 	GroupUpdates bool
+	// Windows chooses whether the open runs of ES|QL rules are written to
+	// Store at each Checkpoint, and whether New restores or deletes those
+	// stored before (see WindowMode). Rebuild and Restore need a Store.
+	Windows WindowMode
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
@@ -91,12 +95,18 @@ type Engine struct {
 	newest  time.Time
 	swept   time.Time // newest event time at the last sweep
 	dedups  []*dedup
+	esql    []*esqlRunner // the ES|QL runners, for Checkpoint and Handover
 }
 
-// New returns an engine for rules.
+// New returns an engine for rules. With Options.Windows set to
+// WindowsRestore it restores the ES|QL runs stored for those rules; with
+// WindowsRebuild it deletes them.
 func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 	if opts.Sink == nil {
 		return nil, errors.New("engine: no alert sink")
+	}
+	if opts.Windows != WindowsInMemory && opts.Store == nil {
+		return nil, fmt.Errorf("engine: window mode %s needs a state store", opts.Windows)
 	}
 	e := &Engine{opts: opts, rules: rules, stats: Stats{Rules: map[string]*RuleStats{}}}
 	for _, r := range rules {
@@ -123,7 +133,9 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 		case rule.TypeQuery:
 			e.runners = append(e.runners, &queryRunner{base: base})
 		case rule.TypeESQL:
-			e.runners = append(e.runners, newESQLRunner(base))
+			r := newESQLRunner(base)
+			e.runners = append(e.runners, r)
+			e.esql = append(e.esql, r)
 		case rule.TypeNewTerms:
 			nt, err := newNewTermsRunner(base)
 			if err != nil {
@@ -132,6 +144,11 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 			e.runners = append(e.runners, nt)
 		default:
 			return nil, fmt.Errorf("engine: rule %s has unknown type %q", r.ID, r.Type)
+		}
+	}
+	if e.persist() {
+		if err := e.loadWindows(context.Background()); err != nil {
+			return nil, err
 		}
 	}
 	return e, nil

@@ -23,16 +23,30 @@ import (
 // Runs close when the watermark passes their end, whether or not they
 // received rows; an event all of whose runs have closed counts once in
 // RuleStats.Late.
+//
+// With a window mode other than WindowsInMemory the runs are also kept in
+// the store: see windows.go.
 type esqlRunner struct {
 	*base
 	ev      *esqleval.Evaluator
 	runs    map[int64]*esqleval.State // by run end; nil: dropped
 	closed  int64                     // runs ending at or before this have closed
 	counter runCounter
+
+	// Durable runs (windows.go).
+	persist   bool               // the engine checkpoints runs to its store
+	fp        uint64             // windowFingerprint
+	dirty     []int64            // ends of the runs changed since the last checkpoint
+	stored    map[int64]struct{} // ends of the runs the store holds
+	metaDirty bool               // closed or counter changed since the last checkpoint
+	retired   bool               // handed over: checkpoints write deletions only
 }
 
 func newESQLRunner(b *base) *esqlRunner {
-	return &esqlRunner{base: b, ev: b.rule.Program.NewEvaluator(esqleval.Env{}), runs: map[int64]*esqleval.State{}}
+	r := &esqlRunner{base: b, ev: b.rule.Program.NewEvaluator(esqleval.Env{}), runs: map[int64]*esqleval.State{},
+		persist: b.eng.persist(), stored: map[int64]struct{}{}}
+	r.fp = windowFingerprint(r)
+	return r
 }
 
 func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
@@ -54,6 +68,7 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 			r.stats.Dropped++
 			return nil
 		}
+		r.metaDirty = r.persist
 		for i, row := range rows {
 			id := alert.ID(r.rule.ID, identity(e), fmt.Sprint(i))
 			a := r.eventAlert(e, id)
@@ -85,6 +100,9 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 			st.Reset()
 			r.runs[end] = nil
 		}
+		if r.persist {
+			r.touch(end)
+		}
 		return true
 	})
 	if late {
@@ -97,6 +115,7 @@ func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
 	wn := w.UnixNano()
 	if len(r.counter.counts) > 64 {
 		r.counter.prune(w.Add(-r.sched.Lookback))
+		r.metaDirty = r.persist
 	}
 	due := false // advance runs per event: sort only when a run closes
 	for end := range r.runs {
@@ -120,6 +139,7 @@ func (r *esqlRunner) advance(ctx context.Context, w time.Time) error {
 	if iv := int64(r.sched.Interval); iv > 0 {
 		if last := floorDiv(wn, iv) * iv; last > r.closed {
 			r.closed = last
+			r.metaDirty = r.persist
 		}
 	}
 	return nil
@@ -139,6 +159,10 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 	delete(r.runs, end)
 	if end > r.closed {
 		r.closed = end
+	}
+	if r.persist {
+		r.touch(end)
+		r.metaDirty = true
 	}
 	if st == nil {
 		return nil // dropped: its error was reported when it happened

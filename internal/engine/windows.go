@@ -1,0 +1,462 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
+	"github.com/kanon-dev/kanon/internal/state"
+)
+
+// Durable ES|QL windows.
+//
+// With Options.Windows set to WindowsRebuild or WindowsRestore, the open
+// runs of ES|QL rules are written to the store (namespace state.NSWindows)
+// by Checkpoint, not per event: the per-event path only notes which runs
+// changed. The guarantee is exactly this: once Checkpoint has returned and
+// the store has made its write durable (at once for bolt; at the next
+// commit for serve's overlay, which commits it with the alert ids and the
+// acknowledgements of the same batches), the store holds, for every ES|QL
+// rule, the aggregation state (or the rows) of each open run as of the
+// last event processed before Checkpoint, which runs were dropped for
+// their memory budget, the closed-run watermark, and the per-run alert
+// counts of per-event rules (max_signals); runs closed by then are deleted.
+// Events processed after the last durable Checkpoint are in no stored run.
+//
+// Keys are the rule's prefix in NSWindows followed by one part: the run's
+// end (8 bytes, sign flipped, so keys sort in time order) for a run, or
+// "meta" for the watermark and counts. Every value starts with a version
+// byte and a fingerprint of the rule's canonical query and schedule; an
+// entry with another fingerprint (the query or schedule changed) is not
+// restored but deleted, and reported through Options.OnError. A run entry
+// expires at its end plus the lateness plus WindowRetention, so that runs
+// nobody restores (a rule removed) are swept.
+
+// WindowMode chooses what the engine does with the open runs of ES|QL
+// rules and the store.
+type WindowMode int
+
+const (
+	// WindowsInMemory keeps open runs in memory only: a crash or a new
+	// engine loses them. Rule tests use it; it is the zero value.
+	WindowsInMemory WindowMode = iota
+	// WindowsRebuild writes open runs at each Checkpoint, and deletes the
+	// stored runs of its rules when the engine is built: the input is read
+	// again from its start and the runs are rebuilt, so restoring them
+	// would count the re-read events twice. kanon scan's default.
+	WindowsRebuild
+	// WindowsRestore writes open runs at each Checkpoint and restores them
+	// when the engine is built: the input goes on after what was
+	// checkpointed (serve: kube-apiserver sends again only the batches
+	// that were not acknowledged, and a batch is acknowledged only after
+	// the checkpoint that holds its events is committed).
+	WindowsRestore
+)
+
+// String returns the mode's name, as flags spell it.
+func (m WindowMode) String() string {
+	switch m {
+	case WindowsInMemory:
+		return "memory"
+	case WindowsRebuild:
+		return "rebuild"
+	case WindowsRestore:
+		return "restore"
+	}
+	return fmt.Sprintf("WindowMode(%d)", int(m))
+}
+
+// ParseWindowMode returns the mode named s (memory, rebuild or restore).
+func ParseWindowMode(s string) (WindowMode, error) {
+	for _, m := range []WindowMode{WindowsInMemory, WindowsRebuild, WindowsRestore} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown window mode %q (memory, rebuild or restore)", s)
+}
+
+// WindowRetention is how long after its end plus the lateness a stored
+// run (or a rule's watermark) is kept before it expires.
+const WindowRetention = 24 * time.Hour
+
+const (
+	windowsVersion = 1
+	runState       = 'S' // an open run: the exported esqleval.State follows
+	runDropped     = 'D' // a run dropped for its memory budget
+	windowHeader   = 1 + 8
+)
+
+var metaPart = []byte("meta")
+
+// windowFingerprint identifies what stored runs of r can be restored
+// into: the canonical query (as esqleval's program hash) and the schedule.
+func windowFingerprint(r *esqlRunner) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(r.rule.Program.Query().String()))
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(r.sched.Interval))
+	binary.BigEndian.PutUint64(b[8:], uint64(r.sched.Lookback))
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+func (r *esqlRunner) runKey(end int64) []byte {
+	k := state.AppendPrefix(make([]byte, 0, 16+len(r.rule.ID)), state.NSWindows, r.rule.ID)
+	return state.AppendPartUint(k, uint64(end)^(1<<63))
+}
+
+func (r *esqlRunner) metaKey() []byte {
+	k := state.AppendPrefix(nil, state.NSWindows, r.rule.ID)
+	return state.AppendPart(k, metaPart)
+}
+
+func (r *esqlRunner) appendHeader(b []byte) []byte {
+	b = append(b, windowsVersion)
+	return binary.BigEndian.AppendUint64(b, r.fp)
+}
+
+// touch notes that run end changed since the last checkpoint. The runs
+// touched between checkpoints are few and the newest is touched most, so
+// the list is searched from its end.
+func (r *esqlRunner) touch(end int64) {
+	for i := len(r.dirty) - 1; i >= 0; i-- {
+		if r.dirty[i] == end {
+			return
+		}
+	}
+	r.dirty = append(r.dirty, end)
+}
+
+// lateness is the engine's lateness, at least 0, for expiries.
+func (r *esqlRunner) lateness() time.Duration {
+	return max(r.eng.opts.Lateness, 0)
+}
+
+// windowWrite is one write of a checkpoint.
+type windowWrite struct {
+	key, val []byte
+	exp      time.Time
+	del      bool
+}
+
+// appendWrites appends the writes that bring the store up to date with
+// the runner: the runs touched since the last checkpoint, and its meta
+// entry when it changed.
+func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
+	for _, end := range r.dirty {
+		st, open := r.runs[end]
+		if !open {
+			if _, ok := r.stored[end]; ok {
+				ws = append(ws, windowWrite{key: r.runKey(end), del: true})
+			}
+			continue
+		}
+		val := r.appendHeader(nil)
+		if st == nil {
+			val = append(val, runDropped)
+		} else {
+			val = append(val, runState)
+			val = append(val, st.Export()...)
+		}
+		if len(val) > state.MaxValueSize {
+			start, stop := r.sched.Window(end)
+			r.ruleError(fmt.Errorf("rule %s: run %s–%s not checkpointed: its state of %d bytes exceeds the store's limit of %d bytes", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), len(val), state.MaxValueSize))
+			ws = append(ws, windowWrite{key: r.runKey(end), del: true})
+			continue
+		}
+		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(r.lateness() + WindowRetention)})
+	}
+	if r.metaDirty && !r.retired {
+		horizon := r.closed
+		val := r.appendHeader(nil)
+		val = binary.BigEndian.AppendUint64(val, uint64(r.closed))
+		val = binary.AppendUvarint(val, uint64(len(r.counter.counts)))
+		for _, end := range sortedKeys(r.counter.counts) {
+			val = binary.BigEndian.AppendUint64(val, uint64(end))
+			val = binary.AppendUvarint(val, uint64(r.counter.counts[end]))
+			horizon = max(horizon, end)
+		}
+		exp := time.Unix(0, horizon).Add(r.sched.Lookback + r.lateness() + WindowRetention)
+		ws = append(ws, windowWrite{key: r.metaKey(), val: val, exp: exp})
+	}
+	return ws
+}
+
+// checkpointed records that the writes of appendWrites are in the store.
+func (r *esqlRunner) checkpointed() {
+	for _, end := range r.dirty {
+		if _, open := r.runs[end]; open {
+			r.stored[end] = struct{}{}
+		} else {
+			delete(r.stored, end)
+		}
+	}
+	r.dirty = r.dirty[:0]
+	r.metaDirty = false
+}
+
+// Checkpoint writes the open runs of the ES|QL rules that changed since
+// the last checkpoint (and deletes the runs closed since) to the store, in
+// one transaction; see the package's WindowMode for what is durable when.
+// Its cost is an export of each changed run, not of every run, and nothing
+// per event. Without a store, or in WindowsInMemory, it does nothing.
+//
+// A run whose exported state exceeds state.MaxValueSize is reported
+// through Options.OnError and its stored copy deleted: it is not durable.
+// Checkpoint returns an error only when the store fails; the runs stay
+// marked as changed, so the next Checkpoint writes them.
+func (e *Engine) Checkpoint(ctx context.Context) error {
+	if !e.persist() {
+		return nil
+	}
+	var ws []windowWrite
+	for _, r := range e.esql {
+		ws = r.appendWrites(ws)
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	err := e.opts.Store.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		for _, w := range ws {
+			var err error
+			if w.del {
+				err = tx.Delete(w.key)
+			} else {
+				err = tx.Put(w.key, w.val, w.exp)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: cannot checkpoint the ES|QL runs: %w", err)
+	}
+	for _, r := range e.esql {
+		r.checkpointed()
+	}
+	return nil
+}
+
+func (e *Engine) persist() bool {
+	return e.opts.Store != nil && e.opts.Windows != WindowsInMemory
+}
+
+// notice reports a rule-level event that is not an evaluation error (runs
+// not restored) through Options.OnError, without counting it in the
+// rule's errors.
+func (r *esqlRunner) notice(err error) {
+	if r.eng.opts.OnError != nil {
+		r.eng.opts.OnError(r.rule.ID, err)
+	}
+}
+
+// errStaleWindow marks a stored run or watermark that cannot be restored.
+var errStaleWindow = errors.New("stored ES|QL run not restored")
+
+// loadWindows restores (WindowsRestore) or deletes (WindowsRebuild) the
+// stored runs of the engine's ES|QL rules. Entries that cannot be
+// restored — another fingerprint, a corrupt value, a run that closed
+// before the stored watermark — are deleted and reported.
+func (e *Engine) loadWindows(ctx context.Context) error {
+	var dels [][]byte
+	for _, r := range e.esql {
+		type entry struct{ key, val []byte }
+		var ents []entry
+		prefix := state.AppendPrefix(nil, state.NSWindows, r.rule.ID)
+		err := e.opts.Store.Scan(ctx, prefix, time.Time{}, func(en state.Entry) error {
+			ents = append(ents, entry{append([]byte(nil), en.Key...), append([]byte(nil), en.Value...)})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("engine: rule %s: cannot read the stored ES|QL runs: %w", r.rule.ID, err)
+		}
+		if e.opts.Windows != WindowsRestore {
+			for _, en := range ents {
+				dels = append(dels, en.key)
+			}
+			continue
+		}
+		dropped := 0
+		var why error
+		drop := func(key []byte, err error) {
+			dels = append(dels, key)
+			dropped++
+			if why == nil {
+				why = err
+			}
+		}
+		var runs []entry
+		for _, en := range ents {
+			pk, err := state.ParseKey(en.key)
+			if err != nil || len(pk.Parts) != 1 {
+				drop(en.key, fmt.Errorf("malformed key %q", en.key))
+				continue
+			}
+			if string(pk.Parts[0]) == string(metaPart) {
+				if err := r.importMeta(en.val); err != nil {
+					drop(en.key, err)
+				}
+				continue
+			}
+			runs = append(runs, en)
+		}
+		for _, en := range runs {
+			pk, _ := state.ParseKey(en.key)
+			if len(pk.Parts[0]) != 8 {
+				drop(en.key, fmt.Errorf("malformed key %q", en.key))
+				continue
+			}
+			end := int64(binary.BigEndian.Uint64(pk.Parts[0]) ^ (1 << 63))
+			if err := r.importRun(end, en.val); err != nil {
+				drop(en.key, err)
+			}
+		}
+		if dropped > 0 {
+			r.notice(fmt.Errorf("rule %s: %w: %d stored entries deleted (first: %v)", r.rule.ID, errStaleWindow, dropped, why))
+		}
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	err := e.opts.Store.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		for _, k := range dels {
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: cannot delete stored ES|QL runs: %w", err)
+	}
+	return nil
+}
+
+// checkHeader checks a stored value's version and fingerprint and returns
+// the rest.
+func (r *esqlRunner) checkHeader(val []byte) ([]byte, error) {
+	if len(val) < windowHeader || val[0] != windowsVersion {
+		return nil, errors.New("unknown format")
+	}
+	if binary.BigEndian.Uint64(val[1:windowHeader]) != r.fp {
+		return nil, errors.New("the rule's query or schedule changed")
+	}
+	return val[windowHeader:], nil
+}
+
+func (r *esqlRunner) importMeta(val []byte) error {
+	b, err := r.checkHeader(val)
+	if err != nil {
+		return err
+	}
+	if len(b) < 8 {
+		return errors.New("truncated watermark")
+	}
+	closed := int64(binary.BigEndian.Uint64(b))
+	b = b[8:]
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return errors.New("malformed run counts")
+	}
+	b = b[w:]
+	counts := make(map[int64]int, n)
+	for range n {
+		if len(b) < 8 {
+			return errors.New("truncated run counts")
+		}
+		end := int64(binary.BigEndian.Uint64(b))
+		c, w := binary.Uvarint(b[8:])
+		if w <= 0 || c > uint64(r.rule.Schedule.MaxSignals) {
+			return errors.New("malformed run count")
+		}
+		counts[end] = int(c)
+		b = b[8+w:]
+	}
+	if len(b) != 0 {
+		return errors.New("trailing bytes after the run counts")
+	}
+	r.closed = max(r.closed, closed)
+	r.counter.counts = counts
+	return nil
+}
+
+func (r *esqlRunner) importRun(end int64, val []byte) error {
+	b, err := r.checkHeader(val)
+	if err != nil {
+		return err
+	}
+	if end <= r.closed {
+		return errors.New("the run closed before the stored watermark")
+	}
+	if len(b) == 0 {
+		return errors.New("empty run")
+	}
+	switch b[0] {
+	case runDropped:
+		if len(b) != 1 {
+			return errors.New("trailing bytes after a dropped run")
+		}
+		r.runs[end] = nil
+	case runState:
+		st := r.rule.Program.NewState()
+		if err := st.Import(b[1:]); err != nil {
+			if errors.Is(err, esqleval.ErrBudgetExceeded) {
+				r.runs[end] = nil // as when it was collected
+				r.stored[end] = struct{}{}
+				r.touch(end)
+				return nil
+			}
+			return err
+		}
+		r.runs[end] = st
+	default:
+		return fmt.Errorf("unknown run kind %q", b[0])
+	}
+	r.stored[end] = struct{}{}
+	return nil
+}
+
+// Handover moves the open runs of e's ES|QL rules to next, a new engine
+// (a rule reload), for every rule that next runs with the same query and
+// schedule; those runs go on in next as if no reload happened, and runs
+// next restored from the store for them are replaced. It returns the
+// number of runs moved. The runs of e's other ES|QL rules stay in e, for
+// e.Close to close. After Handover, e's Checkpoint writes only deletions
+// (of the runs e.Close closes), never the state of a rule next owns; call
+// it before dropping e. Both engines must be used from the caller's
+// goroutine.
+func (e *Engine) Handover(next *Engine) int {
+	byID := make(map[string]*esqlRunner, len(next.esql))
+	for _, n := range next.esql {
+		byID[n.rule.ID] = n
+	}
+	moved := 0
+	for _, r := range e.esql {
+		r.retired = true
+		n := byID[r.rule.ID]
+		if n == nil || n.fp != r.fp {
+			continue
+		}
+		moved += len(r.runs)
+		// What next restored from the store is older than r's runs:
+		// rewrite every run either knows of at next's next checkpoint.
+		for end := range n.stored {
+			r.touch(end)
+			r.stored[end] = struct{}{}
+		}
+		n.runs, n.closed, n.counter = r.runs, r.closed, r.counter
+		n.stored, n.dirty, n.metaDirty = r.stored, r.dirty, true
+		r.runs, r.counter, r.stored, r.dirty = map[int64]*esqleval.State{}, runCounter{}, map[int64]struct{}{}, nil
+	}
+	if e.newest.After(next.newest) {
+		next.newest = e.newest
+	}
+	return moved
+}
