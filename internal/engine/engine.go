@@ -190,6 +190,13 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	if e.opts.Store == nil || e.newest.IsZero() {
 		return nil
 	}
+	// Groups whose period is over are delivered before their entries can
+	// expire (a group is kept one period past its end).
+	for _, d := range e.dedups {
+		if err := d.advance(ctx, e.newest); err != nil {
+			return err
+		}
+	}
 	n, err := e.opts.Store.DeleteExpired(ctx, e.newest)
 	if err != nil {
 		return fmt.Errorf("cannot remove expired state: %w", err)

@@ -46,3 +46,21 @@ func TestSweepBoundsTheStore(t *testing.T) {
 		t.Fatalf("with sweeping the store holds %d entries (swept %d), want at most %d", swept, st.Swept, want)
 	}
 }
+
+// TestSweepDeliversGroupsFirst: a dedup group whose period is over is
+// delivered before sweeping can remove it (two user agents five hours
+// apart, with seed 003's 60-minute groups).
+func TestSweepDeliversGroupsFirst(t *testing.T) {
+	store, err := bolt.Open(t.TempDir(), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	as, _ := stRun(t, []*rule.Compiled{stRule(t, "Kubernetes.API.AnonymousAccess")}, store, engine.Options{SweepEvery: time.Hour},
+		stEv{id: "g1", at: stT0, ua: "python-requests/2.31.0", ips: []string{"203.0.113.9"}},
+		stEv{id: "g2", at: stT0.Add(5 * time.Hour), ua: "curl/8.5.0", ips: []string{"203.0.113.9"}},
+	)
+	if len(as) != 2 {
+		t.Fatalf("%d alerts, want one per user agent", len(as))
+	}
+}
