@@ -94,11 +94,16 @@ type PipelineConfig struct {
 //
 // Batches are committed in groups. After a group of batches is evaluated,
 // the outputs are flushed (their alerts are durable or delivered), then the
-// group's state writes (alert ids, new terms, file positions) are committed
-// to the store in one transaction, then the batches are acknowledged. A
-// crash loses only unacknowledged batches, which their senders send again;
-// the alerts they raise again carry the same ids, and the outputs
-// deduplicate them.
+// group's state writes (alert ids, new terms, file positions, and the open
+// runs of ES|QL rules, which engine.Checkpoint writes just before) are
+// committed to the store in one transaction, then the batches are
+// acknowledged. A crash loses only unacknowledged batches, which their
+// senders send again; the restarted engine restores the open runs as of
+// the last commit (engine.WindowsRestore), so a burst spanning the crash
+// is aggregated whole. The alerts raised again carry the same ids, and the
+// outputs deduplicate them. A batch committed whose answer was lost (the
+// crash between commit and reply) is sent again and counted twice in the
+// open ES|QL runs.
 //
 // The methods of a Pipeline are safe for concurrent use.
 type Pipeline struct {
@@ -239,6 +244,7 @@ func (p *Pipeline) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 	return engine.New(rules, engine.Options{
 		Sink: pipeSink{p}, Store: p.ov, Materialize: p.cfg.Registry.Materialize,
 		Lateness: p.cfg.Lateness, LearnOnly: p.cfg.LearnOnly, GroupUpdates: p.cfg.GroupUpdates,
+		Windows: engine.WindowsRestore,
 		OnError: func(id string, err error) {
 			p.m.ruleErrors.WithLabelValues(id).Inc()
 			p.log.Warn("rule error", "rule", id, "err", err)
@@ -532,10 +538,12 @@ func (p *Pipeline) ReadStream(ctx context.Context, input, name string, r io.Read
 }
 
 // Reload swaps the rules. The new rules are compiled by the caller; the
-// engine is rebuilt in the engine's goroutine between batches. The old
-// engine's open windowed runs are closed first (their alerts raised), so a
-// reload is a run boundary for ES|QL rules; new_terms history and the ids
-// of alerts raised live in the store and carry over.
+// engine is rebuilt in the engine's goroutine between batches. The open
+// runs of ES|QL rules whose query and schedule are unchanged carry over to
+// the new engine (engine.Handover); the old engine's other open runs are
+// closed (their alerts raised), so a reload is a run boundary only for
+// ES|QL rules that changed or went. new_terms history and the ids of
+// alerts raised live in the store and carry over.
 func (p *Pipeline) Reload(ctx context.Context, rules []*rule.Compiled) error {
 	if len(rules) == 0 {
 		return errors.New("pipeline: no rules")
@@ -598,6 +606,7 @@ func (p *Pipeline) loop() {
 	done := make(chan error, 1)
 	var started time.Time
 	start := func() {
+		p.checkpoint()
 		p.ov.commitMu.Lock()
 		layer, err := p.ov.freeze()
 		if err != nil {
@@ -661,6 +670,7 @@ func (p *Pipeline) loop() {
 			if err := p.eng.Close(p.ctx); err != nil {
 				p.log.Error("cannot close the open runs", "err", err)
 			}
+			p.checkpoint()
 			t0 := time.Now()
 			ctx, cancel := context.WithTimeout(p.ctx, DefaultCommitTimeout)
 			err := p.ov.Commit(ctx)
@@ -674,6 +684,17 @@ func (p *Pipeline) loop() {
 			p.ack(waiting, err)
 			return
 		}
+	}
+}
+
+// checkpoint writes the engine's changed ES|QL runs to the overlay, so
+// that the commit that follows holds them with the alert ids and positions
+// of the same batches: an acknowledged batch's events are in the stored
+// runs. A failure (the overlay refuses a write) is logged: the runs stay
+// marked changed and the next checkpoint writes them.
+func (p *Pipeline) checkpoint() {
+	if err := p.eng.Checkpoint(p.ctx); err != nil {
+		p.log.Error("cannot checkpoint the open ES|QL runs", "err", err)
 	}
 }
 
@@ -931,9 +952,12 @@ func (p *Pipeline) runReload(j *job) {
 		j.res.Err = err
 		return
 	}
+	moved := p.eng.Handover(eng)
 	if err := p.eng.Close(p.ctx); err != nil {
 		p.log.Error("cannot close the open runs of the old rules", "err", err)
 	}
+	p.checkpoint() // deletes the runs the old engine closed
+	p.log.Info("ES|QL runs carried over to the new rules", "runs", moved)
 	p.mu.Lock()
 	p.eng, p.fields = eng, eng.Fields()
 	p.mu.Unlock()
