@@ -52,10 +52,17 @@ type scanParams struct {
 	dedup int
 	// alertsFile, if set, is the durable alert output (see alertsFile).
 	alertsFile string
+	// windows is what becomes of the ES|QL runs stored by an earlier scan
+	// (engine.ParseWindowMode): rebuild (the default) or restore.
+	windows string
 }
 
+// scanCheckpointEvery is how often (wall clock, checked every 4096
+// events) a scan with a state directory checkpoints its open ES|QL runs.
+const scanCheckpointEvery = time.Second
+
 func newScanParams() *scanParams {
-	return &scanParams{output: "auto", format: "auto", maxRecord: ingest.DefaultMaxRecordBytes, lateness: -1, progress: "auto", showBad: 10, dedup: 1 << 18}
+	return &scanParams{output: "auto", format: "auto", maxRecord: ingest.DefaultMaxRecordBytes, lateness: -1, progress: "auto", showBad: 10, dedup: 1 << 18, windows: engine.WindowsRebuild.String()}
 }
 
 func newScanCmd(io *streams) *cobra.Command {
@@ -93,6 +100,7 @@ A summary goes to stderr. Exit status: 0 no alerts, 2 alerts raised, 1 error.`,
 	fs.BoolVar(&p.exitZero, "exit-zero", false, "exit 0 even when alerts are raised")
 	fs.IntVar(&p.dedup, "dedup", p.dedup, "drop repeated deliveries of an event (same auditID and stage) among the last N events seen (0: keep all)")
 	fs.StringVar(&p.alertsFile, "alerts-file", "", "also append alerts as JSON lines to `FILE`, synced before they count as raised; a re-run after a crash appends none twice")
+	fs.StringVar(&p.windows, "windows", p.windows, "ES|QL runs left open in the state directory by a scan that was killed: rebuild (delete them; for a re-run over the same input, which rebuilds them) or restore (go on with them; for an input that starts after the killed scan's)")
 	return cmd
 }
 
@@ -179,8 +187,15 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	}
 	reg := registry()
 	var ruleErrs []string
+	windows, err := engine.ParseWindowMode(p.windows)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if noState {
+		windows = engine.WindowsInMemory
+	}
 	eng, err := engine.New(compiled, engine.Options{
-		Sink: sink, Store: store, Materialize: reg.Materialize, Lateness: p.lateness, LearnOnly: p.learnOnly,
+		Sink: sink, Store: store, Materialize: reg.Materialize, Lateness: p.lateness, LearnOnly: p.learnOnly, Windows: windows,
 		SweepEvery: time.Hour,
 		OnError: func(id string, err error) {
 			ruleErrs = append(ruleErrs, err.Error())
@@ -225,7 +240,18 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 		return &exitError{code: 1, err: err}
 	}
 	sum.reader = rd
-	process := func(e *event.Event) error { return eng.Process(ctx, e) }
+	var nev int
+	lastCheckpoint := time.Now()
+	process := func(e *event.Event) error {
+		if err := eng.Process(ctx, e); err != nil {
+			return err
+		}
+		if nev++; nev%4096 == 0 && time.Since(lastCheckpoint) >= scanCheckpointEvery {
+			lastCheckpoint = time.Now()
+			return eng.Checkpoint(ctx)
+		}
+		return nil
+	}
 	if bundled {
 		err = scanBundled(ctx, rd, process)
 	} else {
@@ -233,6 +259,9 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	}
 	if err == nil {
 		err = eng.Close(ctx)
+	}
+	if err == nil {
+		err = eng.Checkpoint(ctx) // deletes the runs Close closed
 	}
 	bar.stop()
 	if flusher != nil {
