@@ -96,6 +96,38 @@ func Sniff(rec []byte) (Keys, string, error) {
 	return k, kind, nil
 }
 
+// FirstKind returns the value of the "kind" key of the object rec when
+// that key comes first and holds a string, as in what kube-apiserver
+// writes and sends ({"kind":"EventList",...}); ok is false otherwise. It
+// reads only that member, not the whole record: detection and decoding
+// of an EventList take it to avoid a pass over its items. The value
+// aliases rec unless it has escapes.
+func FirstKind(rec []byte) (kind []byte, ok bool) {
+	i := jsonx.SkipWS(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return nil, false
+	}
+	i = jsonx.SkipWS(rec, i+1)
+	var scratch []byte
+	key, n, err := jsonx.ReadString(rec, i, &scratch)
+	if err != nil || string(key) != "kind" {
+		return nil, false
+	}
+	i = jsonx.SkipWS(rec, n)
+	if i >= len(rec) || rec[i] != ':' {
+		return nil, false
+	}
+	i = jsonx.SkipWS(rec, i+1)
+	if jsonx.TypeAt(rec, i) != jsonx.String {
+		return nil, false
+	}
+	v, _, err := jsonx.ReadString(rec, i, &scratch)
+	if err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
 // Format decodes the records of one input format.
 type Format interface {
 	// Name is the format's name for --format and kanon.reader.
@@ -244,6 +276,7 @@ func (d *Decoder) dispatch(rec []byte, forced Format) error {
 type Registry struct {
 	formats []Format
 	fast    Format // tried first for records starting {"kind":"Event"
+	list    Format // taken for objects whose first member is "kind":"EventList"
 }
 
 // NewRegistry returns a registry of the given formats, asked in order.
@@ -252,6 +285,12 @@ func NewRegistry(formats ...Format) *Registry {
 	for _, f := range formats {
 		if f.Detect(KeyKind|KeyAPIVersion|KeyAuditID, "Event") {
 			r.fast = f
+			break
+		}
+	}
+	for _, f := range formats {
+		if f.Detect(KeyKind|KeyAPIVersion|KeyItems, "EventList") {
+			r.list = f
 			break
 		}
 	}
@@ -297,6 +336,14 @@ func (r *Registry) detect(rec []byte) (Format, error) {
 			}
 		}
 		return nil, fmt.Errorf("%w: expected a JSON object or array", ErrShape)
+	}
+	// An EventList (kind first, as kube-apiserver writes it) is known by
+	// its first member: sniffing its keys would read all its items once
+	// more before the format decodes them. The format checks the rest.
+	if r.list != nil {
+		if kind, ok := FirstKind(rec[i:]); ok && string(kind) == "EventList" {
+			return r.list, nil
+		}
 	}
 	keys, kind, err := Sniff(rec[i:])
 	if err != nil {

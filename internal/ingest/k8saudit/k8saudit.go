@@ -56,10 +56,13 @@ func (Format) Decode(d *ingest.Decoder, rec []byte) error {
 	return d.Emit(e)
 }
 
-// isList is a cheap check for the EventList kind or an items key.
+// isList reports whether rec is an EventList: by kind, or an object
+// without kind that has items. When "kind" is the first member (what
+// kube-apiserver writes) it is read alone; otherwise the top-level keys are
+// sniffed, a pass over the whole record.
 func isList(rec []byte) bool {
-	if len(rec) > 16 && string(rec[:15]) == `{"kind":"Event"` && rec[15] != 'L' {
-		return false
+	if kind, ok := ingest.FirstKind(rec); ok {
+		return string(kind) == "EventList"
 	}
 	keys, kind, err := ingest.Sniff(rec)
 	return err == nil && (kind == "EventList" || kind == "" && keys.Has(ingest.KeyItems))
