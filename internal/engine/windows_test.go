@@ -388,3 +388,63 @@ func (f *failOnce) Update(ctx context.Context, now time.Time, fn func(tx state.T
 	}
 	return f.Store.Update(ctx, now, fn)
 }
+
+// BenchmarkSeed004Windows measures seed 004 per event as BenchmarkSeed004Engine
+// does, in memory and with durable runs on a bolt store (no fsync)
+// checkpointed every 5000 events (serve checkpoints once per commit group,
+// up to 50000 events): the per-event cost is marking a run changed; the
+// checkpoint exports each changed run once.
+func BenchmarkSeed004Windows(b *testing.B) {
+	r := builtin(b, seed004)
+	lines := benchLog(1024)
+	for _, mode := range []engine.WindowMode{engine.WindowsInMemory, engine.WindowsRestore} {
+		b.Run(mode.String(), func(b *testing.B) {
+			store, err := bolt.Open(b.TempDir(), bolt.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			var sink countSink
+			eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: store, Windows: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var events []*event.Event
+			for i, l := range lines {
+				if err := rd.Record(event.Origin{Name: "bench", Line: int64(i + 1)}, []byte(l), func(e *event.Event) error {
+					events = append(events, e.Clone())
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			at := t0
+			for i := 0; i < b.N; i++ {
+				e := events[i%len(events)]
+				e.Timestamp = at
+				at = at.Add(time.Second)
+				if err := eng.Process(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+				if i%5000 == 4999 {
+					if err := eng.Checkpoint(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := eng.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := eng.Checkpoint(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
