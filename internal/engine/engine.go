@@ -49,6 +49,10 @@ type Options struct {
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
+	// RuleMemoryBudget bounds the bytes the open runs of one windowed rule
+	// may hold together (0: rule.MemoryBudget). A run that would take the
+	// rule over it is dropped, with an error naming the rule.
+	RuleMemoryBudget int64
 	// SweepEvery, when positive, removes the store's expired entries each
 	// time the newest event time has moved on by this much, and at Close,
 	// so that the store's size follows the rules' history windows, not the
@@ -182,6 +186,14 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 		}
 	}
 	return nil
+}
+
+// ruleBudget is the memory budget of each windowed rule's open runs.
+func (e *Engine) ruleBudget() int64 {
+	if e.opts.RuleMemoryBudget > 0 {
+		return e.opts.RuleMemoryBudget
+	}
+	return rule.MemoryBudget
 }
 
 // Sweep removes the store's entries that expired before the newest event

@@ -40,6 +40,11 @@ type esqlRunner struct {
 	stored    map[int64]struct{} // ends of the runs the store holds
 	metaDirty bool               // closed or counter changed since the last checkpoint
 	retired   bool               // handed over: checkpoints write deletions only
+
+	// size is the bytes held by all open runs, against the rule's memory
+	// budget (rule.MemoryBudget): kept up to date per event, and summed
+	// again whenever a run opens or closes.
+	size int64
 }
 
 func newESQLRunner(b *base) *esqlRunner {
@@ -92,11 +97,19 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 		if st == nil {
 			st = p.NewState()
 			r.runs[end] = st
+			r.size = r.openSize()
 		}
-		if err := st.Add(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows); err != nil {
+		before := st.Size()
+		err := st.Add(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows)
+		r.size += st.Size() - before
+		if budget := r.eng.ruleBudget(); err == nil && r.size > budget {
+			err = fmt.Errorf("the rule's open runs hold %d bytes, over its memory budget of %d bytes: %w", r.size, budget, esqleval.ErrBudgetExceeded)
+		}
+		if err != nil {
 			start, stop := r.sched.Window(end)
 			r.ruleError(fmt.Errorf("rule %s: run %s–%s dropped: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
 			// Drop the run: a partial aggregation would raise wrong alerts.
+			r.size -= st.Size()
 			st.Reset()
 			r.runs[end] = nil
 		}
@@ -154,9 +167,21 @@ func (r *esqlRunner) flush(ctx context.Context) error {
 	return nil
 }
 
+// openSize sums the bytes held by the open runs.
+func (r *esqlRunner) openSize() int64 {
+	var n int64
+	for _, st := range r.runs {
+		if st != nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
 func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 	st := r.runs[end]
 	delete(r.runs, end)
+	r.size = r.openSize()
 	if end > r.closed {
 		r.closed = end
 	}
