@@ -172,14 +172,15 @@ func (s *WebhookSink) Write(_ context.Context, a *Alert) error {
 		s.stats.dropped.Add(1)
 		return fmt.Errorf("%s output %q: cannot take alert %s: %w", s.typ, s.cfg.Name, a.ID, ErrClosed)
 	}
-	if s.seen.has(a.ID) {
+	key := a.DeliveryKey()
+	if s.seen.has(key) {
 		s.stats.duplicates.Add(1)
 		return nil
 	}
-	e := entry{id: a.ID, body: body}
+	e := entry{id: key, body: body}
 	if s.spool.Len() == 0 && len(s.q) < s.cfg.QueueSize {
 		s.q = append(s.q, e)
-		s.seen.add(a.ID)
+		s.seen.add(key)
 		s.cond.Signal()
 		return nil
 	}
@@ -195,7 +196,7 @@ func (s *WebhookSink) Write(_ context.Context, a *Alert) error {
 		return err
 	}
 	s.stats.spooled.Add(1)
-	s.seen.add(a.ID)
+	s.seen.add(key)
 	s.cond.Signal()
 	return nil
 }

@@ -381,3 +381,28 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A group update (same alert id, a new count) is a new delivery, not a
+// repeat: it is sent, and only a repeat of the same count is dropped.
+func TestWebhookGroupUpdates(t *testing.T) {
+	r := newReceiver(t)
+	s, err := NewWebhookSink(fastWebhook(r.url(), t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testAlert(1)
+	a.Group = &Group{Key: "k", Count: 1}
+	b := *a
+	b.Group = &Group{Key: "k", Count: 5}
+	for _, x := range []*Alert{a, &b, &b, a} {
+		if err := s.Write(context.Background(), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shutdown(t, s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := strings.Join(r.accepted, " "); got != a.ID+"#1 "+a.ID+"#5" {
+		t.Fatalf("delivered %q", got)
+	}
+}
