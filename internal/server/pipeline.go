@@ -129,6 +129,7 @@ type Pipeline struct {
 	listFastPath bool // EventList bodies are read item by item
 	cur          *job
 	newest       time.Time // newest event time seen
+	swept        time.Time // wall-clock time of the last sweep of the store
 	lastArrival  time.Time // wall time of the last event
 	idleMark     time.Time // last watermark set by the idle clock
 	dirty        bool      // alerts or writes not yet committed outside a job
@@ -650,6 +651,7 @@ func (p *Pipeline) loop() {
 			}
 		case <-tick.C:
 			p.idleAdvance()
+			p.sweep()
 			if p.dirty && !committing {
 				start()
 			}
@@ -684,6 +686,29 @@ func (p *Pipeline) loop() {
 			p.ack(waiting, err)
 			return
 		}
+	}
+}
+
+// SweepInterval is how often (wall clock) serve removes the store's
+// expired entries.
+const SweepInterval = time.Minute
+
+// sweep removes the store's entries that expired before the newest event
+// time seen, so that the store's size follows the rules' history windows.
+// It works on the base store: entries pending in the overlay are not
+// touched, and nothing pending is committed ahead of its batch.
+func (p *Pipeline) sweep() {
+	if p.newest.IsZero() || time.Since(p.swept) < SweepInterval {
+		return
+	}
+	p.swept = time.Now()
+	n, err := p.ov.base.DeleteExpired(p.ctx, p.newest)
+	if err != nil {
+		p.log.Warn("cannot remove expired state", "err", err)
+		return
+	}
+	if n > 0 {
+		p.log.Debug("removed expired state", "entries", n)
 	}
 }
 
