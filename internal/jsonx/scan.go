@@ -622,3 +622,69 @@ func ArrayEach(b []byte, i int, fn func(at int) (int, error)) (int, error) {
 		j++
 	}
 }
+
+// SkipUnchecked returns the offset after the JSON value at b[i] (after
+// whitespace) by matching strings and brackets only: it does not validate
+// the value (no literal, number, comma or duplicate-key checks). For valid
+// JSON it agrees with Skip; use it to split a document into values that
+// are validated later, when they are decoded. An error means the value is
+// cut off.
+func SkipUnchecked(b []byte, i int) (int, error) {
+	i = SkipWS(b, i)
+	if i >= len(b) {
+		return i, errAt(i, ErrSyntax, "unexpected end of input, expected a value")
+	}
+	switch b[i] {
+	case '"':
+		return endOfString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, err := endOfString(b, j)
+				if err != nil {
+					return end, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return len(b), errAt(i, ErrSyntax, "unterminated value")
+	}
+	j := i
+	for j < len(b) {
+		switch b[j] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return j, nil
+		}
+		j++
+	}
+	return j, nil
+}
+
+// endOfString returns the offset after the string at b[i] (which is '"'),
+// stepping over escapes without checking them.
+func endOfString(b []byte, i int) (int, error) {
+	j := i + 1
+	for {
+		j = scanString(b, j)
+		if j >= len(b) {
+			return len(b), errAt(i, ErrSyntax, "unterminated string")
+		}
+		switch b[j] {
+		case '"':
+			return j + 1, nil
+		case '\\':
+			j += 2
+		default: // a control character: not ours to judge here
+			j++
+		}
+	}
+}

@@ -125,3 +125,21 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSkipUnchecked: on valid JSON, SkipUnchecked ends where Skip does;
+// on anything, it never panics or runs past the input.
+func FuzzSkipUnchecked(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"]",{"b":"\"}"}]}`, `"x\\"`, `[{"a":1},{"b":2}]`, `12 `, `{"a`, `["\u00e9"]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, err := SkipUnchecked(b, 0)
+		if end < 0 || end > len(b) {
+			t.Fatalf("end %d out of range", end)
+		}
+		want, werr := Skip(b, 0)
+		if werr == nil && json.Valid(b) && (err != nil || end != want) {
+			t.Fatalf("SkipUnchecked = %d, %v; Skip = %d on %q", end, err, want, b)
+		}
+	})
+}

@@ -375,7 +375,8 @@ func splitEventList(body []byte, dst []span) ([]span, bool) {
 		}
 		found = true
 		end, err := jsonx.ArrayEach(body, it.Value, func(at int) (int, error) {
-			end, err := jsonx.Skip(body, at)
+			// Only the boundaries: each item is validated when decoded.
+			end, err := jsonx.SkipUnchecked(body, at)
 			if err == nil {
 				dst = append(dst, span{at, end})
 			}
@@ -900,7 +901,8 @@ func (p *Pipeline) eachItem(j *job, rd *ingest.Reader, body []byte, fn func(*eve
 		}
 		idx := int64(0)
 		end, err := jsonx.ArrayEach(body, it.Value, func(at int) (int, error) {
-			end, err := jsonx.Skip(body, at)
+			// Only the boundaries: each item is validated when decoded.
+			end, err := jsonx.SkipUnchecked(body, at)
 			if err != nil {
 				return end, err
 			}
