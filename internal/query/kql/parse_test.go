@@ -246,7 +246,7 @@ func repoRoot(t testing.TB) string {
 func TestParse_ElasticRules(t *testing.T) {
 	qs := anchorQueries(t)
 	if len(qs) == 0 {
-		t.Skip("shared Elastic rules not found next to the repository")
+		t.Fatal("shared Elastic rules not found next to the repository: the tests need ../shared")
 	}
 	for name, q := range qs {
 		e, err := Parse(pos.NewSource(name, q))
