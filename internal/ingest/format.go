@@ -155,6 +155,10 @@ type Decoder struct {
 	// KeyScratch is scratch space for the unescaped object keys of one
 	// event (and of the objects skipped inside it), reused per event.
 	KeyScratch []byte
+	// Validated is set while decoding a record that was validated in full
+	// already (jsonx.Skip): formats may then skip what they do not read
+	// without checking it again.
+	Validated bool
 	// Context set by envelopes for the events decoded inside them.
 	CloudProvider, ClusterName, Reader string
 

@@ -143,6 +143,15 @@ func (r *Reader) Record(origin event.Origin, rec []byte, fn func(*event.Event) e
 	return nil
 }
 
+// RecordValidated is Record for a record already validated in full by
+// jsonx.Skip (e.g. by a webhook handler, in its own goroutine): the parts
+// no rule reads are skipped without being checked again.
+func (r *Reader) RecordValidated(origin event.Origin, rec []byte, fn func(*event.Event) error) error {
+	r.dec.Validated = true
+	defer func() { r.dec.Validated = false }()
+	return r.Record(origin, rec, fn)
+}
+
 // ReadPaths reads files, directories (recursively, in name order) and "-"
 // (standard input, from stdin) in the order given.
 func (r *Reader) ReadPaths(ctx context.Context, paths []string, stdin io.Reader, fn func(*event.Event) error) error {

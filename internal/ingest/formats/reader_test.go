@@ -179,3 +179,33 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordValidatedAgrees: decoding a record already validated (the
+// webhook validates EventList items in the request goroutine) gives the
+// same events as decoding it with every check.
+func TestRecordValidatedAgrees(t *testing.T) {
+	recs := []string{ev1, withID("b"), strings.Replace(ev1, `"level":"Metadata"`, `"level":"Request","requestObject":{"kind":"Pod","spec":{"containers":[{"image":"nginx","a\"b":1}]}}`, 1)}
+	for _, rec := range recs {
+		docs := map[bool]string{}
+		for _, validated := range []bool{false, true} {
+			r, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: event.AllFields()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := r.Record
+			if validated {
+				read = r.RecordValidated
+			}
+			err = read(event.Origin{Name: "x"}, []byte(rec), func(e *event.Event) error {
+				docs[validated] = string(e.AppendECS(nil))
+				return nil
+			})
+			if err != nil || docs[validated] == "" {
+				t.Fatalf("validated=%v: %v", validated, err)
+			}
+		}
+		if docs[false] != docs[true] {
+			t.Fatalf("documents differ:\n%s\n%s", docs[false], docs[true])
+		}
+	}
+}

@@ -169,6 +169,7 @@ func DecodeEvent(d *ingest.Decoder, rec []byte, i int, e *event.Event) (int, err
 	fs := d.Fields
 	var it jsonx.ObjectIter
 	it.Scratch = d.KeyScratch
+	it.Trusted = d.Validated
 	defer func() { d.KeyScratch = it.Scratch[:0] }()
 	if err := it.Begin(rec, i); err != nil {
 		return i, err
