@@ -129,6 +129,17 @@ func str(fs Fields, name string) string {
 	return fmt.Sprint(v)
 }
 
+// first returns the first of names that the fields hold (aggregate alerts
+// carry their group's columns instead of the output fields).
+func first(fs Fields, names ...string) string {
+	for _, n := range names {
+		if v, ok := fs.Get(n); ok && v != nil {
+			return str(fs, n)
+		}
+	}
+	return "-"
+}
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -161,7 +172,8 @@ func (s *TableSink) Write(_ context.Context, a *Alert) error {
 	}
 	fmt.Fprintf(s.w, "%-24s %-8s %-44s %-22s %-18s %-6s %s\n",
 		a.Timestamp.UTC().Format(time.RFC3339), a.Rule.Severity, clip(a.Rule.Name, 44),
-		clip(str(a.Fields, "username"), 22), clip(str(a.Fields, "source_ips"), 18),
+		clip(first(a.Fields, "username", "kubernetes.audit.user.username", "Esql.kubernetes_audit_user_username_values"), 22),
+		clip(first(a.Fields, "source_ips", "kubernetes.audit.sourceIPs", "source.ip"), 18),
 		clip(str(a.Fields, "verb"), 6), detail)
 	if s.verbose {
 		if a.Title != "" {
