@@ -65,6 +65,9 @@ type PipelineConfig struct {
 	// IdleCheck is how often an idle input's windows are advanced by the
 	// wall clock (0: DefaultIdleCheck).
 	IdleCheck time.Duration
+	// SweepEvery is how often (wall clock) the store's expired entries are
+	// removed (0: DefaultSweepEvery).
+	SweepEvery time.Duration
 	// LearnOnly makes new_terms rules learn without alerting.
 	LearnOnly bool
 	// GroupUpdates delivers the first alert of a dedup group at once and
@@ -196,6 +199,9 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	if cfg.Lateness == 0 {
 		cfg.Lateness = DefaultLateness
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = DefaultSweepEvery
 	}
 	if cfg.IdleCheck <= 0 {
 		cfg.IdleCheck = DefaultIdleCheck
@@ -692,16 +698,16 @@ func (p *Pipeline) loop() {
 	}
 }
 
-// SweepInterval is how often (wall clock) serve removes the store's
-// expired entries.
-const SweepInterval = time.Minute
+// DefaultSweepEvery is how often (wall clock) serve removes the store's
+// expired entries unless PipelineConfig.SweepEvery says otherwise.
+const DefaultSweepEvery = time.Minute
 
 // sweep removes the store's entries that expired before the newest event
 // time seen, so that the store's size follows the rules' history windows.
 // It works on the base store: entries pending in the overlay are not
 // touched, and nothing pending is committed ahead of its batch.
 func (p *Pipeline) sweep() {
-	if p.newest.IsZero() || time.Since(p.swept) < SweepInterval {
+	if p.newest.IsZero() || time.Since(p.swept) < p.cfg.SweepEvery {
 		return
 	}
 	p.swept = time.Now()
