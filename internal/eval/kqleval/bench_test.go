@@ -87,7 +87,7 @@ func TestMatchAllocs(t *testing.T) {
 func TestElasticRules(t *testing.T) {
 	qs := elasticRuleQueries(t)
 	if len(qs) == 0 {
-		t.Skip("shared Elastic rules not found next to the repository")
+		t.Fatal("shared Elastic rules not found next to the repository: the tests need ../shared")
 	}
 	for name, q := range qs {
 		src := newRuleSource(name, q)
