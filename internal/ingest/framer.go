@@ -7,13 +7,29 @@ import (
 	"github.com/kanon-dev/kanon/internal/event"
 )
 
-// framer splits an input into records. Most inputs are JSON lines and take
-// the fast path (one line, one record). A value that spans lines — a
-// pretty-printed document, or the JSON array that `gcloud logging read
-// --format=json` prints — is followed byte by byte; a top-level array is
-// streamed element by element, so its size is not bounded by the record
+// Record is one framed record — a line, a JSON value spanning lines, or an
+// element of a top-level array — or, when Err is set, a framing error in
+// its place (a record over the size limit, unbalanced brackets, input that
+// ends inside a value). Data is nil for a framing error.
+type Record struct {
+	Origin event.Origin
+	Data   []byte
+	Err    error
+}
+
+// Framer splits the lines of one input into records. Most inputs are JSON
+// lines and take the fast path (one line, one record). A value that spans
+// lines — a pretty-printed document, or the JSON array that `gcloud logging
+// read --format=json` prints — is followed byte by byte; a top-level array
+// is streamed element by element, so its size is not bounded by the record
 // limit and a bad element loses nothing else.
-type framer struct {
+//
+// A Framer holds the state of a value that spans lines between calls. It
+// is not safe for concurrent use.
+type Framer struct {
+	name     string
+	maxBytes int
+
 	active bool  // inside a multi-line value
 	array  bool  // streaming the elements of a top-level array
 	inElem bool  // inside an element (array mode)
@@ -23,184 +39,213 @@ type framer struct {
 	esc    bool  // after a backslash inside a string
 	start  int64 // line where the current record starts
 	buf    []byte
+
+	out []Record // the caller's slice while Line or End runs
 }
 
-func (f *framer) reset() {
-	buf := f.buf[:0]
-	*f = framer{buf: buf}
+// NewFramer returns a framer for the input called name whose records may
+// be at most maxBytes long (0: DefaultMaxRecordBytes).
+func NewFramer(name string, maxBytes int) *Framer {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxRecordBytes
+	}
+	return &Framer{name: name, maxBytes: maxBytes}
 }
 
-func (r *Reader) frameLine(name string, lineNo int64, line []byte, fn func(*event.Event) error) error {
-	fr := &r.fr
-	if !fr.active {
+// Name returns the input's name, as records' origins carry it.
+func (f *Framer) Name() string { return f.name }
+
+// reset forgets a value in progress, keeping the buffer.
+func (f *Framer) reset() {
+	*f = Framer{name: f.name, maxBytes: f.maxBytes, buf: f.buf[:0], out: f.out}
+}
+
+// Line frames line number lineNo (without its line break) and appends the
+// records it completes to out. A record that is the whole line (trimmed of
+// spaces) aliases line; a record assembled from several lines is a new
+// slice that the caller owns.
+func (f *Framer) Line(lineNo int64, line []byte, out []Record) []Record {
+	f.out = out
+	f.frameLine(lineNo, line)
+	out, f.out = f.out, nil
+	return out
+}
+
+// TooLong appends the report of line lineNo, which was over the record
+// limit and not read, to out. A value in progress is dropped with it: its
+// framing cannot be trusted any more.
+func (f *Framer) TooLong(lineNo int64, out []Record) []Record {
+	f.reset()
+	return append(out, Record{Origin: event.Origin{Name: f.name, Line: lineNo}, Err: fmt.Errorf("%w (%d bytes)", ErrTooLarge, f.maxBytes)})
+}
+
+// End appends the report of a value cut off by the end of the input, or
+// its last scalar element, to out, and resets the framer.
+func (f *Framer) End(out []Record) []Record {
+	f.out = out
+	f.flush()
+	out, f.out = f.out, nil
+	f.reset()
+	return out
+}
+
+func (f *Framer) emit(line int64, data []byte) {
+	f.out = append(f.out, Record{Origin: event.Origin{Name: f.name, Line: line}, Data: data})
+}
+
+func (f *Framer) fail(line int64, err error) {
+	f.out = append(f.out, Record{Origin: event.Origin{Name: f.name, Line: line}, Err: err})
+}
+
+func (f *Framer) frameLine(lineNo int64, line []byte) {
+	if !f.active {
 		t := bytes.TrimSpace(line)
 		if len(t) == 0 {
-			return nil
+			return
 		}
 		first, last := t[0], t[len(t)-1]
 		switch {
 		case first == '{' && last == '}' || first == '[' && last == ']':
-			return r.Record(event.Origin{Name: name, Line: lineNo}, t, fn)
+			f.emit(lineNo, t)
+			return
 		case first == '[':
-			fr.active, fr.array, fr.start = true, true, lineNo
+			f.active, f.array, f.start = true, true, lineNo
 		case len(t) == 1 && first == '{':
-			fr.active, fr.start = true, lineNo
-			fr.buf = fr.buf[:0]
+			f.active, f.start = true, lineNo
+			f.buf = f.buf[:0]
 		default:
 			// A truncated line or text that is not JSON: the decoder says
 			// which, with the offset.
-			return r.Record(event.Origin{Name: name, Line: lineNo}, t, fn)
+			f.emit(lineNo, t)
+			return
 		}
 	}
-	return r.feed(name, lineNo, line, fn)
+	f.feed(lineNo, line)
 }
 
 // feed runs the multi-line state machine over one line.
-func (r *Reader) feed(name string, lineNo int64, line []byte, fn func(*event.Event) error) error {
-	fr := &r.fr
+func (f *Framer) feed(lineNo int64, line []byte) {
 	for i := 0; i < len(line); i++ {
 		c := line[i]
-		if fr.array && !fr.inElem {
+		if f.array && !f.inElem {
 			switch {
 			case c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',':
 				continue
-			case fr.depth == 0 && c == '[':
-				fr.depth = 1
+			case f.depth == 0 && c == '[':
+				f.depth = 1
 				continue
-			case fr.depth == 1 && c == ']':
-				fr.reset()
-				return r.rest(name, lineNo, line[i+1:], fn)
-			case fr.depth == 0:
+			case f.depth == 1 && c == ']':
+				f.reset()
+				f.rest(lineNo, line[i+1:])
+				return
+			case f.depth == 0:
 				// Something after the array ended on this line.
-				fr.reset()
-				return r.rest(name, lineNo, line[i:], fn)
+				f.reset()
+				f.rest(lineNo, line[i:])
+				return
 			case c == ']' || c == '}':
-				return r.broken(name, lineNo, line[i+1:], fn)
+				f.broken(lineNo, line[i+1:])
+				return
 			}
-			fr.inElem, fr.start, fr.buf = true, lineNo, fr.buf[:0]
-			fr.scalar = c != '{' && c != '['
+			f.inElem, f.start, f.buf = true, lineNo, f.buf[:0]
+			f.scalar = c != '{' && c != '['
 		}
-		if fr.array && fr.scalar && !fr.inStr && (c == ',' || c == ']' || c == ' ' || c == '\t' || c == '\r') {
-			if err := r.endRecord(name, fn); err != nil {
-				return err
-			}
+		if f.array && f.scalar && !f.inStr && (c == ',' || c == ']' || c == ' ' || c == '\t' || c == '\r') {
+			f.endRecord()
 			i-- // look at c again between elements
 			continue
 		}
-		fr.buf = append(fr.buf, c)
-		if fr.inStr {
+		f.buf = append(f.buf, c)
+		if f.inStr {
 			switch {
-			case fr.esc:
-				fr.esc = false
+			case f.esc:
+				f.esc = false
 			case c == '\\':
-				fr.esc = true
+				f.esc = true
 			case c == '"':
-				fr.inStr = false
+				f.inStr = false
 			}
 			continue
 		}
-		if fr.scalar {
+		if f.scalar {
 			// Brackets in a bare scalar are garbage the decoder reports.
 			if c == '"' {
-				fr.inStr = true
+				f.inStr = true
 			}
 			continue
 		}
 		switch c {
 		case '"':
-			fr.inStr = true
+			f.inStr = true
 		case '{', '[':
-			fr.depth++
+			f.depth++
 		case '}', ']':
-			fr.depth--
+			f.depth--
 			base := 0
-			if fr.array {
+			if f.array {
 				base = 1
 			}
-			if fr.depth < base {
-				return r.broken(name, lineNo, line[i+1:], fn)
+			if f.depth < base {
+				f.broken(lineNo, line[i+1:])
+				return
 			}
-			if fr.depth == base {
-				if err := r.endRecord(name, fn); err != nil {
-					return err
-				}
-				if !fr.array {
-					fr.reset()
-					return r.rest(name, lineNo, line[i+1:], fn)
+			if f.depth == base {
+				f.endRecord()
+				if !f.array {
+					f.reset()
+					f.rest(lineNo, line[i+1:])
+					return
 				}
 			}
 		}
 	}
-	if fr.inElem || !fr.array {
-		fr.buf = append(fr.buf, '\n')
+	if f.inElem || !f.array {
+		f.buf = append(f.buf, '\n')
 	}
-	if len(fr.buf) > r.opts.MaxRecordBytes {
-		r.stats.Records++
-		b := BadRecord{Origin: event.Origin{Name: name, Line: fr.start}, Err: fmt.Errorf("%w (%d bytes)", ErrTooLarge, r.opts.MaxRecordBytes)}
-		fr.reset()
-		r.dec.bad(b)
-		if r.opts.Strict {
-			return errStrict{b}
-		}
+	if len(f.buf) > f.maxBytes {
+		start := f.start
+		f.reset()
+		f.fail(start, fmt.Errorf("%w (%d bytes)", ErrTooLarge, f.maxBytes))
 	}
-	return nil
 }
 
 // broken reports a multi-line value whose brackets do not balance and
 // goes back to framing lines from what follows on this line.
-func (r *Reader) broken(name string, lineNo int64, rest []byte, fn func(*event.Event) error) error {
-	start := r.fr.start
-	r.fr.reset()
-	r.stats.Records++
-	b := BadRecord{Origin: event.Origin{Name: name, Line: start}, Err: fmt.Errorf("%w: unbalanced brackets in a multi-line JSON value", ErrSyntax)}
-	r.dec.bad(b)
-	if r.opts.Strict {
-		return errStrict{b}
-	}
-	return r.rest(name, lineNo, rest, fn)
+func (f *Framer) broken(lineNo int64, rest []byte) {
+	start := f.start
+	f.reset()
+	f.fail(start, fmt.Errorf("%w: unbalanced brackets in a multi-line JSON value", ErrSyntax))
+	f.rest(lineNo, rest)
 }
 
 // rest frames what follows a finished value on the same line.
-func (r *Reader) rest(name string, lineNo int64, rest []byte, fn func(*event.Event) error) error {
+func (f *Framer) rest(lineNo int64, rest []byte) {
 	if len(bytes.TrimSpace(rest)) == 0 {
-		return nil
+		return
 	}
-	return r.frameLine(name, lineNo, rest, fn)
+	f.frameLine(lineNo, rest)
 }
 
-func (r *Reader) endRecord(name string, fn func(*event.Event) error) error {
-	fr := &r.fr
-	fr.inElem, fr.scalar = false, false
-	rec := fr.buf
-	return r.Record(event.Origin{Name: name, Line: fr.start}, rec, fn)
+// endRecord emits the value in the buffer, as a copy: the buffer is reused.
+func (f *Framer) endRecord() {
+	f.inElem, f.scalar = false, false
+	f.emit(f.start, bytes.Clone(f.buf))
 }
 
-// flushFramer reports a multi-line value cut off by the end of input.
-func (r *Reader) flushFramer(name string, fn func(*event.Event) error) error {
-	fr := &r.fr
-	if !fr.active {
-		return nil
+// flush reports a multi-line value cut off by the end of input.
+func (f *Framer) flush() {
+	if !f.active {
+		return
 	}
-	defer fr.reset()
-	if fr.inElem && fr.scalar {
-		return r.endRecord(name, fn)
+	if f.inElem && f.scalar {
+		f.endRecord()
+		return
 	}
-	if fr.inElem || !fr.array && len(bytes.TrimSpace(fr.buf)) > 0 {
-		r.stats.Records++
-		b := BadRecord{Origin: event.Origin{Name: name, Line: fr.start}, Err: fmt.Errorf("%w: input ends inside a JSON value", ErrTruncated)}
-		r.dec.bad(b)
-		if r.opts.Strict {
-			return errStrict{b}
-		}
-		return nil
+	if f.inElem || !f.array && len(bytes.TrimSpace(f.buf)) > 0 {
+		f.fail(f.start, fmt.Errorf("%w: input ends inside a JSON value", ErrTruncated))
+		return
 	}
-	if fr.array && fr.depth > 0 {
-		r.stats.Records++
-		b := BadRecord{Origin: event.Origin{Name: name, Line: fr.start}, Err: fmt.Errorf("%w: input ends inside a JSON array", ErrTruncated)}
-		r.dec.bad(b)
-		if r.opts.Strict {
-			return errStrict{b}
-		}
+	if f.array && f.depth > 0 {
+		f.fail(f.start, fmt.Errorf("%w: input ends inside a JSON array", ErrTruncated))
 	}
-	return nil
 }

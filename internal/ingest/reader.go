@@ -1,9 +1,6 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -64,8 +61,6 @@ type Reader struct {
 	opts  Options
 	dec   Decoder
 	stats Stats
-	fr    framer
-	line  []byte // long-line buffer
 }
 
 // NewReader returns a reader over the formats of reg.
@@ -217,113 +212,49 @@ func (r *Reader) ReadFile(ctx context.Context, path string, fn func(*event.Event
 	return r.ReadStream(ctx, path, f, fn)
 }
 
-type progressReader struct {
-	r  io.Reader
-	fn func(int64)
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.fn(int64(n))
-	}
-	return n, err
-}
-
 // ReadStream reads a stream of records named name (plain or gzip).
 func (r *Reader) ReadStream(ctx context.Context, name string, src io.Reader, fn func(*event.Event) error) error {
-	if r.opts.OnProgress != nil {
-		src = progressReader{src, r.opts.OnProgress}
+	st, err := NewStream(name, src, StreamOptions{MaxRecordBytes: r.opts.MaxRecordBytes, OnProgress: r.opts.OnProgress})
+	if err != nil {
+		return err
 	}
-	br := bufio.NewReaderSize(src, 1<<20)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("cannot read %s: %w", name, err)
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<20)
-	}
-	return r.readLines(ctx, name, br, fn)
-}
-
-func (r *Reader) readLines(ctx context.Context, name string, br *bufio.Reader, fn func(*event.Event) error) error {
-	var lineNo int64
-	r.fr.reset()
+	defer func() {
+		r.stats.Bytes += st.Bytes()
+		st.Close()
+	}()
+	var buf []byte
+	var recs []Record
 	for {
-		if lineNo&1023 == 0 {
-			if err := ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var rerr error
+		buf, recs, rerr = st.Read(buf, recs[:0])
+		for _, rec := range recs {
+			if err := r.Frame(rec, fn); err != nil {
 				return err
 			}
 		}
-		line, tooLong, err := r.readLine(br)
-		if len(line) == 0 && err != nil {
-			if err == io.EOF {
-				return r.flushFramer(name, fn)
-			}
-			if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
-				// A damaged or cut gzip stream: what was read stands.
-				b := BadRecord{Origin: event.Origin{Name: name, Line: lineNo + 1}, Err: fmt.Errorf("%w: compressed stream damaged: %v", ErrTruncated, err)}
-				r.dec.bad(b)
-				if r.opts.Strict {
-					return errStrict{b}
-				}
-				return r.flushFramer(name, fn)
-			}
-			return fmt.Errorf("cannot read %s: %w", name, err)
+		if rerr == io.EOF {
+			return nil
 		}
-		lineNo++
-		r.stats.Bytes += int64(len(line)) + 1
-		if tooLong {
-			r.stats.Records++
-			b := BadRecord{Origin: event.Origin{Name: name, Line: lineNo}, Err: fmt.Errorf("%w (%d bytes)", ErrTooLarge, r.opts.MaxRecordBytes)}
-			r.dec.bad(b)
-			if r.opts.Strict {
-				return errStrict{b}
-			}
-			r.fr.reset()
-			continue
-		}
-		if err := r.frameLine(name, lineNo, line, fn); err != nil {
-			return err
+		if rerr != nil {
+			return rerr
 		}
 	}
 }
 
-// readLine returns the next line without its newline. The slice aliases
-// the bufio buffer or r.line and is valid until the next call. A line over
-// the record limit is consumed and reported with tooLong.
-func (r *Reader) readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
-	line, err = br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		r.line = append(r.line[:0], line...)
-		for err == bufio.ErrBufferFull {
-			line, err = br.ReadSlice('\n')
-			if len(r.line)+len(line) > r.opts.MaxRecordBytes+1 {
-				tooLong = true
-				r.line = r.line[:0]
-			} else if !tooLong {
-				r.line = append(r.line, line...)
-			}
-		}
-		if tooLong {
-			for err == bufio.ErrBufferFull {
-				_, err = br.ReadSlice('\n')
-			}
-			if err == io.EOF {
-				err = nil
-			}
-			return nil, true, err
-		}
-		line = r.line
+// Frame decodes one framed record: a framing error is counted and
+// reported as a bad record, anything else is decoded as Record does.
+func (r *Reader) Frame(rec Record, fn func(*event.Event) error) error {
+	if rec.Err == nil {
+		return r.Record(rec.Origin, rec.Data, fn)
 	}
-	if err == io.EOF && len(line) > 0 {
-		err = nil
+	r.stats.Records++
+	b := BadRecord{Origin: rec.Origin, Err: rec.Err}
+	r.dec.bad(b)
+	if r.opts.Strict && !errors.Is(rec.Err, ErrSkipped) {
+		return errStrict{b}
 	}
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	line = bytes.TrimSuffix(line, []byte{'\r'})
-	if len(line) > r.opts.MaxRecordBytes {
-		return nil, true, err
-	}
-	return line, false, err
+	return nil
 }

@@ -1,0 +1,212 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/kanon-dev/kanon/internal/event"
+)
+
+// DefaultBlockBytes is how much a Stream reads at once.
+const DefaultBlockBytes = 1 << 20
+
+// StreamOptions configure a Stream.
+type StreamOptions struct {
+	// MaxRecordBytes limits one record (0: DefaultMaxRecordBytes).
+	MaxRecordBytes int
+	// BlockBytes is the size of the blocks read (0: DefaultBlockBytes).
+	BlockBytes int
+	// Live makes Read return as soon as it has a complete line, rather
+	// than when its block is full: for inputs read as they are written
+	// (standard input of kanon serve), where waiting for a full block
+	// would delay alerts.
+	Live bool
+	// OnProgress is called with the number of input bytes consumed, as
+	// they are consumed (compressed bytes for gzip input).
+	OnProgress func(n int64)
+}
+
+// Stream reads one input — plain or gzip, detected by content — in blocks
+// of whole lines and frames each block into records (see Framer). It
+// is how files, directories, standard input and bundled logs are read. A
+// Stream is not safe for concurrent use.
+type Stream struct {
+	name  string
+	opts  StreamOptions
+	src   io.Reader
+	gz    *gzip.Reader
+	fr    *Framer
+	carry []byte // the start of a line that the last block cut
+	line  int64  // lines framed so far
+	bytes int64  // uncompressed bytes consumed
+	done  bool
+	bad   *Record // a damaged compressed stream, reported once at the end
+}
+
+// NewStream returns a stream over src, named name in records' origins.
+func NewStream(name string, src io.Reader, opts StreamOptions) (*Stream, error) {
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if opts.BlockBytes <= 0 {
+		opts.BlockBytes = DefaultBlockBytes
+	}
+	if opts.OnProgress != nil {
+		src = progressReader{src, opts.OnProgress}
+	}
+	br := bufio.NewReaderSize(src, 64<<10)
+	s := &Stream{name: name, opts: opts, src: br, fr: NewFramer(name, opts.MaxRecordBytes)}
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
+		}
+		s.gz, s.src = zr, zr
+	}
+	return s, nil
+}
+
+type progressReader struct {
+	r  io.Reader
+	fn func(int64)
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.fn(int64(n))
+	}
+	return n, err
+}
+
+// Name returns the input's name.
+func (s *Stream) Name() string { return s.name }
+
+// Bytes returns the input bytes consumed so far (uncompressed).
+func (s *Stream) Bytes() int64 { return s.bytes }
+
+// Close releases the gzip reader, if any; it does not close the source.
+func (s *Stream) Close() error {
+	if s.gz != nil {
+		return s.gz.Close()
+	}
+	return nil
+}
+
+// Read reads the next block of the input into buf (reusing its memory:
+// pass a buffer no record refers to any more, or nil) and frames it,
+// appending its records to recs. Records of one line alias the returned
+// buffer; records assembled from several lines are slices of their own.
+// At the end of the input Read returns io.EOF, with the last records. An
+// error reading the source is returned as is; a damaged or cut gzip stream
+// is not an error: what was read stands, and a record reporting the damage
+// (ErrTruncated) ends the input.
+func (s *Stream) Read(buf []byte, recs []Record) ([]byte, []Record, error) {
+	if s.done {
+		return buf[:0], recs, io.EOF
+	}
+	buf = append(buf[:0], s.carry...)
+	s.carry = s.carry[:0]
+	buf = slices.Grow(buf, s.opts.BlockBytes)
+	var rerr error
+	for {
+		if len(buf) == cap(buf) {
+			if bytes.IndexByte(buf, '\n') < 0 && len(buf) > s.opts.MaxRecordBytes {
+				// One line over the limit: skip it to its end.
+				var err error
+				if recs, err = s.skipLong(buf, recs); err != nil {
+					rerr = err
+					buf = buf[:0]
+					break
+				}
+				buf = append(buf[:0], s.carry...)
+				s.carry = s.carry[:0]
+				continue
+			}
+			if bytes.IndexByte(buf, '\n') >= 0 {
+				break
+			}
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := s.src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			rerr = err
+			break
+		}
+		if s.opts.Live && n > 0 && bytes.IndexByte(buf[len(buf)-n:], '\n') >= 0 {
+			break
+		}
+	}
+	end := len(buf)
+	if rerr == nil {
+		// Cut after the last complete line; the rest starts the next block.
+		end = bytes.LastIndexByte(buf, '\n') + 1
+		s.carry = append(s.carry, buf[end:]...)
+	}
+	recs = s.frame(buf[:end], recs)
+	if rerr == nil {
+		return buf[:end], recs, nil
+	}
+	s.done = true
+	if rerr != io.EOF {
+		if !errors.Is(rerr, gzip.ErrChecksum) && !errors.Is(rerr, gzip.ErrHeader) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			return buf[:end], recs, fmt.Errorf("cannot read %s: %w", s.name, rerr)
+		}
+		// A damaged or cut gzip stream: what was read stands.
+		recs = s.fr.End(recs)
+		recs = append(recs, Record{Origin: event.Origin{Name: s.name, Line: s.line + 1}, Err: fmt.Errorf("%w: compressed stream damaged: %v", ErrTruncated, rerr)})
+		return buf[:end], recs, io.EOF
+	}
+	return buf[:end], s.fr.End(recs), io.EOF
+}
+
+// frame frames the lines of data; the last one may lack its line break
+// only at the end of the input.
+func (s *Stream) frame(data []byte, recs []Record) []Record {
+	s.bytes += int64(len(data))
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		s.line++
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) > s.opts.MaxRecordBytes {
+			recs = s.fr.TooLong(s.line, recs)
+			continue
+		}
+		recs = s.fr.Line(s.line, line, recs)
+	}
+	return recs
+}
+
+// skipLong reads past the end of a line longer than the record limit,
+// whose first bytes are in buf, and reports it.
+func (s *Stream) skipLong(buf []byte, recs []Record) ([]Record, error) {
+	s.bytes += int64(len(buf))
+	for {
+		n, err := s.src.Read(buf[:cap(buf)])
+		chunk := buf[:n]
+		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+			s.bytes += int64(i + 1)
+			s.carry = append(s.carry, chunk[i+1:]...)
+			s.line++
+			return s.fr.TooLong(s.line, recs), nil
+		}
+		s.bytes += int64(n)
+		if err != nil {
+			s.line++
+			return s.fr.TooLong(s.line, recs), err
+		}
+	}
+}
