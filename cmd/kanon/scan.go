@@ -24,7 +24,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/eks"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -222,9 +221,9 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	if !bundled {
 		total = inputSize(paths)
 	}
-	var dedup *eks.Dedup
+	var dedup *ingest.Dedup
 	if p.dedup > 0 {
-		if dedup, err = eks.NewDedup(p.dedup); err != nil {
+		if dedup, err = ingest.NewDedup(p.dedup); err != nil {
 			return &exitError{code: 1, err: err}
 		}
 		opts.Dedup = dedup.Duplicate

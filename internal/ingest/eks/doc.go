@@ -34,6 +34,6 @@
 //     index and id; the other log events of the payload are read.
 //
 // CloudWatch delivers at least once, so the same audit event can arrive
-// twice. Dedup is a bounded set of recently seen (auditID, stage) pairs
-// that a Reader can use (ingest.Options.Dedup) to drop repeats.
+// twice: ingest.Dedup, a bounded set of recently seen (auditID, stage)
+// pairs, drops the repeats (kanon's driver runs it for every input).
 package eks

@@ -382,7 +382,7 @@ func TestDedupDropsRepeatedDeliveries(t *testing.T) {
 	if len(g.events) != 6 {
 		t.Fatalf("without dedup: %d events", len(g.events))
 	}
-	set, err := eks.NewDedup(eks.DefaultDedupCapacity)
+	set, err := ingest.NewDedup(ingest.DefaultDedupCapacity)
 	if err != nil {
 		t.Fatal(err)
 	}

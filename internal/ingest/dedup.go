@@ -1,10 +1,9 @@
-package eks
+package ingest
 
 import (
 	"fmt"
 
 	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
 )
 
 // DefaultDedupCapacity is a capacity for Dedup that covers minutes of a
@@ -36,7 +35,7 @@ type Dedup struct {
 // NewDedup returns a set remembering up to capacity keys (at least 2).
 func NewDedup(capacity int) (*Dedup, error) {
 	if capacity < 2 {
-		return nil, fmt.Errorf("%w: dedup capacity %d: want at least 2", ingest.ErrBadOptions, capacity)
+		return nil, fmt.Errorf("%w: dedup capacity %d: want at least 2", ErrBadOptions, capacity)
 	}
 	half := capacity / 2
 	return &Dedup{cur: make(map[string]struct{}), old: map[string]struct{}{}, half: half}, nil
@@ -44,7 +43,7 @@ func NewDedup(capacity int) (*Dedup, error) {
 
 // Duplicate reports whether e repeats an event seen recently, and records
 // it. Its signature is that of ingest.Deduper: pass d.Duplicate as
-// ingest.Options.Dedup.
+// Options.Dedup.
 func (s *Dedup) Duplicate(e *event.Event) bool {
 	if e.AuditID == "" {
 		return false
@@ -72,4 +71,4 @@ func (s *Dedup) Len() int { return len(s.cur) + len(s.old) }
 // Dropped returns how many events Duplicate has reported as repeats.
 func (s *Dedup) Dropped() int64 { return s.dropped }
 
-var _ ingest.Deduper = (*Dedup)(nil).Duplicate
+var _ Deduper = (*Dedup)(nil).Duplicate
