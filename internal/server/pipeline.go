@@ -18,6 +18,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/jsonx"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/overlay"
 	"github.com/kanon-dev/kanon/internal/tail"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -113,7 +114,7 @@ type Pipeline struct {
 	cfg   PipelineConfig
 	log   *slog.Logger
 	m     *metrics
-	ov    *overlay
+	ov    *overlay.Store
 	jobs  chan *job
 	quit  chan struct{}
 	done  chan struct{}
@@ -220,7 +221,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, m: newMetrics(), jobs: make(chan *job, cfg.QueueSize),
 		quit: make(chan struct{}), done: make(chan struct{}), readers: map[string]*ingest.Reader{}}
-	p.ov = newOverlay(cfg.Store, p.flushSink)
+	p.ov = overlay.New(cfg.Store, p.flushSink)
 	p.listFastPath = cfg.Format == "" || cfg.Format == "auto" || cfg.Format == k8saudit.Name
 	p.ctx = context.Background()
 	p.inCtx, p.stop = context.WithCancel(context.Background())
@@ -617,10 +618,8 @@ func (p *Pipeline) loop() {
 	var started time.Time
 	start := func() {
 		p.checkpoint()
-		p.ov.commitMu.Lock()
-		layer, err := p.ov.freeze()
+		layer, err := p.ov.Freeze()
 		if err != nil {
-			p.ov.commitMu.Unlock()
 			p.ack(waiting, err)
 			waiting = nil
 			return
@@ -630,9 +629,8 @@ func (p *Pipeline) loop() {
 		committing, started = true, time.Now()
 		go func() {
 			ctx, cancel := context.WithTimeout(p.ctx, DefaultCommitTimeout)
-			err := p.ov.commitLayer(ctx, layer)
+			err := p.ov.CommitLayer(ctx, layer)
 			cancel()
-			p.ov.commitMu.Unlock()
 			done <- err
 		}()
 	}
@@ -711,7 +709,7 @@ func (p *Pipeline) sweep() {
 		return
 	}
 	p.swept = time.Now()
-	n, err := p.ov.base.DeleteExpired(p.ctx, p.newest)
+	n, err := p.ov.Base().DeleteExpired(p.ctx, p.newest)
 	if err != nil {
 		p.log.Warn("cannot remove expired state", "err", err)
 		return
