@@ -249,3 +249,8 @@ func (f *Framer) flush() {
 		f.fail(f.start, fmt.Errorf("%w: input ends inside a JSON array", ErrTruncated))
 	}
 }
+
+// Pending reports whether a value that spans lines is in progress, and
+// the line it started on: a reader that stores its position between
+// lines must resume there, not after the lines framed so far.
+func (f *Framer) Pending() (line int64, ok bool) { return f.start, f.active }

@@ -1,0 +1,180 @@
+package run
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Policy is how a driver paces its commits and its clock: what tells a
+// batch run (kanon scan, rule tests) from a live one (kanon serve). Events
+// are judged the same under every policy.
+type Policy struct {
+	// Lateness is how far behind the newest event time seen a windowed
+	// run still takes events; negative keeps every run open until Close
+	// (a scan of files: the input is complete, order does not matter).
+	Lateness time.Duration
+	// CommitEvery, when positive, commits at most this often (wall
+	// clock) and at Close: a scan, whose batches nobody waits for. Zero
+	// commits as soon as the queue is empty, in groups bounded by
+	// GroupEvents and GroupDelay: serve, whose senders wait.
+	CommitEvery time.Duration
+	// GroupEvents and GroupDelay bound a commit group under CommitEvery
+	// zero (0: DefaultGroupEvents, DefaultGroupDelay).
+	GroupEvents int
+	GroupDelay  time.Duration
+	// IdleCheck, when positive, is how often an idle input's windows are
+	// advanced by the wall clock: event time is taken to go on at the
+	// wall clock's pace from the newest event seen. Zero: never (a file's
+	// event time does not move when nothing is read).
+	IdleCheck time.Duration
+	// SweepEvery, when positive, removes the store's expired entries each
+	// time the newest event time has moved on by this much, and at Close.
+	SweepEvery time.Duration
+	// Windows is what becomes of the ES|QL runs the store holds from an
+	// earlier run (engine.WindowMode). It must be WindowsInMemory
+	// without a store.
+	Windows engine.WindowMode
+}
+
+// Defaults of Policy and Config.
+const (
+	DefaultGroupEvents = 50000
+	DefaultGroupDelay  = 100 * time.Millisecond
+	DefaultQueueSize   = 64
+	DefaultDedup       = ingest.DefaultDedupCapacity
+	// DefaultLiveLateness is serve's lateness.
+	DefaultLiveLateness = 30 * time.Second
+	// DefaultCommitTimeout bounds one commit (outputs flushed, store
+	// written).
+	DefaultCommitTimeout = 30 * time.Second
+)
+
+// BatchPolicy is the policy of a run over complete inputs (kanon scan):
+// runs stay open to the end, state is committed once a second and at the
+// end, expired state is swept every hour of event time.
+func BatchPolicy() Policy {
+	return Policy{Lateness: -1, CommitEvery: time.Second, SweepEvery: time.Hour, Windows: engine.WindowsRebuild}
+}
+
+// LivePolicy is the policy of a long-running run (kanon serve): runs close
+// lateness after their end, batches are committed in groups as soon as
+// the queue is empty, idle inputs advance by the wall clock, open runs are
+// restored after a restart.
+func LivePolicy(lateness time.Duration) Policy {
+	return Policy{Lateness: lateness, IdleCheck: time.Second, SweepEvery: time.Minute, Windows: engine.WindowsRestore}
+}
+
+// TestPolicy is the policy of rule tests: a batch run in memory.
+func TestPolicy() Policy {
+	return Policy{Lateness: -1, Windows: engine.WindowsInMemory}
+}
+
+// Config configures a Driver.
+type Config struct {
+	// Rules are the compiled rules to run. Required.
+	Rules []*rule.Compiled
+	// Registry holds the input formats. Required.
+	Registry *ingest.Registry
+	// Store is the state store (alert ids raised, new-terms history,
+	// dedup groups, open ES|QL runs, input positions). The driver writes
+	// to it in groups, through a write overlay, and never closes it. nil
+	// keeps state in memory for the driver's life.
+	Store state.Store
+	// Sink receives the alerts. Required. A sink that is an alert.Flusher
+	// (or has a Flush() error method) is flushed before each commit, so
+	// that no alert is marked raised in the store before it is durable.
+	Sink alert.Sink
+	// Policy paces commits and the clock.
+	Policy Policy
+	// Format forces one input format ("" or "auto" detects each record).
+	Format string
+	// MaxRecordBytes limits one record (0: ingest.DefaultMaxRecordBytes).
+	MaxRecordBytes int
+	// Dedup is how many recent (auditID, stage) keys are remembered to
+	// drop repeated deliveries of an event, for every input (0: none).
+	Dedup int
+	// Strict makes the first bad record fail the run.
+	Strict bool
+	// LearnOnly makes new_terms rules learn without alerting.
+	LearnOnly bool
+	// GroupUpdates delivers the first alert of a dedup group at once and
+	// the group again, with its count, when it closes (engine.Options).
+	GroupUpdates bool
+	// QueueSize bounds the batches waiting for the driver
+	// (0: DefaultQueueSize).
+	QueueSize int
+	// RuleMemoryBudget bounds the open runs of one windowed rule
+	// (0: rule.MemoryBudget).
+	RuleMemoryBudget int64
+	// Metrics is the registry the driver's metrics go to (nil: a new one;
+	// see Driver.Metrics).
+	Metrics *prometheus.Registry
+	// Logger receives the driver's log (nil: slog.Default()).
+	Logger *slog.Logger
+	// OnBad, if set, is called in the driver's goroutine for every bad
+	// record, with its input.
+	OnBad func(input string, b ingest.BadRecord)
+	// OnRuleError, if set, is called for a rule-level problem that does
+	// not stop the run (a memory budget exceeded).
+	OnRuleError func(ruleID string, err error)
+	// OnAlert, if set, is called in the driver's goroutine with each alert
+	// and the time since its batch was received (tests, load tests).
+	OnAlert func(a *alert.Alert, sinceReceipt time.Duration)
+	// Now is the wall clock (nil: time.Now). The driver is the only part
+	// of kanon that reads it while judging events: for alert latency, for
+	// the pace of commits, and for the idle clock.
+	Now func() time.Time
+}
+
+// validate checks cfg and fills its defaults.
+func (c *Config) validate() error {
+	var errs []error
+	switch {
+	case len(c.Rules) == 0:
+		errs = append(errs, errors.New("no rules"))
+	case c.Registry == nil:
+		errs = append(errs, errors.New("no format registry"))
+	case c.Sink == nil:
+		errs = append(errs, errors.New("no alert sink"))
+	}
+	if c.Policy.Windows != engine.WindowsInMemory && c.Store == nil {
+		errs = append(errs, fmt.Errorf("window mode %s needs a state store", c.Policy.Windows))
+	}
+	if c.Dedup < 0 {
+		errs = append(errs, fmt.Errorf("dedup %d is negative", c.Dedup))
+	}
+	if _, err := ingest.NewReader(c.Registry, ingest.Options{Format: c.Format}); c.Registry != nil && err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = ingest.DefaultMaxRecordBytes
+	}
+	if c.Policy.GroupEvents <= 0 {
+		c.Policy.GroupEvents = DefaultGroupEvents
+	}
+	if c.Policy.GroupDelay <= 0 {
+		c.Policy.GroupDelay = DefaultGroupDelay
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}

@@ -1,0 +1,370 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/mem"
+	"github.com/kanon-dev/kanon/internal/state/overlay"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors of Submit; test with errors.Is.
+var (
+	// ErrBusy means the queue is full: the sender should retry later
+	// (the webhook answers 429).
+	ErrBusy = errors.New("the driver's queue is full")
+	// ErrClosed means the driver is shutting down or has shut down.
+	ErrClosed = errors.New("the driver is closed")
+)
+
+// Driver is kanon's one loop between sources and the engine. Sources
+// (files, standard input, followed files, webhook bodies, rule tests) hand
+// it batches of framed records; in one goroutine of its own it decodes
+// them through the one ingest path, drops repeated deliveries, feeds the
+// engine, moves the event-time watermark, sweeps expired state and commits
+// the state in groups; it acknowledges each batch (Batch.Done) only once
+// its alerts and its state are durable.
+//
+// Commits. The engine writes to a write overlay over the store; a commit
+// first checkpoints the open ES|QL runs into the overlay, then flushes the
+// sink (the alerts of the group are durable or delivered), then writes the
+// overlay to the store in one transaction, then acknowledges the group's
+// batches. The next batches are evaluated while a commit runs. A crash
+// loses only unacknowledged batches; the alerts raised again when they
+// are sent again carry the same ids, and the store remembers which were
+// raised.
+//
+// The methods of a Driver are safe for concurrent use.
+type Driver struct {
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	ov   *overlay.Store
+	own  state.Store // the memory store made for a Config without one
+	jobs chan *job
+	quit chan struct{}
+	done chan struct{}
+	ctx  context.Context // the driver's goroutine's: never canceled
+
+	mu       sync.RWMutex
+	closed   bool
+	closeErr error
+	fatal    error // a strict run's first bad record, or a failed commit of a batch run
+	stats    Stats
+
+	// Owned by the driver's goroutine.
+	eng         *engine.Engine
+	readers     map[string]*ingest.Reader
+	dedup       *ingest.Dedup
+	cur         *job
+	newest      time.Time // newest event time seen
+	swept       time.Time // newest event time at the last sweep
+	lastArrival time.Time // wall time of the last event
+	idleMark    time.Time // last watermark set by the idle clock
+	dirty       bool      // alerts or writes not yet committed
+	lastCommit  time.Time
+	retired     engine.Stats // counts of engines replaced by reloads
+}
+
+// Stats counts what a driver read and did.
+type Stats struct {
+	// Files and Bytes are the input files started and the input bytes
+	// read, as the sources count them.
+	Files int64
+	Bytes int64
+	// Records, Events, Bad and Skipped are the readers' counts
+	// (ingest.Stats) summed over the inputs.
+	Records, Events, Bad, Skipped int64
+	// Duplicates are events dropped as repeated deliveries.
+	Duplicates int64
+	// Engine holds the engine's counts per rule.
+	Engine engine.Stats
+}
+
+type jobKind int
+
+const (
+	jobBatch jobKind = iota
+	jobReload
+)
+
+// job is one unit of work for the driver's goroutine.
+type job struct {
+	kind     jobKind
+	b        *Batch
+	rules    []*rule.Compiled
+	received time.Time
+	res      Result
+	reply    chan Result // reloads
+}
+
+// New builds the engine and starts the driver's goroutine.
+func New(cfg Config) (*Driver, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, jobs: make(chan *job, cfg.QueueSize),
+		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background(),
+		readers: map[string]*ingest.Reader{}}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	d.m = newMetrics(reg)
+	base := cfg.Store
+	if base == nil {
+		d.own = mem.New()
+		base = d.own
+	}
+	d.ov = overlay.New(base, d.flushSink)
+	if cfg.Dedup > 0 {
+		dd, err := ingest.NewDedup(cfg.Dedup)
+		if err != nil {
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		d.dedup = dd
+	}
+	eng, err := d.newEngine(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	d.eng = eng
+	d.m.rules.Set(float64(len(cfg.Rules)))
+	d.m.reg.MustRegister(newStoreCollector(d.ov))
+	if ost, ok := cfg.Sink.(OutputStatser); ok {
+		d.m.reg.MustRegister(newOutputCollector(ost))
+	}
+	d.lastCommit = cfg.Now()
+	go d.loop()
+	return d, nil
+}
+
+func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
+	return engine.New(rules, engine.Options{
+		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
+		Lateness: -1, LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates,
+		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget,
+		OnError: func(id string, err error) {
+			d.m.ruleErrors.WithLabelValues(id).Inc()
+			if d.cfg.OnRuleError != nil {
+				d.cfg.OnRuleError(id, err)
+			} else {
+				d.log.Warn("rule error", "rule", id, "err", err)
+			}
+		},
+	})
+}
+
+// Fields is the union of the fields the loaded rules read.
+func (d *Driver) Fields() event.FieldSet {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.eng.Fields()
+}
+
+// Store returns the store the driver writes to (its write overlay), for
+// sources that keep state of their own (a followed file's position) and
+// read it back before they start.
+func (d *Driver) Store() state.Store { return d.ov }
+
+// Metrics returns the registry of the driver's metrics.
+func (d *Driver) Metrics() *prometheus.Registry { return d.m.reg }
+
+// Ready reports whether the driver takes batches.
+func (d *Driver) Ready() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return !d.closed && d.fatal == nil
+}
+
+// Stats returns the counts so far. The engine's counts are those of the
+// last finished batch.
+func (d *Driver) Stats() Stats {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.stats
+}
+
+// driverSink counts each alert and measures its latency before handing it
+// to the configured sink. It runs in the driver's goroutine.
+type driverSink struct{ d *Driver }
+
+func (s driverSink) Write(ctx context.Context, a *alert.Alert) error {
+	d := s.d
+	d.m.alerted(a)
+	d.dirty = true
+	var since time.Duration
+	if j := d.cur; j != nil {
+		since = d.cfg.Now().Sub(j.received)
+		d.m.alertDelay.Observe(since.Seconds())
+	}
+	if d.cfg.OnAlert != nil {
+		d.cfg.OnAlert(a, since)
+	}
+	return d.cfg.Sink.Write(ctx, a)
+}
+
+func (s driverSink) Close() error { return nil }
+
+// flushSink makes the alerts handed to the sink durable; the overlay calls
+// it before each commit.
+func (d *Driver) flushSink() error {
+	switch f := d.cfg.Sink.(type) {
+	case alert.Flusher:
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
+		defer cancel()
+		return f.Flush(ctx)
+	case interface{ Flush() error }:
+		return f.Flush()
+	}
+	return nil
+}
+
+// Submit queues b, waiting for room until ctx ends. It returns ErrClosed
+// once the driver is closing, and the run's error once a strict run met a
+// bad record. When Submit returns an error, b.Release and b.Done are not
+// called.
+func (d *Driver) Submit(ctx context.Context, b *Batch) error {
+	return d.submit(ctx, &job{kind: jobBatch, b: b, received: b.Received}, true)
+}
+
+// TrySubmit queues b if there is room, and returns ErrBusy at once if not.
+func (d *Driver) TrySubmit(b *Batch) error {
+	return d.submit(context.Background(), &job{kind: jobBatch, b: b, received: b.Received}, false)
+}
+
+func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	switch {
+	case d.fatal != nil:
+		return d.fatal
+	case d.closed:
+		return ErrClosed
+	}
+	if j.received.IsZero() {
+		j.received = d.cfg.Now()
+	}
+	select {
+	case d.jobs <- j:
+		d.m.queue.Inc()
+		return nil
+	default:
+	}
+	if !wait {
+		return ErrBusy
+	}
+	select {
+	case d.jobs <- j:
+		d.m.queue.Inc()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.quit:
+		return ErrClosed
+	}
+}
+
+// SubmitWait submits b and waits until it is durable, returning its
+// result: the way a sender that acknowledges upstream uses the driver.
+// With wait false a full queue gives ErrBusy at once. If ctx ends first,
+// the batch is still evaluated and committed, and ctx's error returned.
+func (d *Driver) SubmitWait(ctx context.Context, b *Batch, wait bool) (Result, error) {
+	done := make(chan Result, 1)
+	inner := b.Done
+	b.Done = func(r Result) {
+		if inner != nil {
+			inner(r)
+		}
+		done <- r
+	}
+	var err error
+	if wait {
+		err = d.Submit(ctx, b)
+	} else {
+		err = d.TrySubmit(b)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Reload swaps the rules between batches. The open runs of ES|QL rules
+// whose query and schedule are unchanged carry over to the new engine
+// (engine.Handover); the old engine's other open runs are closed (their
+// alerts raised), so a reload is a run boundary only for ES|QL rules that
+// changed or went. new_terms history and the ids of alerts raised live in
+// the store and carry over.
+func (d *Driver) Reload(ctx context.Context, rules []*rule.Compiled) error {
+	if len(rules) == 0 {
+		return errors.New("run: no rules")
+	}
+	j := &job{kind: jobReload, rules: rules, reply: make(chan Result, 1)}
+	if err := d.submit(ctx, j, true); err != nil {
+		return err
+	}
+	select {
+	case r := <-j.reply:
+		if r.Err != nil {
+			d.m.reloads.WithLabelValues("refused").Inc()
+		}
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RefuseReload counts a reload refused before it reached the driver (rule
+// files with errors).
+func (d *Driver) RefuseReload() { d.m.reloads.WithLabelValues("refused").Inc() }
+
+// Close stops taking batches, evaluates those already queued, closes the
+// engine's open runs (raising their alerts: the end of the input), sweeps,
+// flushes the sink and commits the state. It returns the run's error: a
+// strict run's bad record, or a commit that failed. It does not close the
+// sink or the store. Close is idempotent.
+func (d *Driver) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		<-d.done
+		return d.closeErr
+	}
+	d.closed = true
+	d.mu.Unlock()
+	close(d.quit)
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		return fmt.Errorf("run: cannot drain before the deadline: %w", ctx.Err())
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.closeErr
+}
+
+// setFatal ends a run that cannot go on: later submissions get err.
+func (d *Driver) setFatal(err error) {
+	d.mu.Lock()
+	if d.fatal == nil {
+		d.fatal = err
+	}
+	d.mu.Unlock()
+}

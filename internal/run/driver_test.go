@@ -1,0 +1,295 @@
+package run_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanon-dev/kanon/examples"
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/bolt"
+	"github.com/kanon-dev/kanon/internal/tail"
+	"github.com/kanon-dev/kanon/rules"
+)
+
+func builtinRules(t testing.TB) []*rule.Compiled {
+	t.Helper()
+	c, err := rule.Load(rules.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func exampleLog(t testing.TB) []byte {
+	t.Helper()
+	b, err := examples.FS.ReadFile("logs/audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ids(as []*alert.Alert) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+		if a.Group != nil {
+			out[i] += fmt.Sprintf("#%d", a.Group.Count)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newDriver(t testing.TB, cfg run.Config) (*run.Driver, *alert.Collector) {
+	t.Helper()
+	col := &alert.Collector{}
+	if cfg.Rules == nil {
+		cfg.Rules = builtinRules(t)
+	}
+	cfg.Registry = formats.Registry()
+	if cfg.Sink == nil {
+		cfg.Sink = col
+	}
+	d, err := run.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, col
+}
+
+// scan runs the Files source over data as kanon scan does.
+func scan(t testing.TB, data []byte, cfg run.Config) ([]*alert.Alert, run.Stats) {
+	t.Helper()
+	d, col := newDriver(t, cfg)
+	src := &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data), BlockBytes: 4096}
+	ctx := context.Background()
+	if err := d.Run(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return col.Alerts, d.Stats()
+}
+
+// The reference: the readers and the engine without the driver, over the
+// whole log at once.
+func reference(t testing.TB, data []byte) []string {
+	t.Helper()
+	d, col := newDriver(t, run.Config{Policy: run.TestPolicy()})
+	var recs []ingest.Record
+	fr := ingest.NewFramer("-", 0)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<24)
+	n := int64(0)
+	for sc.Scan() {
+		n++
+		recs = fr.Line(n, bytes.Clone(sc.Bytes()), recs)
+	}
+	ctx := context.Background()
+	if _, err := d.SubmitWait(ctx, &run.Batch{Input: "file", Records: recs}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ids(col.Alerts)
+}
+
+// Small blocks, many batches: the same alerts as one batch of everything,
+// and the same counts as the input holds.
+func TestFilesSourceMatchesOneBatch(t *testing.T) {
+	data := exampleLog(t)
+	got, st := scan(t, data, run.Config{Policy: run.TestPolicy()})
+	want := reference(t, data)
+	if len(want) == 0 || strings.Join(ids(got), " ") != strings.Join(want, " ") {
+		t.Fatalf("alerts differ:\n got %v\nwant %v", ids(got), want)
+	}
+	lines := int64(bytes.Count(data, []byte{'\n'}))
+	if st.Events != lines || st.Bytes != int64(len(data)) || st.Bad != 0 {
+		t.Fatalf("stats %+v, want %d events of %d bytes", st, lines, len(data))
+	}
+}
+
+// Every input goes through the redelivery dedup: a log read twice (as
+// CloudWatch redelivers) raises what it raises once.
+func TestDedupForEveryInput(t *testing.T) {
+	data := exampleLog(t)
+	twice := append(append([]byte{}, data...), data...)
+	got, st := scan(t, twice, run.Config{Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
+	want := reference(t, data)
+	if strings.Join(ids(got), " ") != strings.Join(want, " ") {
+		t.Fatalf("alerts of a log read twice differ from once:\n got %v\nwant %v", ids(got), want)
+	}
+	if lines := int64(bytes.Count(data, []byte{'\n'})); st.Duplicates != lines || st.Events != lines {
+		t.Fatalf("duplicates %d events %d, want %d each", st.Duplicates, st.Events, lines)
+	}
+}
+
+// A strict run stops at the first bad record: its error comes back from
+// the source and from Close, and no later record is evaluated.
+func TestStrict(t *testing.T) {
+	data := append([]byte("not json\n"), exampleLog(t)...)
+	d, col := newDriver(t, run.Config{Policy: run.TestPolicy(), Strict: true})
+	ctx := context.Background()
+	src := &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data), BlockBytes: 1024, Buffers: 1}
+	runErr := d.Run(ctx, src)
+	closeErr := d.Close(ctx)
+	if closeErr == nil || !errors.Is(closeErr, ingest.ErrSyntax) {
+		t.Fatalf("Close: %v, want the bad record", closeErr)
+	}
+	if runErr != nil && !errors.Is(runErr, ingest.ErrSyntax) && !errors.Is(runErr, run.ErrClosed) {
+		t.Fatalf("Run: %v", runErr)
+	}
+	if st := d.Stats(); st.Events != 0 || len(col.Alerts) != 0 {
+		t.Fatalf("%d events evaluated, %d alerts after the bad first record", st.Events, len(col.Alerts))
+	}
+}
+
+// Batches are acknowledged only once their state is committed: when Done
+// runs, a second store opened on the same file sees the alert ids the
+// batch raised.
+func TestDoneAfterCommit(t *testing.T) {
+	dir := t.TempDir()
+	store, err := bolt.Open(dir, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	d, col := newDriver(t, run.Config{Store: store, Policy: run.LivePolicy(time.Second)})
+	lines := bytes.Split(bytes.TrimSpace(exampleLog(t)), []byte{'\n'})
+	fr := ingest.NewFramer("webhook", 0)
+	var recs []ingest.Record
+	for i, l := range lines {
+		recs = fr.Line(int64(i+1), l, recs)
+	}
+	ctx := context.Background()
+	res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: recs}, true)
+	if err != nil || res.Err != nil || res.Events != len(lines) {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if len(col.Alerts) == 0 {
+		t.Fatal("no alert")
+	}
+	pending := 0
+	if err := store.Scan(ctx, nil, time.Time{}, func(e state.Entry) error { pending++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if pending == 0 {
+		t.Fatal("the batch was acknowledged before its state reached the store")
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The tail source follows a growing file, stores its position with the
+// state, and a second driver on the same store resumes after it: the two
+// runs together raise what one scan of the whole file raises.
+func TestTailResumes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	data := exampleLog(t)
+	half := bytes.IndexByte(data[len(data)/2:], '\n') + len(data)/2 + 1
+	if err := os.WriteFile(path, data[:half], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := bolt.Open(filepath.Join(dir, "state"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	follow := func(until int64) []*alert.Alert {
+		d, col := newDriver(t, run.Config{Store: store, Policy: run.LivePolicy(time.Hour)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- d.Run(ctx, &run.Tail{Path: path, Options: tail.Options{Poll: 10 * time.Millisecond}})
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for d.Stats().Events < until && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Stats().Events; got != until {
+			t.Fatalf("followed %d events, want %d", got, until)
+		}
+		return col.Alerts
+	}
+	first := int64(bytes.Count(data[:half], []byte{'\n'}))
+	a := follow(first)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data[half:])
+	f.Close()
+	b := follow(int64(bytes.Count(data[half:], []byte{'\n'})))
+	// The first run closed its open runs at Close (the end of its input),
+	// so compare the per-event alerts: those with an event.
+	perEvent := func(as []*alert.Alert) []string {
+		var out []string
+		for _, x := range as {
+			if x.Event != nil {
+				out = append(out, x.ID)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	whole, _ := scan(t, data, run.Config{Policy: run.TestPolicy()})
+	got := perEvent(append(a, b...))
+	want := perEvent(whole)
+	if len(want) == 0 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("followed in two runs: %d per-event alerts, one scan: %d\n%v\n%v", len(got), len(want), got, want)
+	}
+}
+
+// The bundled example logs read from an fs.FS carry their names.
+func TestFilesFromFS(t *testing.T) {
+	names, err := fs.Glob(examples.FS, "logs/*")
+	if err != nil || len(names) == 0 {
+		t.Fatal(names, err)
+	}
+	d, col := newDriver(t, run.Config{Policy: run.TestPolicy()})
+	ctx := context.Background()
+	if err := d.Run(ctx, &run.Files{FS: examples.FS, Paths: names, Prefix: "examples/"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.Alerts) == 0 {
+		t.Fatal("no alerts from the bundled logs")
+	}
+	for _, a := range col.Alerts {
+		if a.Event != nil && !strings.HasPrefix(a.Origin, "examples/logs/") {
+			t.Fatalf("origin %q", a.Origin)
+		}
+	}
+	if st := d.Stats(); st.Files != int64(len(names)) {
+		t.Fatalf("%d files, want %d", st.Files, len(names))
+	}
+}

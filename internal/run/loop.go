@@ -1,0 +1,440 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/ingest"
+)
+
+// loop is the driver's goroutine. It evaluates jobs as they come and
+// commits in groups: while one group's commit (checkpoint, sink flush,
+// store transaction) runs in the background, the next jobs are evaluated
+// and wait for the following commit, so the engine never waits for the
+// disk.
+func (d *Driver) loop() {
+	defer close(d.done)
+	pol := d.cfg.Policy
+	every := pol.IdleCheck
+	if c := pol.CommitEvery; c > 0 && (every <= 0 || c < every) {
+		every = c
+	}
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	var waiting, inFlight []*job
+	committing := false
+	done := make(chan error, 1)
+	var started time.Time
+	start := func() {
+		d.checkpoint()
+		layer, err := d.ov.Freeze()
+		if err != nil {
+			d.ack(waiting, err)
+			waiting = nil
+			return
+		}
+		inFlight, waiting = waiting, nil
+		d.dirty = false
+		committing, started = true, d.cfg.Now()
+		d.lastCommit = started
+		go func() {
+			ctx, cancel := context.WithTimeout(d.ctx, DefaultCommitTimeout)
+			defer cancel()
+			done <- d.ov.CommitLayer(ctx, layer)
+		}()
+	}
+	finish := func(err error) {
+		committing = false
+		d.m.commitTime.Observe(d.cfg.Now().Sub(started).Seconds())
+		if err != nil {
+			d.commitFailed(err)
+		}
+		d.ack(inFlight, err)
+		inFlight = nil
+	}
+	due := func() bool {
+		return !committing && (len(waiting) > 0 || d.dirty || d.ov.Pending() > 0) &&
+			(pol.CommitEvery <= 0 || d.cfg.Now().Sub(d.lastCommit) >= pol.CommitEvery)
+	}
+	for {
+		select {
+		case j := <-d.jobs:
+			waiting = d.gather(append(waiting, j), len(waiting))
+			if due() {
+				start()
+			}
+		case err := <-done:
+			finish(err)
+			if due() {
+				start()
+			}
+		case <-tick:
+			d.idleAdvance()
+			if due() {
+				start()
+			}
+		case <-d.quit:
+			if committing {
+				finish(<-done)
+			}
+			for drained := false; !drained; {
+				select {
+				case j := <-d.jobs:
+					waiting = d.gather(append(waiting, j), len(waiting))
+				default:
+					drained = true
+				}
+			}
+			d.finishRun(waiting)
+			return
+		}
+	}
+}
+
+// finishRun is the end of the input: the open runs close, the store is
+// swept and everything is committed, then the last batches acknowledged.
+func (d *Driver) finishRun(waiting []*job) {
+	d.cur = nil
+	var errs []error
+	if err := d.eng.Close(d.ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cannot close the open runs: %w", err))
+	}
+	if d.cfg.Policy.SweepEvery > 0 {
+		d.sweep()
+	}
+	d.checkpoint()
+	t0 := d.cfg.Now()
+	ctx, cancel := context.WithTimeout(d.ctx, DefaultCommitTimeout)
+	err := d.ov.Commit(ctx)
+	cancel()
+	d.m.commitTime.Observe(d.cfg.Now().Sub(t0).Seconds())
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		d.dirty = false
+	}
+	d.ack(waiting, err)
+	d.snapshot()
+	if d.own != nil {
+		d.own.Close()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fatal != nil {
+		errs = append([]error{d.fatal}, errs...)
+	}
+	d.closeErr = errors.Join(errs...)
+}
+
+// commitFailed handles a commit that failed: a live run keeps the writes
+// pending for the next commit (the batches are answered with the error
+// and sent again); a batch run, whose batches nobody sends again, fails.
+func (d *Driver) commitFailed(err error) {
+	d.log.Error("cannot commit", "err", err)
+	d.dirty = true
+	if d.cfg.Policy.CommitEvery > 0 {
+		d.setFatal(err)
+	}
+}
+
+// checkpoint writes the engine's changed ES|QL runs to the overlay, so
+// that the commit that follows holds them with the alert ids and positions
+// of the same batches. A failure is logged: the runs stay marked changed
+// and the next checkpoint writes them.
+func (d *Driver) checkpoint() {
+	if err := d.eng.Checkpoint(d.ctx); err != nil {
+		d.log.Error("cannot checkpoint the open ES|QL runs", "err", err)
+	}
+}
+
+// gather runs the jobs of group from index from on, then the queued ones,
+// up to the policy's group bounds.
+func (d *Driver) gather(group []*job, from int) []*job {
+	start := d.cfg.Now()
+	events := 0
+	for _, j := range group[from:] {
+		events += d.run(j)
+	}
+	pol := d.cfg.Policy
+	for events < pol.GroupEvents && d.cfg.Now().Sub(start) < pol.GroupDelay {
+		select {
+		case j := <-d.jobs:
+			group = append(group, j)
+			events += d.run(j)
+			continue
+		default:
+		}
+		break
+	}
+	return group
+}
+
+// ack answers the jobs of a committed group.
+func (d *Driver) ack(group []*job, err error) {
+	for _, j := range group {
+		if j.res.Err == nil && err != nil {
+			j.res.Err = err
+		}
+		switch {
+		case j.reply != nil:
+			j.reply <- j.res
+		case j.b != nil && j.b.Done != nil:
+			j.b.Done(j.res)
+		}
+	}
+}
+
+// run evaluates one job and returns the number of events it held.
+func (d *Driver) run(j *job) int {
+	d.m.queue.Dec()
+	switch j.kind {
+	case jobBatch:
+		d.runBatch(j)
+	case jobReload:
+		d.runReload(j)
+	}
+	return j.res.Events
+}
+
+// reader returns the reader of an input, built with the fields the rules
+// read; bad records are reported to the current job.
+func (d *Driver) reader(input string) *ingest.Reader {
+	if rd := d.readers[input]; rd != nil {
+		return rd
+	}
+	opts := ingest.Options{
+		Format: d.cfg.Format, Fields: d.eng.Fields(), MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
+		OnBad:  func(b ingest.BadRecord) { d.reportBad(input, b) },
+		OnSkip: func(ingest.BadRecord) { d.m.skipped.WithLabelValues(input).Inc() },
+	}
+	if d.dedup != nil {
+		opts.Dedup = d.dedup.Duplicate
+	}
+	rd, err := ingest.NewReader(d.cfg.Registry, opts)
+	if err != nil {
+		panic("BUG: the format was validated when the driver was built: " + err.Error())
+	}
+	d.readers[input] = rd
+	return rd
+}
+
+// reportBad counts a bad record and reports it to the current job.
+func (d *Driver) reportBad(input string, b ingest.BadRecord) {
+	d.m.bad.WithLabelValues(input).Inc()
+	if j := d.cur; j != nil {
+		j.res.Bad++
+		if len(j.res.Errors) < maxResultErrors {
+			j.res.Errors = append(j.res.Errors, b.Error())
+		}
+	}
+	if d.cfg.OnBad != nil {
+		d.cfg.OnBad(input, b)
+	} else {
+		d.log.Debug("bad record", "input", input, "err", b)
+	}
+}
+
+func (d *Driver) runBatch(j *job) {
+	b := j.b
+	defer func() {
+		if b.Release != nil {
+			b.Release()
+			b.Release = nil
+		}
+	}()
+	if err := d.failedErr(); err != nil {
+		j.res.Err = err
+		return
+	}
+	rd := d.reader(b.Input)
+	before := rd.Stats()
+	var dupsBefore int64
+	if d.dedup != nil {
+		dupsBefore = d.dedup.Dropped()
+	}
+	d.cur = j
+	defer func() { d.cur = nil }()
+	t0 := d.cfg.Now()
+	received, evaluated := 0, 0
+	fn := func(e *event.Event) error {
+		if e.ClusterName == "" {
+			e.ClusterName = b.Cluster
+		}
+		received++
+		if err := d.eng.Process(d.ctx, e); err != nil {
+			return err
+		}
+		evaluated++
+		return d.observe(e.Time())
+	}
+	for i := range b.Records {
+		rec := &b.Records[i]
+		var err error
+		if b.Validated && rec.Err == nil {
+			err = rd.RecordValidated(rec.Origin, rec.Data, fn)
+		} else {
+			err = rd.Frame(*rec, fn)
+		}
+		if err != nil {
+			j.res.Err = err
+			if d.cfg.Strict {
+				d.setFatal(err)
+			}
+			break
+		}
+	}
+	if b.Commit != nil && j.res.Err == nil {
+		if err := d.ov.Update(d.ctx, time.Time{}, b.Commit); err != nil {
+			j.res.Err = err
+		}
+		d.dirty = true
+	}
+	now := d.cfg.Now()
+	if received > 0 {
+		d.lastArrival = now
+		d.m.evalTime.Observe(now.Sub(t0).Seconds() / float64(received))
+	}
+	j.res.Events = evaluated
+	if d.dedup != nil {
+		j.res.Duplicates = int(d.dedup.Dropped() - dupsBefore)
+	}
+	d.m.counted(b.Input, b.Cluster, received, evaluated)
+	after := rd.Stats()
+	d.mu.Lock()
+	d.stats.Files += int64(b.Files)
+	d.stats.Bytes += b.Bytes
+	d.stats.Records += after.Records - before.Records
+	d.stats.Events += after.Events - before.Events
+	d.stats.Bad += after.Bad - before.Bad
+	d.stats.Skipped += after.Skipped - before.Skipped
+	d.stats.Duplicates += int64(j.res.Duplicates)
+	d.mu.Unlock()
+	d.snapshot()
+}
+
+// failedErr is the run's fatal error, if any.
+func (d *Driver) failedErr() error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.fatal
+}
+
+// observe moves the event-time watermark on with an event's time: runs
+// that ended Lateness before the newest event time close, and the store
+// is swept every SweepEvery of event time.
+func (d *Driver) observe(t time.Time) error {
+	if !t.After(d.newest) {
+		return nil
+	}
+	d.newest = t
+	pol := d.cfg.Policy
+	if pol.Lateness >= 0 {
+		if err := d.eng.Advance(d.ctx, t.Add(-pol.Lateness)); err != nil {
+			return err
+		}
+	}
+	if pol.SweepEvery > 0 && t.Sub(d.swept) >= pol.SweepEvery {
+		d.sweep()
+	}
+	return nil
+}
+
+// sweep removes the store's entries that expired before the newest event
+// time, through the engine (which first delivers the groups that ended).
+func (d *Driver) sweep() {
+	if d.newest.IsZero() {
+		return
+	}
+	d.swept = d.newest
+	if err := d.eng.Sweep(d.ctx); err != nil {
+		d.log.Warn("cannot remove expired state", "err", err)
+	}
+}
+
+// idleAdvance closes windows by the wall clock when no event has arrived
+// for a while: event time is taken to go on at the wall clock's pace from
+// the newest event seen, so runs close once that passes their end plus
+// the lateness.
+func (d *Driver) idleAdvance() {
+	pol := d.cfg.Policy
+	if pol.IdleCheck <= 0 || d.newest.IsZero() || pol.Lateness < 0 {
+		return
+	}
+	idle := d.cfg.Now().Sub(d.lastArrival)
+	if idle < pol.IdleCheck {
+		return
+	}
+	w := d.newest.Add(idle - pol.Lateness)
+	if !w.After(d.idleMark) || !w.After(d.newest.Add(-pol.Lateness)) {
+		return
+	}
+	d.idleMark = w
+	if err := d.eng.Advance(d.ctx, w); err != nil {
+		d.log.Error("cannot close runs by the wall clock", "err", err)
+	}
+}
+
+func (d *Driver) runReload(j *job) {
+	eng, err := d.newEngine(j.rules)
+	if err != nil {
+		j.res.Err = err
+		return
+	}
+	moved := d.eng.Handover(eng)
+	if err := d.eng.Close(d.ctx); err != nil {
+		d.log.Error("cannot close the open runs of the old rules", "err", err)
+	}
+	d.checkpoint() // deletes the runs the old engine closed
+	d.log.Info("ES|QL runs carried over to the new rules", "runs", moved)
+	d.retire()
+	d.mu.Lock()
+	d.eng = eng
+	d.mu.Unlock()
+	clear(d.readers)
+	d.dirty = true
+	d.m.rules.Set(float64(len(j.rules)))
+	d.m.reloads.WithLabelValues("ok").Inc()
+}
+
+// snapshot copies the engine's counts into the stats.
+func (d *Driver) snapshot() {
+	es := d.eng.Stats()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stats.Engine = mergeEngineStats(d.retired, es)
+}
+
+// retire keeps the counts of an engine being replaced.
+func (d *Driver) retire() {
+	d.retired = mergeEngineStats(d.retired, d.eng.Stats())
+}
+
+func mergeEngineStats(a, b engine.Stats) engine.Stats {
+	out := engine.Stats{Events: a.Events + b.Events, Swept: a.Swept + b.Swept, Rules: map[string]*engine.RuleStats{}}
+	for _, m := range []map[string]*engine.RuleStats{a.Rules, b.Rules} {
+		for id, s := range m {
+			t := out.Rules[id]
+			if t == nil {
+				t = &engine.RuleStats{}
+				out.Rules[id] = t
+			}
+			t.Matched += s.Matched
+			t.Alerts += s.Alerts
+			t.Dropped += s.Dropped
+			t.Suppressed += s.Suppressed
+			t.Late += s.Late
+			t.Errors += s.Errors
+			t.Grouped += s.Grouped
+			t.Updates += s.Updates
+		}
+	}
+	return out
+}
