@@ -49,4 +49,3 @@ func TestDedup(t *testing.T) {
 		}
 	}
 }
-
