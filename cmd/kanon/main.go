@@ -41,10 +41,10 @@ func (e *exitError) Unwrap() error { return e.err }
 const findings = 2
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(runMain(os.Args[1:]))
 }
 
-func run(args []string) int {
+func runMain(args []string) int {
 	cmd := newRootCmd(newIO())
 	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
