@@ -121,8 +121,10 @@ func scanSink(io *streams, p *scanParams) (alert.Sink, error) {
 // flushMulti writes to every sink and flushes those that flush.
 type flushMulti alert.Multi
 
-func (m flushMulti) Write(ctx context.Context, a *alert.Alert) error { return alert.Multi(m).Write(ctx, a) }
-func (m flushMulti) Close() error                                    { return alert.Multi(m).Close() }
+func (m flushMulti) Write(ctx context.Context, a *alert.Alert) error {
+	return alert.Multi(m).Write(ctx, a)
+}
+func (m flushMulti) Close() error { return alert.Multi(m).Close() }
 func (m flushMulti) Flush() error {
 	for _, s := range m {
 		if f, ok := s.(interface{ Flush() error }); ok {

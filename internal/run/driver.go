@@ -59,6 +59,7 @@ type Driver struct {
 
 	mu       sync.RWMutex
 	closed   bool
+	endInput bool // Close, not Stop
 	closeErr error
 	fatal    error // a strict run's first bad record, or a failed commit of a batch run
 	stats    Stats
@@ -339,15 +340,25 @@ func (d *Driver) RefuseReload() { d.m.reloads.WithLabelValues("refused").Inc() }
 // engine's open runs (raising their alerts: the end of the input), sweeps,
 // flushes the sink and commits the state. It returns the run's error: a
 // strict run's bad record, or a commit that failed. It does not close the
-// sink or the store. Close is idempotent.
-func (d *Driver) Close(ctx context.Context) error {
+// sink or the store. Close and Stop are idempotent: after the first, both
+// wait for it and return its error.
+func (d *Driver) Close(ctx context.Context) error { return d.shut(ctx, true) }
+
+// Stop is Close without the end of the input: the queued batches are
+// evaluated and the state committed, but open ES|QL runs and dedup groups
+// are checkpointed, not closed, so that a later driver on the same store
+// (WindowsRestore) goes on with them as if nothing had stopped. A scan
+// that is interrupted stops; so does a server handing over to another.
+func (d *Driver) Stop(ctx context.Context) error { return d.shut(ctx, false) }
+
+func (d *Driver) shut(ctx context.Context, end bool) error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		<-d.done
 		return d.closeErr
 	}
-	d.closed = true
+	d.closed, d.endInput = true, end
 	d.mu.Unlock()
 	close(d.quit)
 	select {

@@ -99,16 +99,22 @@ func (d *Driver) loop() {
 	}
 }
 
-// finishRun is the end of the input: the open runs close, the store is
-// swept and everything is committed, then the last batches acknowledged.
+// finishRun ends the run: at the end of the input (Close) the open runs
+// close and the store is swept; then everything is committed and the last
+// batches acknowledged.
 func (d *Driver) finishRun(waiting []*job) {
 	d.cur = nil
 	var errs []error
-	if err := d.eng.Close(d.ctx); err != nil {
-		errs = append(errs, fmt.Errorf("cannot close the open runs: %w", err))
-	}
-	if d.cfg.Policy.SweepEvery > 0 {
-		d.sweep()
+	d.mu.RLock()
+	end := d.endInput
+	d.mu.RUnlock()
+	if end {
+		if err := d.eng.Close(d.ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot close the open runs: %w", err))
+		}
+		if d.cfg.Policy.SweepEvery > 0 {
+			d.sweep()
+		}
 	}
 	d.checkpoint()
 	t0 := d.cfg.Now()
