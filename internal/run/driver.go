@@ -379,3 +379,9 @@ func (d *Driver) setFatal(err error) {
 	}
 	d.mu.Unlock()
 }
+
+// Format returns the forced input format ("" or "auto": detected).
+func (d *Driver) Format() string { return d.cfg.Format }
+
+// Queued returns the number of batches waiting for the driver.
+func (d *Driver) Queued() int { return len(d.jobs) }

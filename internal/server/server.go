@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -37,8 +38,9 @@ const AuditPath = "/audit"
 
 // Config configures a Server.
 type Config struct {
-	// Pipeline evaluates the batches. Required.
-	Pipeline *Pipeline
+	// Driver evaluates the batches. Required. The server's metrics go to
+	// its registry, which /metrics serves.
+	Driver *run.Driver
 	// Cluster is the cluster name of batches posted to /audit (a batch
 	// posted to /audit/<cluster> names its own).
 	Cluster string
@@ -64,7 +66,7 @@ type Config struct {
 
 // Server is the audit webhook of kube-apiserver: it authenticates each
 // request, bounds its size and the number served at once, hands the body to
-// the Pipeline and answers once the batch is evaluated and committed. It
+// the driver and answers once the batch is evaluated and committed. It
 // also serves /healthz, /readyz and /metrics.
 type Server struct {
 	cfg      Config
@@ -83,8 +85,8 @@ type Server struct {
 
 // New returns a server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Pipeline == nil {
-		return nil, errors.New("server: no pipeline")
+	if cfg.Driver == nil {
+		return nil, errors.New("server: no driver")
 	}
 	if cfg.Cluster != "" && !validCluster(cfg.Cluster) {
 		return nil, fmt.Errorf("server: invalid cluster name %q: want 1 to 63 letters, digits, '.', '_' or '-'", cfg.Cluster)
@@ -104,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Pipeline.m, sem: make(chan struct{}, cfg.MaxInFlight), errs: make(chan error, 8)}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Driver.Metrics()), sem: make(chan struct{}, cfg.MaxInFlight), errs: make(chan error, 8)}
 	for _, t := range cfg.Tokens {
 		if t == "" {
 			return nil, errors.New("server: empty bearer token")
@@ -120,7 +122,8 @@ func New(cfg Config) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	s.mux.HandleFunc("/readyz", s.readyz)
-	s.mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
+	reg := cfg.Driver.Metrics()
+	s.mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return s, nil
 }
 
@@ -143,7 +146,7 @@ func validCluster(c string) bool {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.draining.Load() || !s.cfg.Pipeline.Ready() {
+	if s.draining.Load() || !s.cfg.Driver.Ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not ready: shutting down")
 		return
@@ -275,22 +278,36 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WaitTimeout)
 	defer cancel()
-	// Finding the items of an EventList here, in the request's goroutine,
-	// leaves only decoding and evaluation to the engine's.
-	items, ok := splitEventList(buf.Bytes(), nil)
-	if !ok {
-		items = nil
+	// The items of an EventList are found and validated here, in the
+	// request's goroutine, leaving only decoding and evaluation to the
+	// driver's.
+	b := s.batch(cluster, buf.Bytes(), received)
+	done := make(chan run.Result, 1)
+	b.Release, b.Done = release, func(r run.Result) { done <- r }
+	var res run.Result
+	err := s.cfg.Driver.TrySubmit(b)
+	if err != nil {
+		release() // the driver did not take it
+	} else {
+		select {
+		case res = <-done:
+		case <-ctx.Done():
+			err = ctx.Err() // the batch is still evaluated and committed
+		}
 	}
-	res, err := s.cfg.Pipeline.SubmitBody(ctx, Body{Cluster: cluster, Data: buf.Bytes(), Received: received, Release: release, items: items})
 	switch {
-	case errors.Is(err, ErrBusy):
+	case errors.Is(err, run.ErrBusy):
 		s.reply(w, http.StatusTooManyRequests, errorBody{"the engine is busy: retry later"})
 		return
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, run.ErrClosed):
 		s.reply(w, http.StatusServiceUnavailable, errorBody{"shutting down"})
 		return
-	case err != nil:
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		s.reply(w, http.StatusServiceUnavailable, errorBody{"the batch was not committed in time: " + err.Error()})
+		return
+	case err != nil:
+		s.log.Error("batch refused", "cluster", cluster, "err", err)
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"cannot take the batch: " + err.Error()})
 		return
 	case res.Err != nil:
 		s.log.Error("batch failed", "cluster", cluster, "err", res.Err)
@@ -300,6 +317,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, errorBody{"malformed body: " + strings.Join(res.Errors, "; ")})
 		return
 	}
+	s.m.batchSize.Observe(float64(res.Events))
 	if res.Bad > 0 {
 		s.log.Warn("bad records in a batch", "cluster", cluster, "events", res.Events, "bad", res.Bad, "first", res.Errors[0])
 	}
@@ -343,7 +361,7 @@ func (s *Server) Err() <-chan error { return s.errs }
 
 // Shutdown stops taking batches (new ones get 503, /readyz fails), waits
 // for the requests in flight to be answered, until ctx ends, and closes
-// the listeners. It does not close the pipeline.
+// the listeners. It does not close the driver.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()

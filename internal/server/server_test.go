@@ -17,11 +17,9 @@ import (
 
 	"github.com/kanon-dev/kanon/examples"
 	"github.com/kanon-dev/kanon/internal/alert"
-	"github.com/kanon-dev/kanon/internal/engine"
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server/servertest"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/rules"
@@ -78,25 +76,20 @@ func eventList(items [][]byte) []byte {
 	return b.Bytes()
 }
 
-// scanIDs runs the lines through an engine as kanon scan does and returns
-// the sorted alert ids.
+// scanIDs scans the lines as kanon scan does (the driver's Files source
+// under the batch policy) and returns the sorted alert ids.
 func scanIDs(t testing.TB, lines [][]byte) []string {
 	t.Helper()
 	var col alert.Collector
-	reg := formats.Registry()
-	eng, err := engine.New(builtinRules(t), engine.Options{Sink: &col, Store: mem.New(), Materialize: reg.Materialize, Lateness: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
+	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: &col, Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := rd.ReadStream(ctx, "log", bytes.NewReader(bytes.Join(lines, []byte("\n"))), func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
+	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(bytes.Join(lines, []byte("\n")))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Close(ctx); err != nil {
+	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return ids(col.Alerts)
@@ -111,32 +104,35 @@ func ids(as []*alert.Alert) []string {
 	return out
 }
 
-// testServer is a pipeline and a TLS webhook on 127.0.0.1.
+// testServer is a driver and a TLS webhook on 127.0.0.1.
 type testServer struct {
 	pki  *servertest.PKI
 	url  string
-	p    *Pipeline
+	d    *run.Driver
 	s    *Server
 	col  *alert.Collector
 	sink alert.Sink
 }
 
-type serverOpt func(*PipelineConfig, *Config)
+type serverOpt func(*run.Config, *Config)
 
 func startServer(t *testing.T, opts ...serverOpt) *testServer {
 	t.Helper()
 	ts := &testServer{pki: servertest.WritePKI(t, t.TempDir()), col: &alert.Collector{}}
 	quiet := slog.New(slog.DiscardHandler)
-	pc := PipelineConfig{Rules: builtinRules(t), Store: mem.New(), Sink: ts.col, Registry: formats.Registry(), IdleCheck: time.Hour, Logger: quiet}
+	pol := run.LivePolicy(run.DefaultLiveLateness)
+	pol.IdleCheck = time.Hour
+	dc := run.Config{Rules: builtinRules(t), Store: mem.New(), Sink: ts.col, Registry: formats.Registry(), Policy: pol,
+		Dedup: run.DefaultDedup, Logger: quiet}
 	sc := Config{Tokens: []string{"s3cret-token"}, Cluster: "default-cluster", Logger: quiet}
 	for _, o := range opts {
-		o(&pc, &sc)
+		o(&dc, &sc)
 	}
-	p, err := NewPipeline(pc)
+	d, err := run.New(dc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.Pipeline = p
+	sc.Driver = d
 	s, err := New(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -153,12 +149,12 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.url, ts.p, ts.s = "https://"+addr.String(), p, s
+	ts.url, ts.d, ts.s = "https://"+addr.String(), d, s
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
-		p.Close(ctx)
+		d.Close(ctx)
 	})
 	return ts
 }
@@ -255,7 +251,7 @@ func TestWebhookAlertsMatchScan(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ts.p.Close(ctx); err != nil {
+	if err := ts.d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, want := ids(ts.col.Alerts), scanIDs(t, lines)
@@ -277,7 +273,7 @@ func TestWebhookAlertsMatchScan(t *testing.T) {
 // Malformed bodies get 400 with the reason; a bad record inside a good
 // batch is counted and the rest evaluated; limits give 405, 413, 415, 404.
 func TestWebhookBadRequests(t *testing.T) {
-	ts := startServer(t, func(_ *PipelineConfig, c *Config) { c.MaxBodyBytes = 64 << 10 })
+	ts := startServer(t, func(_ *run.Config, c *Config) { c.MaxBodyBytes = 64 << 10 })
 	c := ts.client("client")
 	lines := exampleLines(t)
 	check := func(name string, r response, code int, contains string) {
@@ -321,7 +317,7 @@ func (b *blockingSink) Write(ctx context.Context, a *alert.Alert) error {
 // instead of queueing without bound.
 func TestWebhookBackpressure(t *testing.T) {
 	bs := &blockingSink{gate: make(chan struct{}), in: make(chan struct{})}
-	ts := startServer(t, func(p *PipelineConfig, c *Config) { p.Sink = bs; p.QueueSize = 1; c.MaxInFlight = 2 })
+	ts := startServer(t, func(p *run.Config, c *Config) { p.Sink = bs; p.QueueSize = 1; c.MaxInFlight = 2 })
 	c := ts.client("client")
 	lines := exampleLines(t)
 	// The first batch raises an alert and blocks the engine.
@@ -332,7 +328,7 @@ func TestWebhookBackpressure(t *testing.T) {
 	second := make(chan response, 1)
 	go func() { second <- mustPost(t, c, ts.url+"/audit", eventList(lines[:1])) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ts.p.jobs) < 1 || len(ts.s.sem) < 2 {
+	for ts.d.Queued() < 1 || len(ts.s.sem) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the second batch did not reach the queue")
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 )
@@ -20,8 +21,8 @@ func TestServeSweepsExpiredState(t *testing.T) {
 	if err := state.Put(ctx, store, stale, []byte("x"), time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, func(pc *PipelineConfig, _ *Config) {
-		pc.Store, pc.IdleCheck, pc.SweepEvery = store, 10*time.Millisecond, 10*time.Millisecond
+	ts := startServer(t, func(dc *run.Config, _ *Config) {
+		dc.Store, dc.Policy.IdleCheck, dc.Policy.SweepEvery = store, 10*time.Millisecond, 10*time.Millisecond
 	})
 	if r := mustPost(t, ts.client("client"), ts.url+"/audit/prod", eventList(exampleLines(t))); r.code != 200 {
 		t.Fatalf("post: %d %s", r.code, r.body)
