@@ -306,3 +306,26 @@ func (s *ByteSize) UnmarshalText(b []byte) error {
 	*s = ByteSize(n * mult)
 	return nil
 }
+
+// Set implements pflag.Value (a size flag: --max-body-bytes 32MiB).
+func (s *ByteSize) Set(v string) error { return s.UnmarshalText([]byte(v)) }
+
+// Type implements pflag.Value.
+func (s *ByteSize) Type() string { return "size" }
+
+// ParseOutputFlag turns the value of an -o flag (stdout, file:PATH,
+// webhook:URL, slack:URL) into an output configuration.
+func ParseOutputFlag(o string) (OutputConfig, error) {
+	typ, arg, _ := strings.Cut(o, ":")
+	oc := OutputConfig{Type: typ}
+	switch typ {
+	case TypeStdout:
+	case TypeFile:
+		oc.Path = arg
+	case TypeWebhook, TypeSlack:
+		oc.URL = arg
+	default:
+		return oc, fmt.Errorf("--output %q: want stdout, file:PATH, webhook:URL or slack:URL", o)
+	}
+	return oc, nil
+}

@@ -1,7 +1,7 @@
 // Package ruletest runs the tests embedded in rule files: each test feeds
-// its events (in any format kanon reads) through a fresh engine with an
-// in-memory state store and compares the alerts with what the test
-// expects. Reporters print the results for people or as JSON.
+// its events (in any format kanon reads) through kanon's driver, as a scan
+// does, with an in-memory state store, and compares the alerts with what
+// the test expects. Reporters print the results for people or as JSON.
 package ruletest
 
 import (
@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
-	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/rule"
+	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"gopkg.in/yaml.v3"
 )
@@ -94,34 +94,36 @@ func runOne(ctx context.Context, r *rule.Compiled, t *rule.Test, reg *ingest.Reg
 	store := mem.New()
 	defer store.Close()
 	var sink alert.Collector
+	// Each feed is a run of the driver, as kanon scan's, over the same
+	// in-memory store: history first, learning only, then the events.
 	feed := func(nodes []*yaml.Node, learnOnly bool) {
-		eng, err := engine.New([]*rule.Compiled{r}, engine.Options{
-			Sink: &sink, Store: store, Materialize: reg.Materialize, Lateness: -1, LearnOnly: learnOnly,
-			OnError: func(_ string, err error) { fail("engine: %v", err) },
+		d, err := run.New(run.Config{
+			Rules: []*rule.Compiled{r}, Registry: reg, Store: store, Sink: &sink, Policy: run.TestPolicy(),
+			Dedup: run.DefaultDedup, LearnOnly: learnOnly,
+			OnBad: func(_ string, b ingest.BadRecord) {
+				fail("event %s cannot be read: %v", b.Origin.String(), b.Err)
+			},
+			OnRuleError: func(_ string, err error) { fail("engine: %v", err) },
 		})
 		if err != nil {
 			fail("%v", err)
 			return
 		}
-		rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields(), OnBad: func(b ingest.BadRecord) {
-			fail("event %s cannot be read: %v", b.Origin.String(), b.Err)
-		}})
-		if err != nil {
-			fail("%v", err)
-			return
-		}
+		recs := make([]ingest.Record, 0, len(nodes))
 		for i, n := range nodes {
 			rec, err := recordOf(n)
 			if err != nil {
 				fail("event %d: %v", i+1, err)
 				continue
 			}
-			origin := event.Origin{Name: fmt.Sprintf("%s:%d", r.File, n.Line)}
-			if err := rd.Record(origin, rec, func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
-				fail("event %d: %v", i+1, err)
-			}
+			recs = append(recs, ingest.Record{Origin: event.Origin{Name: fmt.Sprintf("%s:%d", r.File, n.Line)}, Data: rec})
 		}
-		if err := eng.Close(ctx); err != nil {
+		if res, err := d.SubmitWait(ctx, &run.Batch{Input: "test", Records: recs}, true); err != nil {
+			fail("%v", err)
+		} else if res.Err != nil {
+			fail("%v", res.Err)
+		}
+		if err := d.Close(ctx); err != nil {
 			fail("%v", err)
 		}
 	}

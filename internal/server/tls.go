@@ -14,11 +14,12 @@ import (
 type TLSFiles struct {
 	// CertFile and KeyFile are the server's certificate (with its chain)
 	// and private key. Required.
-	CertFile, KeyFile string
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile is a bundle of the CAs whose client certificates are
 	// accepted (mutual TLS). Empty: no client certificates; clients
 	// authenticate with a bearer token.
-	ClientCAFile string
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Certificate holds the server's certificate and reloads it on demand

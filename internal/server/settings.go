@@ -1,0 +1,131 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/spf13/pflag"
+)
+
+// Settings are the webhook's keys of kanon serve's configuration file,
+// each with a flag (RegisterFlags).
+type Settings struct {
+	// Listen is the HTTPS address of the webhook ("" for none).
+	Listen string `yaml:"listen"`
+	// InsecureListen is a plain-HTTP address, for loopback tests.
+	InsecureListen string `yaml:"insecure_listen"`
+	// TLS names the certificate files.
+	TLS TLSFiles `yaml:"tls"`
+	// TokenFiles hold one accepted bearer token each.
+	TokenFiles []string `yaml:"token_files"`
+	// Cluster names the cluster of batches posted to /audit.
+	Cluster string `yaml:"cluster"`
+	// MaxBodyBytes, MaxInFlight and WaitTimeout are Config's.
+	MaxBodyBytes alert.ByteSize `yaml:"max_body_bytes"`
+	MaxInFlight  int            `yaml:"max_in_flight"`
+	WaitTimeout  time.Duration  `yaml:"wait_timeout"`
+}
+
+// DefaultSettings are the webhook's defaults.
+func DefaultSettings() Settings {
+	return Settings{Listen: ":8443", MaxBodyBytes: DefaultMaxBodyBytes, MaxInFlight: DefaultMaxInFlight, WaitTimeout: DefaultWaitTimeout}
+}
+
+// RegisterFlags registers a flag per key, bound to s (whose values are the
+// flags' defaults).
+func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&s.Listen, "listen", s.Listen, "HTTPS `ADDR` of the audit webhook (key listen; empty: none)")
+	fs.StringVar(&s.InsecureListen, "insecure-listen", s.InsecureListen, "plain-HTTP `ADDR` of the webhook, for loopback tests only (key insecure_listen)")
+	fs.StringVar(&s.TLS.CertFile, "tls-cert", s.TLS.CertFile, "server certificate `FILE` (PEM, with its chain) (key tls.cert_file)")
+	fs.StringVar(&s.TLS.KeyFile, "tls-key", s.TLS.KeyFile, "server private key `FILE` (key tls.key_file)")
+	fs.StringVar(&s.TLS.ClientCAFile, "client-ca", s.TLS.ClientCAFile, "CA bundle `FILE` of the client certificates accepted (mutual TLS) (key tls.client_ca_file)")
+	fs.StringArrayVar(&s.TokenFiles, "token-file", s.TokenFiles, "`FILE` holding a bearer token accepted by the webhook (repeatable) (key token_files)")
+	fs.StringVar(&s.Cluster, "cluster", s.Cluster, "cluster `NAME` of events posted to /audit (/audit/NAME names its own) (key cluster)")
+	fs.Var(&s.MaxBodyBytes, "max-body-bytes", "size limit of one webhook request body (key max_body_bytes)")
+	fs.IntVar(&s.MaxInFlight, "max-in-flight", s.MaxInFlight, "webhook requests served at once; more get 429 (key max_in_flight)")
+	fs.DurationVar(&s.WaitTimeout, "wait-timeout", s.WaitTimeout, "how long a request waits for its batch to be committed before 503 (key wait_timeout)")
+}
+
+// Enabled reports whether a webhook listener is configured.
+func (s *Settings) Enabled() bool { return s.Listen != "" || s.InsecureListen != "" }
+
+// Validate checks the settings without opening anything.
+func (s *Settings) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, a := range []struct{ key, addr string }{{"listen", s.Listen}, {"insecure_listen", s.InsecureListen}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad("%s: %q is not HOST:PORT: %v", a.key, a.addr, err)
+		}
+	}
+	if s.Listen != "" && (s.TLS.CertFile == "" || s.TLS.KeyFile == "") {
+		bad("listen: the HTTPS webhook needs tls.cert_file and tls.key_file (--tls-cert, --tls-key); set listen to \"\" to run without it")
+	}
+	if s.Listen != "" && s.TLS.ClientCAFile == "" && len(s.TokenFiles) == 0 {
+		bad("listen: no client authentication: set tls.client_ca_file (--client-ca) or token_files (--token-file)")
+	}
+	if s.Cluster != "" && !validCluster(s.Cluster) {
+		bad("cluster: %q is not a cluster name (1 to 63 letters, digits, '.', '_' or '-')", s.Cluster)
+	}
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{{"max_body_bytes", int64(s.MaxBodyBytes)}, {"max_in_flight", int64(s.MaxInFlight)}, {"wait_timeout", int64(s.WaitTimeout)}} {
+		if v.n <= 0 {
+			bad("%s: must be positive", v.key)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReadTokens reads the bearer tokens, one per file.
+func (s *Settings) ReadTokens() ([]string, error) {
+	var out []string
+	for _, f := range s.TokenFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("token_files: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" || strings.ContainsAny(t, " \t\r\n") {
+			return nil, fmt.Errorf("token_files: %s must hold one token (no spaces or line breaks)", f)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Certificate loads the TLS certificate of the HTTPS listener (nil when
+// there is none) and checks that it makes a TLS configuration.
+func (s *Settings) Certificate() (*Certificate, error) {
+	if s.Listen == "" {
+		return nil, nil
+	}
+	cert, err := LoadCertificate(s.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cert.TLSConfig(); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// Config returns the server configuration of one listener: with tls
+// false, the plain-HTTP one, which takes requests without authentication
+// when no token is configured (it is for loopback tests).
+func (s *Settings) Config(tokens []string, tls bool) Config {
+	c := Config{Cluster: s.Cluster, Tokens: tokens, MaxBodyBytes: int64(s.MaxBodyBytes), MaxInFlight: s.MaxInFlight, WaitTimeout: s.WaitTimeout}
+	if !tls {
+		c.AllowUnauthenticated = len(tokens) == 0
+	}
+	return c
+}
