@@ -31,15 +31,15 @@ type (
 // which registers its flags and validates it; this file only puts them
 // together.
 type serveConfig struct {
-	Webhook `yaml:",inline"`
-	Driver  `yaml:",inline"`
-	Rules           serveRules           `yaml:"rules"`
-	StateDir        string               `yaml:"state_dir"`
-	NoState         bool                 `yaml:"no_state"`
-	Outputs         []alert.OutputConfig `yaml:"outputs"`
-	SpoolDir        string               `yaml:"spool_dir"`
-	ShutdownWait    time.Duration        `yaml:"shutdown_timeout"`
-	Log             serveLog             `yaml:"log"`
+	Webhook      `yaml:",inline"`
+	Driver       `yaml:",inline"`
+	Rules        serveRules           `yaml:"rules"`
+	StateDir     string               `yaml:"state_dir"`
+	NoState      bool                 `yaml:"no_state"`
+	Outputs      []alert.OutputConfig `yaml:"outputs"`
+	SpoolDir     string               `yaml:"spool_dir"`
+	ShutdownWait time.Duration        `yaml:"shutdown_timeout"`
+	Log          serveLog             `yaml:"log"`
 }
 
 type serveRules struct {
