@@ -21,8 +21,8 @@ const (
 
 // Explanation is the catalogue view of one rule.
 type Explanation struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
 	// Type is Elastic's rule type ("" for rules without Elastic's
 	// semantics); Language and Firing are what the query is written in
 	// and when the rule fires.
