@@ -252,11 +252,11 @@ func (x *Explanation) WriteJSON(w io.Writer) error {
 func (x *Explanation) WriteText(w io.Writer) error {
 	bw := &errWriter{w: w}
 	fmt.Fprintf(bw, "%s\n%s\n", x.Name, strings.Repeat("=", len(x.Name)))
-	kind := x.Language + ", " + x.Firing
+	elastic := ""
 	if x.Type != "" {
-		kind = x.Type + " (" + kind + ")"
+		elastic = "   type: " + x.Type
 	}
-	fmt.Fprintf(bw, "id: %s   type: %s   file: %s\n\n", x.ID, kind, x.File)
+	fmt.Fprintf(bw, "id: %s   language: %s   firing: %s%s   file: %s\n\n", x.ID, x.Language, x.Firing, elastic, x.File)
 
 	fmt.Fprintln(bw, "Detection logic (every condition must hold):")
 	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
