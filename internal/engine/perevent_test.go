@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -17,12 +21,12 @@ import (
 
 const pantherRule = "Kubernetes.API.AnonymousAccess"
 
-// anonRule is an anonymous-request rule in KQL or ES|QL with head (type,
-// language, firing, dedup) before its query.
+// anonRule is an anonymous-request rule in KQL (language left to its
+// default) or ES|QL with head (type, firing, dedup) before its query.
 func anonRule(id, head, language string) string {
 	q := `query: 'kubernetes.audit.user.username:"system:anonymous"'` + "\n"
 	if language == rule.LangESQL {
-		q = "query: |\n  from logs-*\n  | where kubernetes.audit.user.username == \"system:anonymous\"\n  | keep kubernetes.audit.userAgent\n"
+		q = "language: esql\nquery: |\n  from logs-*\n  | where kubernetes.audit.user.username == \"system:anonymous\"\n  | keep kubernetes.audit.userAgent\n"
 	}
 	return "id: " + id + "\nname: anonymous request\nseverity: info\nrisk_score: 1\n" + head + q
 }
@@ -80,7 +84,7 @@ func TestPerEventHasNoMaxSignals(t *testing.T) {
 		wantAlerts, wantDropped int64
 	}{
 		{"per-event KQL", "", rule.LangKuery, rule.FiringPerEvent, "", 150, 0},
-		{"per-event ES|QL", "language: esql\n", rule.LangESQL, rule.FiringPerEvent, "", 150, 0},
+		{"per-event ES|QL", "", rule.LangESQL, rule.FiringPerEvent, "", 150, 0},
 		{"per-event KQL, firing given", "firing: per_event\n", rule.LangKuery, rule.FiringPerEvent, "", 150, 0},
 		{"Elastic's query rule", "type: query\n", rule.LangKuery, rule.FiringScheduled, rule.TypeQuery, 100, 50},
 		{"Elastic's esql rule", "type: esql\n", rule.LangESQL, rule.FiringScheduled, rule.TypeESQL, 100, 50},
@@ -237,5 +241,41 @@ func TestPantherRuleBurst(t *testing.T) {
 	as, st = stRun(t, []*rule.Compiled{stRule(t, elastic)}, memStore(t), engine.Options{}, events...)
 	if _, total := groupCounts(t, as); total != 100 || st.Rules[pantherRule].Dropped != 33 {
 		t.Fatalf("on Elastic's schedule: groups sum to %d, %d dropped; want 100 and 33", total, st.Rules[pantherRule].Dropped)
+	}
+}
+
+// TestPerEventNoAllocs checks that the per-event runners read an event
+// that does not match without allocating (KQL, and Panther's ES|QL).
+func TestPerEventNoAllocs(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, pantherRule), stRule(t, anonRule("anon-kql", "", rule.LangKuery)), stRule(t, anonRule("anon-esql", "", rule.LangESQL))}
+	var sink countSink
+	eng, err := engine.New(rs, engine.Options{Sink: &sink, Store: memStore(t), Lateness: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev *event.Event
+	line := auditLine("n", "kubernetes-admin", "10.0.1.23", "kubectl/v1.30.2", probes[0], t0)
+	if err := rd.Record(event.Origin{Name: "log", Line: 1}, []byte(line), func(e *event.Event) error {
+		ev = e.Clone()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() {
+		if err := eng.Process(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per event", n)
+	}
+	for _, r := range rs {
+		if st := eng.Stats().Rules[r.ID]; st.Matched != 0 || st.Errors != 0 {
+			t.Fatalf("rule %s: stats %+v", r.ID, *st)
+		}
 	}
 }
