@@ -27,20 +27,20 @@ func (f *ruleFlags) register(fs *pflag.FlagSet) {
 }
 
 // load loads, selects and compiles the rules. All errors of all files are
-// reported together; nothing runs unless every file loads.
+// reported together (the files that load are compiled too, so that their
+// errors are among them); nothing runs unless every file loads.
 func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 	var all []*rule.Rule
+	var errs []error
 	if !f.noBuiltin {
 		rs, err := rule.LoadFSNamed(rules.FS, ".", "builtin:")
-		if err != nil {
-			return nil, fmt.Errorf("built-in rules: %w", err)
-		}
-		all = append(all, rs...)
+		all, errs = append(all, rs...), append(errs, err)
 	}
 	for _, d := range f.dirs {
 		st, err := os.Stat(d)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read rules: %w", err)
+			errs = append(errs, fmt.Errorf("cannot read rules: %w", err))
+			continue
 		}
 		var rs []*rule.Rule
 		if st.IsDir() {
@@ -59,13 +59,16 @@ func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 				} else {
 					r, err = rule.Parse(d, data)
 				}
-				rs = []*rule.Rule{r}
+				if r != nil {
+					rs = []*rule.Rule{r}
+				}
 			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, rs...)
+		all, errs = append(all, rs...), append(errs, err)
+	}
+	if err := rule.MergeErrors(errs...); err != nil {
+		_, cerr := rule.CompileAll(all)
+		return nil, rule.MergeErrors(err, cerr)
 	}
 	if len(f.ids) > 0 {
 		want := map[string]bool{}

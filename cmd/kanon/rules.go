@@ -41,15 +41,15 @@ func newRulesListCmd(io *streams) *cobra.Command {
 			if output == "json" {
 				var out []map[string]any
 				for _, r := range rs {
-					out = append(out, map[string]any{"id": r.ID, "name": r.Name, "type": r.Type, "severity": r.Severity, "risk_score": r.RiskScore, "file": r.File, "tests": len(r.Tests)})
+					out = append(out, map[string]any{"id": r.ID, "name": r.Name, "type": r.Type, "language": r.Language, "firing": r.Firing, "severity": r.Severity, "risk_score": r.RiskScore, "file": r.File, "tests": len(r.Tests)})
 				}
 				enc := json.NewEncoder(io.out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			fmt.Fprintf(io.out, "%-50s %-9s %-8s %4s  %s\n", "ID", "TYPE", "SEVERITY", "RISK", "NAME")
+			fmt.Fprintf(io.out, "%-50s %-9s %-9s %-8s %4s  %s\n", "ID", "FIRING", "LANGUAGE", "SEVERITY", "RISK", "NAME")
 			for _, r := range rs {
-				fmt.Fprintf(io.out, "%-50s %-9s %-8s %4d  %s\n", r.ID, r.Type, r.Severity, r.RiskScore, r.Name)
+				fmt.Fprintf(io.out, "%-50s %-9s %-9s %-8s %4d  %s\n", r.ID, r.Firing, r.Language, r.Severity, r.RiskScore, r.Name)
 			}
 			return nil
 		},
@@ -77,14 +77,25 @@ func newRulesShowCmd(io *streams) *cobra.Command {
 				enc := json.NewEncoder(io.out)
 				enc.SetIndent("", "  ")
 				info := engine.RuleInfo(r)
-				return enc.Encode(map[string]any{"rule": info, "query": r.Query, "language": r.Language, "file": r.File,
-					"schedule":    map[string]any{"interval": r.Interval().String(), "from": r.Schedule.From, "max_signals": r.Schedule.MaxSignals},
-					"fields_read": r.Fields.Names(), "tests": len(r.Tests), "notes": r.Notes})
+				out := map[string]any{"rule": info, "query": r.Query, "language": r.Language, "firing": r.Firing, "file": r.File,
+					"fields_read": r.Fields.Names(), "tests": len(r.Tests), "notes": r.Notes}
+				if r.HasRuns() {
+					out["schedule"] = map[string]any{"interval": r.Interval().String(), "from": r.Schedule.From, "max_signals": r.Schedule.MaxSignals}
+				}
+				return enc.Encode(out)
 			}
 			w := io.out
 			fmt.Fprintf(w, "%s\n%s\n\n", r.Name, strings.Repeat("=", len(r.Name)))
-			fmt.Fprintf(w, "id:          %s\nfile:        %s\ntype:        %s (%s)\nseverity:    %s (risk score %d)\n", r.ID, r.File, r.Type, r.Language, r.Severity, r.RiskScore)
-			fmt.Fprintf(w, "schedule:    every %s, looking back %s (%s), at most %d alerts per run\n", r.Interval(), r.Lookback(), r.Schedule.From, r.Schedule.MaxSignals)
+			fmt.Fprintf(w, "id:          %s\nfile:        %s\nlanguage:    %s\nfiring:      %s\n", r.ID, r.File, r.Language, r.Firing)
+			if r.Type != "" {
+				fmt.Fprintf(w, "type:        %s (Elastic's semantics)\n", r.Type)
+			}
+			fmt.Fprintf(w, "severity:    %s (risk score %d)\n", r.Severity, r.RiskScore)
+			if r.HasRuns() {
+				fmt.Fprintf(w, "schedule:    every %s, looking back %s (%s), at most %d alerts per run\n", r.Interval(), r.Lookback(), r.Schedule.From, r.Schedule.MaxSignals)
+			} else {
+				fmt.Fprintf(w, "schedule:    none: every matching event alerts when it is read\n")
+			}
 			if r.NewTerms != nil {
 				fmt.Fprintf(w, "new terms:   %s over %s\n", strings.Join(r.NewTerms.Fields, ", "), r.NewTerms.HistoryWindowStart)
 			}

@@ -31,9 +31,15 @@ type Alert struct {
 
 // Rule describes the rule that raised an alert.
 type Rule struct {
-	ID             string   `json:"id"`
-	Name           string   `json:"name"`
-	Type           string   `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Type is Elastic's rule type (query, esql, new_terms), for rules that
+	// have Elastic's semantics; empty otherwise.
+	Type string `json:"type,omitempty"`
+	// Language is what the rule's query is written in (kuery, esql).
+	Language string `json:"language,omitempty"`
+	// Firing is when the rule fires (per_event, scheduled, new_terms).
+	Firing         string   `json:"firing,omitempty"`
 	Severity       string   `json:"severity"`
 	RiskScore      int      `json:"risk_score"`
 	Threat         []Threat `json:"threat,omitempty"`

@@ -51,9 +51,15 @@ import (
 // a crash therefore repeats at most the last opening alert or update, with
 // the same id and count, which the alerts file drops.
 //
-// Alerts built from an event (query and new_terms rules, non-aggregating
+// Alerts built from an event (KQL rules of every firing, non-aggregating
 // ES|QL) are grouped; aggregating ES|QL alerts, already one per group of
-// rows, are not.
+// rows, are not. What reaches the groups depends on the rule's firing: a
+// per-event rule (Panther's) has no runs, so every matching event joins
+// its group and a group's count is exact however many events arrive; a
+// scheduled rule (Elastic's semantics) counts its alerts against each
+// run's max_signals first, and the alerts over it never reach a group.
+// An event without a time is delivered alone, ungrouped: a group's period
+// is event time.
 type dedup struct {
 	b      *base
 	groups *state.Groups

@@ -1,16 +1,23 @@
 // Package engine runs compiled rules over events and raises alerts.
 //
-// Query rules match each event as it is read. Windowed rules (esql; and
-// new_terms, whose history lives in the state store) follow Elastic's
-// schedule on event time: a rule runs every Interval over the look-back
-// From, so runs overlap (5m every 5m looking back 6m: one minute), and a
-// run raises at most MaxSignals alerts. In a scan the runs are laid over
-// the input's time span, aligned to the interval (run ends are multiples
-// of the interval since the Unix epoch); a run closes when the newest event
-// time seen passes its end plus the allowed lateness, or at the end of the
-// input.
+// A rule's runner is chosen by its firing and its language (rule.Compiled's
+// Firing and Language), never by Elastic's type, which only declares them.
+// Per-event rules (Panther's, and rules that declare neither type nor
+// firing), in KQL or non-aggregating ES|QL, alert on each matching event
+// as it is read: no runs, no MaxSignals, and a dedup key groups every
+// matching event. Scheduled rules (Elastic's query and esql) and new_terms
+// rules (whose history lives in the state store) follow Elastic's schedule
+// on event time: a rule runs every Interval over the look-back From, so
+// runs overlap (5m every 5m looking back 6m: one minute), and a run raises
+// at most MaxSignals alerts, counted before any grouping. A scheduled KQL
+// rule matches each event as it is read, within its runs' MaxSignals; a
+// scheduled ES|QL rule aggregates over each run. In a scan the runs are
+// laid over the input's time span, aligned to the interval (run ends are
+// multiples of the interval since the Unix epoch); a run closes when the
+// newest event time seen passes its end plus the allowed lateness, or at
+// the end of the input.
 //
-// Alert ids are deterministic. A query rule's alert id hashes the rule id
+// Alert ids are deterministic. An alert of one event hashes the rule id
 // and the event's identity (auditID and stage, or the record's bytes), so an
 // event in two overlapping runs alerts once, and a re-scan gives the same
 // ids. An aggregating ES|QL rule's alert id hashes the rule id, the run

@@ -133,22 +133,11 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 			base.dedup = d
 			e.dedups = append(e.dedups, d)
 		}
-		switch r.Type {
-		case rule.TypeQuery:
-			e.runners = append(e.runners, &queryRunner{base: base})
-		case rule.TypeESQL:
-			r := newESQLRunner(base)
-			e.runners = append(e.runners, r)
-			e.esql = append(e.esql, r)
-		case rule.TypeNewTerms:
-			nt, err := newNewTermsRunner(base)
-			if err != nil {
-				return nil, err
-			}
-			e.runners = append(e.runners, nt)
-		default:
-			return nil, fmt.Errorf("engine: rule %s has unknown type %q", r.ID, r.Type)
+		run, err := e.newRunner(base)
+		if err != nil {
+			return nil, err
 		}
+		e.runners = append(e.runners, run)
 	}
 	if e.persist() {
 		if err := e.loadWindows(context.Background()); err != nil {
@@ -156,6 +145,29 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// newRunner chooses the runner of b's rule by its firing and language
+// (not by Elastic's type, which only declares them): per-event rules alert
+// on every match with no run counter; scheduled rules follow Elastic's
+// runs; new_terms rules learn and look up their terms.
+func (e *Engine) newRunner(b *base) (runner, error) {
+	r := b.rule
+	switch {
+	case r.Firing == rule.FiringPerEvent && r.Language == rule.LangKuery:
+		return &kqlEventRunner{base: b}, nil
+	case r.Firing == rule.FiringPerEvent && r.Language == rule.LangESQL:
+		return newESQLEventRunner(b)
+	case r.Firing == rule.FiringScheduled && r.Language == rule.LangKuery:
+		return &queryRunner{base: b}, nil
+	case r.Firing == rule.FiringScheduled && r.Language == rule.LangESQL:
+		run := newESQLRunner(b)
+		e.esql = append(e.esql, run)
+		return run, nil
+	case r.Firing == rule.FiringNewTerms && r.Language == rule.LangKuery:
+		return newNewTermsRunner(b)
+	}
+	return nil, fmt.Errorf("engine: rule %s: no runner for firing %q in language %q", r.ID, r.Firing, r.Language)
 }
 
 // Fields is the union of the fields the rules read: what readers must
@@ -362,7 +374,8 @@ func (b *base) commit(ctx context.Context, id string, at time.Time, fn func(tx s
 // RuleInfo returns the alert's description of a rule.
 func RuleInfo(r *rule.Compiled) alert.Rule {
 	ar := alert.Rule{
-		ID: r.ID, Name: r.Name, Type: r.Type, Severity: r.Severity, RiskScore: r.RiskScore,
+		ID: r.ID, Name: r.Name, Type: r.Type, Language: r.Language, Firing: r.Firing,
+		Severity: r.Severity, RiskScore: r.RiskScore,
 		References: r.References, Tags: r.Tags, Runbook: r.Runbook, Note: r.Note,
 		Description: r.Description, FalsePositives: r.FalsePositives,
 	}
@@ -498,7 +511,8 @@ func (c *runCounter) prune(watermark time.Time) {
 	}
 }
 
-// queryRunner runs a KQL query rule: an alert per matching event.
+// queryRunner runs a scheduled KQL rule (Elastic's query rule): an alert
+// per matching event, at most max_signals per run.
 type queryRunner struct {
 	*base
 	runs runCounter

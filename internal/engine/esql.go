@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -11,11 +12,12 @@ import (
 	"github.com/kanon-dev/kanon/internal/event"
 )
 
-// esqlRunner runs an ES|QL rule. Per event it evaluates only the commands
-// before the first STATS (the per-event prefix) and adds the rows that
-// pass to the state of every run covering the event; when a run closes,
-// the rest of the query runs over that state and each output row becomes
-// an alert. A query without STATS, SORT or LIMIT alerts per event at once.
+// esqlRunner runs a scheduled ES|QL rule (Elastic's esql rule). Per event
+// it evaluates only the commands before the first STATS (the per-event
+// prefix) and adds the rows that pass to the state of every run covering
+// the event; when a run closes, the rest of the query runs over that state
+// and each output row becomes an alert. A query without STATS, SORT or
+// LIMIT alerts per event at once, at most max_signals per run.
 //
 // A run whose state outgrows the rule's memory budget is dropped: the error
 // (naming the rule and the run) is reported once, the run collects nothing
@@ -69,20 +71,14 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 	r.stats.Matched++
 	p := r.rule.Program
 	if p.PerEvent() {
+		// Elastic's run of a query without STATS: its alerts count
+		// against max_signals in the runs that read the event.
 		if !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
 			r.stats.Dropped++
 			return nil
 		}
 		r.metaDirty = r.persist
-		for i, row := range rows {
-			id := alert.ID(r.rule.ID, identity(e), fmt.Sprint(i))
-			a := r.eventAlert(e, id)
-			a.Fields = append(rowFields(p.Columns(), row), a.Fields...)
-			if err := r.emit(ctx, a, t); err != nil {
-				return err
-			}
-		}
-		return nil
+		return r.emitRows(ctx, e, p.Columns(), rows)
 	}
 	late := false
 	r.sched.Runs(t, func(end int64) bool {
@@ -214,6 +210,23 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 		}
 		a.Title = r.rule.Name
 		if err := r.emit(ctx, a, stop); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emitRows raises the alerts of e's output rows of a non-aggregating
+// ES|QL query: one per row, with the row's columns (cols) before the
+// rule's output fields. Alert ids hash the rule, the event's identity and
+// the row's index, so an event read twice alerts once.
+func (b *base) emitRows(ctx context.Context, e *event.Event, cols []string, rows []esqleval.Row) error {
+	t := e.Time()
+	for i, row := range rows {
+		id := alert.ID(b.rule.ID, identity(e), strconv.Itoa(i))
+		a := b.eventAlert(e, id)
+		a.Fields = append(rowFields(cols, row), a.Fields...)
+		if err := b.emit(ctx, a, t); err != nil {
 			return err
 		}
 	}

@@ -21,10 +21,14 @@ const (
 
 // Explanation is the catalogue view of one rule.
 type Explanation struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Type is Elastic's rule type ("" for rules without Elastic's
+	// semantics); Language and Firing are what the query is written in
+	// and when the rule fires.
 	Type     string `json:"type"`
 	Language string `json:"language"`
+	Firing   string `json:"firing"`
 	File     string `json:"file"`
 	// Conditions are the top-level conjuncts of the query (of each WHERE
 	// command, for ES|QL), in order: all must hold.
@@ -182,7 +186,7 @@ func indicators(r *rule.Rule) ([]indicatorKey, []pos.Span) {
 // Explain describes r. loaded are the rules loaded with it (r may be among
 // them), for the indicators' counts of other rules.
 func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
-	x := &Explanation{ID: r.ID, Name: r.Name, Type: r.Type, Language: r.Language, File: r.File,
+	x := &Explanation{ID: r.ID, Name: r.Name, Type: r.Type, Language: r.Language, Firing: r.Firing, File: r.File,
 		Conditions: []Condition{}, Exclusions: []Exclusion{}, Indicators: []Indicator{}, Outputs: []Output{}}
 	for _, s := range sources(r.Rule) {
 		for _, c := range s.node.Conjuncts() {
@@ -248,7 +252,11 @@ func (x *Explanation) WriteJSON(w io.Writer) error {
 func (x *Explanation) WriteText(w io.Writer) error {
 	bw := &errWriter{w: w}
 	fmt.Fprintf(bw, "%s\n%s\n", x.Name, strings.Repeat("=", len(x.Name)))
-	fmt.Fprintf(bw, "id: %s   type: %s (%s)   file: %s\n\n", x.ID, x.Type, x.Language, x.File)
+	elastic := ""
+	if x.Type != "" {
+		elastic = "   type: " + x.Type
+	}
+	fmt.Fprintf(bw, "id: %s   language: %s   firing: %s%s   file: %s\n\n", x.ID, x.Language, x.Firing, elastic, x.File)
 
 	fmt.Fprintln(bw, "Detection logic (every condition must hold):")
 	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)

@@ -1,6 +1,7 @@
 package rule
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"time"
@@ -35,9 +36,9 @@ type OutputField struct {
 // A Compiled rule is safe for concurrent use.
 type Compiled struct {
 	*Rule
-	// Matcher is the compiled KQL query (query and new_terms rules).
+	// Matcher is the compiled query of a kuery rule.
 	Matcher *kqleval.Matcher
-	// Program is the compiled ES|QL query (esql rules).
+	// Program is the compiled query of an esql rule.
 	Program *esqleval.Program
 	// Titles are the compiled title cases.
 	Titles []CompiledTitle
@@ -101,15 +102,15 @@ func Compile(r *Rule) (*Compiled, error) {
 			errs.Add(pos.Errorf(r.QuerySrc, pos.Span{}, ErrQuery, "rule %s: %v", r.ID, err))
 		}
 	}
-	switch r.Type {
-	case TypeQuery, TypeNewTerms:
+	switch r.Language {
+	case LangKuery:
 		m, err := kqleval.Compile(r.KQL, kqleval.WithSource(r.QuerySrc))
 		add(err)
 		c.Matcher = m
 		if m != nil {
 			c.Fields.Union(m.Fields())
 		}
-	case TypeESQL:
+	case LangESQL:
 		p, err := esqleval.Compile(r.ESQL, esqleval.WithName("rule "+r.ID), esqleval.WithMemoryBudget(MemoryBudget))
 		add(err)
 		c.Program = p
@@ -165,42 +166,38 @@ func Compile(r *Rule) (*Compiled, error) {
 	return c, nil
 }
 
-// CompileAll compiles rules, collecting every error.
+// CompileAll compiles rules, collecting every error: ids defined twice and
+// the errors of every rule, together (see MergeErrors). On any error it
+// returns no rules.
 func CompileAll(rules []*Rule) ([]*Compiled, error) {
-	if err := CheckUnique(rules); err != nil {
-		return nil, err
-	}
-	var errs pos.ErrorList
-	var other error
+	errs := []error{CheckUnique(rules)}
 	var out []*Compiled
 	for _, r := range rules {
 		c, err := Compile(r)
 		if err != nil {
-			if l, ok := err.(*pos.ErrorList); ok {
-				for _, e := range l.Errs {
-					errs.Add(e)
-				}
-			} else {
-				other = fmt.Errorf("rule %s: %w", r.ID, err)
+			var l *pos.ErrorList
+			if !errors.As(err, &l) {
+				err = fmt.Errorf("rule %s: %w", r.ID, err)
 			}
+			errs = append(errs, err)
 			continue
 		}
 		out = append(out, c)
 	}
-	if other != nil {
-		return nil, other
-	}
-	if err := errs.Err(); err != nil {
+	if err := MergeErrors(errs...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// Load loads and compiles the rules under dir of fsys.
+// Load loads and compiles the rules under dir of fsys. The errors of the
+// files that do not load and of the rules that do not compile are returned
+// together.
 func Load(fsys fs.FS, dir string) ([]*Compiled, error) {
-	rules, err := LoadFS(fsys, dir)
-	if err != nil {
+	rules, loadErr := LoadFS(fsys, dir)
+	compiled, err := CompileAll(rules)
+	if err := MergeErrors(loadErr, err); err != nil {
 		return nil, err
 	}
-	return CompileAll(rules)
+	return compiled, nil
 }

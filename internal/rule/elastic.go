@@ -64,8 +64,10 @@ type elasticNewTerm struct {
 // ParseElastic reads an Elastic detection rule in its TOML form and
 // returns the kanon rule that runs it: the query verbatim, the metadata as
 // Elastic gives it, the id being Elastic's rule_id. Query errors point into
-// the TOML file. Rules whose type kanon does not run are refused with an
-// error wrapping ErrUnsupportedType.
+// the TOML file. The rule always has Elastic's semantics: its type sets its
+// language and firing, and Elastic's schedule applies. Rules whose type
+// kanon does not run are refused with an error wrapping ErrUnsupportedType.
+// The errors of a file that decodes are returned together.
 func ParseElastic(name string, data []byte) (*Rule, error) {
 	src := pos.NewSource(name, string(data))
 	var f elasticFile
@@ -97,11 +99,13 @@ func ParseElastic(name string, data []byte) (*Rule, error) {
 	_ = md
 	r := &Rule{
 		File:           name,
+		Src:            src,
 		ID:             er.RuleID,
 		Name:           er.Name,
 		Description:    strings.TrimSpace(er.Description),
 		Type:           er.Type,
 		Language:       er.Language,
+		Firing:         TypeFiring(er.Type), // always Elastic's semantics
 		Query:          er.Query,
 		Index:          er.Index,
 		Severity:       er.Severity,
@@ -116,15 +120,17 @@ func ParseElastic(name string, data []byte) (*Rule, error) {
 		FalsePositives: trimAll(er.FalsePositives),
 		Source:         &Source{Vendor: "elastic", RuleID: er.RuleID, Version: f.Metadata.UpdatedDate},
 	}
+	var errs pos.ErrorList
 	if er.Setup != "" {
 		r.Note = strings.TrimSpace(r.Note + "\n\n## Setup\n\n" + er.Setup)
 	}
 	if er.Interval != "" {
 		d, err := ParseDuration(er.Interval)
 		if err != nil {
-			return nil, pos.Errorf(src, keyAt("interval"), ErrInvalid, "interval: %v", err)
+			errs.Add(pos.Errorf(src, keyAt("interval"), ErrInvalid, "interval: %v", err))
+		} else {
+			r.Schedule.Interval = Duration(d)
 		}
-		r.Schedule.Interval = Duration(d)
 	}
 	r.Schedule.From = er.From
 	r.Schedule.MaxSignals = er.MaxSignals
@@ -158,8 +164,14 @@ func ParseElastic(name string, data []byte) (*Rule, error) {
 	if sp := keyAt("rule_id"); sp.End > 0 {
 		r.Positions.ID = src.Position(sp.Start)
 	}
-	var errs pos.ErrorList
-	validate(r, nil, src, &errs)
+	// kanon's keys, where Elastic's file has them.
+	tomlKey := map[string]string{"id": "rule_id", "schedule": "from", "new_terms": "new_terms"}
+	validate(&checker{r: r, src: src, errs: &errs, keyAt: func(key string) pos.Span {
+		if k, ok := tomlKey[key]; ok {
+			key = k
+		}
+		return keyAt(key)
+	}})
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}

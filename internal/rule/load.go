@@ -40,106 +40,174 @@ func errAt(n *yaml.Node, code error, format string, args ...any) error {
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 var nodeType = reflect.TypeFor[yaml.Node]()
 
-// decodeStrict decodes n into out (a pointer), refusing unknown and
-// duplicate keys, with the position of every error.
-func decodeStrict(n *yaml.Node, out any) error {
-	return decodeValue(n, reflect.ValueOf(out).Elem())
+// fieldErrors are the errors of one decoding, in document order.
+type fieldErrors []*fieldError
+
+func (es fieldErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
 }
 
-func decodeValue(n *yaml.Node, v reflect.Value) error {
+// decoder decodes YAML nodes strictly and keeps going after an error, so
+// that a rule file's errors are reported together.
+type decoder struct {
+	errs fieldErrors
+	// failed holds every node whose value (or a part of it) could not be
+	// decoded, for validation to leave alone: its fields are zero because
+	// of an error already reported, not because the file lacks them.
+	failed map[*yaml.Node]bool
+}
+
+// decodeStrict decodes n into out (a pointer), refusing unknown and
+// duplicate keys, with the position of every error. The error, if any, is
+// a fieldErrors holding them all.
+func decodeStrict(n *yaml.Node, out any) error {
+	d := &decoder{}
+	d.decode(n, reflect.ValueOf(out).Elem())
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	return nil
+}
+
+// fail records err (a *fieldError or fieldErrors) at n.
+func (d *decoder) fail(n *yaml.Node, err error) {
+	var fes fieldErrors
+	var fe *fieldError
+	switch {
+	case errors.As(err, &fes):
+		d.errs = append(d.errs, fes...)
+	case errors.As(err, &fe):
+		d.errs = append(d.errs, fe)
+	default:
+		d.errs = append(d.errs, errAt(n, ErrType, "%s", cleanYAMLError(err)).(*fieldError))
+	}
+	d.mark(n)
+}
+
+func (d *decoder) mark(n *yaml.Node) {
+	if d.failed == nil {
+		d.failed = map[*yaml.Node]bool{}
+	}
+	d.failed[n] = true
+}
+
+// decode decodes n into v and reports whether it did without error.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value) bool {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	if v.Type() == nodeType {
 		v.Set(reflect.ValueOf(*n))
-		return nil
+		return true
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := n.Decode(v.Addr().Interface()); err != nil {
-			var fe *fieldError
-			if errors.As(err, &fe) {
-				return fe
-			}
-			return errAt(n, ErrType, "%s", cleanYAMLError(err))
+			d.fail(n, err)
+			return false
 		}
-		return nil
+		return true
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if n.Tag == "!!null" {
-			return nil
+			return true
 		}
 		p := reflect.New(v.Type().Elem())
-		if err := decodeValue(n, p.Elem()); err != nil {
-			return err
-		}
+		ok := d.decode(n, p.Elem())
 		v.Set(p)
-		return nil
+		if !ok {
+			d.mark(n)
+		}
+		return ok
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return errAt(n, ErrType, "expected a mapping, got %s", kindName(n))
-		}
-		t := v.Type()
-		fields := map[string]int{}
-		var names []string
-		for i := 0; i < t.NumField(); i++ {
-			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-			if tag == "" || tag == "-" {
-				continue
-			}
-			fields[tag] = i
-			names = append(names, tag)
-		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			idx, ok := fields[k.Value]
-			if !ok {
-				return errAt(k, ErrUnknown, "unknown key %q (known keys: %s)", k.Value, strings.Join(sortedCopy(names), ", "))
-			}
-			if seen[k.Value] {
-				return errAt(k, ErrDuplicate, "key %q appears twice", k.Value)
-			}
-			seen[k.Value] = true
-			if err := decodeValue(val, v.Field(idx)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return d.decodeStruct(n, v)
 	case reflect.Slice:
 		if n.Tag == "!!null" {
-			return nil
+			return true
 		}
 		if n.Kind != yaml.SequenceNode {
-			return errAt(n, ErrType, "expected a list, got %s", kindName(n))
+			d.fail(n, errAt(n, ErrType, "expected a list, got %s", kindName(n)))
+			return false
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		ok := true
 		for i, item := range n.Content {
-			if err := decodeValue(item, s.Index(i)); err != nil {
-				return err
-			}
+			ok = d.decode(item, s.Index(i)) && ok
 		}
 		v.Set(s)
-		return nil
+		if !ok {
+			d.mark(n)
+		}
+		return ok
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			return errAt(n, ErrType, "expected a mapping, got %s", kindName(n))
+			d.fail(n, errAt(n, ErrType, "expected a mapping, got %s", kindName(n)))
+			return false
 		}
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if seen[n.Content[i].Value] {
-				return errAt(n.Content[i], ErrDuplicate, "key %q appears twice", n.Content[i].Value)
+				d.fail(n, errAt(n.Content[i], ErrDuplicate, "key %q appears twice", n.Content[i].Value))
+				return false
 			}
 			seen[n.Content[i].Value] = true
 		}
 	}
 	if n.Kind != yaml.ScalarNode && v.Kind() != reflect.Map && v.Kind() != reflect.Interface {
-		return errAt(n, ErrType, "expected a %s, got %s", v.Kind(), kindName(n))
+		d.fail(n, errAt(n, ErrType, "expected a %s, got %s", v.Kind(), kindName(n)))
+		return false
 	}
 	if err := n.Decode(v.Addr().Interface()); err != nil {
-		return errAt(n, ErrType, "%s", cleanYAMLError(err))
+		d.fail(n, errAt(n, ErrType, "%s", cleanYAMLError(err)))
+		return false
 	}
-	return nil
+	return true
+}
+
+// decodeStruct decodes a mapping into the struct v by its yaml tags. An
+// unknown or repeated key is an error; the other keys are still decoded.
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) bool {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, errAt(n, ErrType, "expected a mapping, got %s", kindName(n)))
+		return false
+	}
+	t := v.Type()
+	fields := map[string]int{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = i
+		names = append(names, tag)
+	}
+	ok := true
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		idx, known := fields[k.Value]
+		switch {
+		case !known:
+			d.fail(k, errAt(k, ErrUnknown, "unknown key %q (known keys: %s)", k.Value, strings.Join(sortedCopy(names), ", ")))
+			ok = false
+		case seen[k.Value]:
+			d.fail(k, errAt(k, ErrDuplicate, "key %q appears twice", k.Value))
+			d.mark(val)
+			ok = false
+		default:
+			seen[k.Value] = true
+			ok = d.decode(val, v.Field(idx)) && ok
+		}
+	}
+	if !ok {
+		d.mark(n)
+	}
+	return ok
 }
 
 func sortedCopy(s []string) []string {
@@ -176,7 +244,10 @@ func cleanYAMLError(err error) string {
 }
 
 // Parse parses one rule file. name is used in error positions. The rule
-// is validated and its queries parsed; compile it with Compile.
+// is validated and its queries parsed; compile it with Compile. Every error
+// of the file is returned at once, as a *pos.ErrorList sorted by position:
+// keys that cannot be decoded and the checks of every section (see
+// validate). Only a file that is not YAML stops at its first error.
 func Parse(name string, data []byte) (*Rule, error) {
 	src := pos.NewSource(name, string(data))
 	var doc yaml.Node
@@ -192,25 +263,25 @@ func Parse(name string, data []byte) (*Rule, error) {
 		return nil, pos.Errorf(src, pos.Span{}, ErrInvalid, "rule file is empty")
 	}
 	root := doc.Content[0]
-	r := &Rule{File: name}
-	if err := decodeStrict(root, r); err != nil {
-		return nil, toPosError(src, err)
-	}
+	r := &Rule{File: name, Src: src}
 	var errs pos.ErrorList
-	validate(r, root, src, &errs)
+	d := &decoder{}
+	d.decode(root, reflect.ValueOf(r).Elem())
+	for _, fe := range d.errs {
+		errs.Add(toPosError(src, fe))
+	}
+	if root.Kind == yaml.MappingNode {
+		validate(&checker{r: r, root: root, src: src, errs: &errs, failed: d.failed})
+	}
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func toPosError(src *pos.Source, err error) error {
-	var fe *fieldError
-	if errors.As(err, &fe) {
-		off := src.Offset(fe.line, fe.col)
-		return pos.Errorf(src, pos.Span{Start: off, End: off + 1}, fe.code, "%s", fe.msg)
-	}
-	return pos.Errorf(src, pos.Span{}, ErrInvalid, "%s", err.Error())
+func toPosError(src *pos.Source, fe *fieldError) *pos.Error {
+	off := src.Offset(fe.line, fe.col)
+	return pos.Errorf(src, pos.Span{Start: off, End: off + 1}, fe.code, "%s", fe.msg)
 }
 
 // node returns the value node of key in a mapping node, or nil.
@@ -265,8 +336,10 @@ func embeddedSource(src *pos.Source, n *yaml.Node) *pos.Source {
 }
 
 // LoadFS loads every rule file (*.yaml, *.yml) under dir of fsys,
-// recursively in name order. It returns all errors of all files together;
-// on any error it returns no rules.
+// recursively in name order. It returns all errors of all files together,
+// and with them the rules of the files that loaded, so that a caller can
+// compile those too and report every error at once (see MergeErrors); a
+// caller that runs rules must run none when the error is not nil.
 func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
 	return LoadFSNamed(fsys, dir, "")
 }
@@ -307,14 +380,13 @@ func LoadFSSkipping(fsys fs.FS, dir, prefix string) ([]*Rule, []error, error) {
 }
 
 func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, []error, error) {
-	var all pos.ErrorList
-	var other []error
+	var errs []error
 	var rules []*Rule
 	var skipped []error
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
-			other = append(other, fmt.Errorf("cannot read rule file: %w", err))
+			errs = append(errs, fmt.Errorf("cannot read rule file: %w", err))
 			continue
 		}
 		var r *Rule
@@ -328,29 +400,47 @@ func loadFiles(fsys fs.FS, files []string, displayPrefix string) ([]*Rule, []err
 			r, err = Parse(displayPrefix+f, data)
 		}
 		if err != nil {
-			var l *pos.ErrorList
-			var e *pos.Error
-			switch {
-			case errors.As(err, &l):
-				for _, x := range l.Errs {
-					all.Add(x)
-				}
-			case errors.As(err, &e):
-				all.Add(e)
-			default:
-				other = append(other, err)
-			}
+			errs = append(errs, err)
 			continue
 		}
 		rules = append(rules, r)
 	}
-	if len(other) > 0 {
-		return nil, nil, errors.Join(append(other, all.Err())...)
+	return rules, skipped, MergeErrors(errs...)
+}
+
+// MergeErrors joins the errors of several files and stages (loading,
+// compiling) into one: the positioned ones (*pos.Error, *pos.ErrorList)
+// into one *pos.ErrorList sorted by file and position, which is the result
+// when there are no others; the others are joined before it (errors.Join).
+// Nil errors are skipped; it returns nil when all are nil.
+func MergeErrors(errs ...error) error {
+	var list pos.ErrorList
+	var other []error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var l *pos.ErrorList
+		var e *pos.Error
+		switch {
+		case errors.As(err, &l):
+			for _, x := range l.Errs {
+				list.Add(x)
+			}
+			list.Dropped += l.Dropped
+		case errors.As(err, &e):
+			list.Add(e)
+		default:
+			other = append(other, err)
+		}
 	}
-	if err := all.Err(); err != nil {
-		return nil, nil, err
+	if len(other) == 0 {
+		return list.Err()
 	}
-	return rules, skipped, nil
+	if list.Len() > 0 {
+		other = append(other, list.Err())
+	}
+	return errors.Join(other...)
 }
 
 // where names a rule's definition: file:line:col of its id, or its file.
@@ -361,19 +451,23 @@ func where(r *Rule) string {
 	return r.File
 }
 
-// CheckUnique refuses two rules with the same id.
+// CheckUnique refuses two rules with the same id: an error (ErrDuplicate)
+// for each repeated definition, at its id when its source is known.
 func CheckUnique(rules []*Rule) error {
 	seen := map[string]*Rule{}
-	var errs []string
+	var errs []error
 	for _, r := range rules {
-		if prev, ok := seen[r.ID]; ok {
-			errs = append(errs, fmt.Sprintf("rule id %q is defined twice: in %s and in %s", r.ID, where(prev), where(r)))
+		prev, ok := seen[r.ID]
+		if !ok {
+			seen[r.ID] = r
 			continue
 		}
-		seen[r.ID] = r
+		if r.Src != nil && r.Positions.ID.Line > 0 {
+			off := r.Src.Offset(r.Positions.ID.Line, r.Positions.ID.Col)
+			errs = append(errs, pos.Errorf(r.Src, pos.Span{Start: off, End: off + 1}, ErrDuplicate, "rule id %q is defined twice: in %s and here", r.ID, where(prev)))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w: rule id %q is defined twice: in %s and in %s", ErrDuplicate, r.ID, where(prev), where(r)))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %s", ErrDuplicate, strings.Join(errs, "; "))
-	}
-	return nil
+	return MergeErrors(errs...)
 }

@@ -70,7 +70,7 @@ func TestParseErrors(t *testing.T) {
 	f("wrong type", strings.Replace(goodRule, "risk_score: 47", "risk_score: high", 1), ErrType, "r.yaml:9:13:")
 	f("kql error points into the file", strings.Replace(goodRule, `username:"system:anonymous"`, `username:("system:anonymous" or`, 1), nil, "r.yaml:7:")
 	f("bad severity", strings.Replace(goodRule, "severity: medium", "severity: urgent", 1), ErrInvalid, `r.yaml:8:1: severity "urgent"`)
-	f("no type", strings.Replace(goodRule, "type: query\n", "", 1), ErrInvalid, "no type")
+	f("unknown type", strings.Replace(goodRule, "type: query", "type: eql", 1), ErrInvalid, `r.yaml:4:1: unknown rule type "eql"`)
 	f("yaml syntax", "id: [unclosed\n", ErrSyntax, "r.yaml:")
 	f("bad test", strings.Replace(goodRule, "expect: alert", "expect: maybe", 1), ErrInvalid, "r.yaml:17:5: test 1: expect must be alert or no_alert")
 	f("mixed test", strings.Replace(goodRule, "expect: alert", "expect: alert\n    ExpectedResult: true", 1), ErrInvalid, "mixes")

@@ -9,18 +9,65 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Rule types.
+// Elastic's rule types. A rule's type declares Elastic's semantics: its
+// query's language and when it fires (see TypeLanguage and TypeFiring).
 const (
 	TypeQuery    = "query"
 	TypeESQL     = "esql"
 	TypeNewTerms = "new_terms"
 )
 
-// Query languages.
+// Query languages: what a rule is written in.
 const (
 	LangKuery = "kuery"
 	LangESQL  = "esql"
 )
+
+// Firing modes: when a rule fires.
+const (
+	// FiringPerEvent: each matching event alerts when it is read. There are
+	// no runs and no max_signals (Panther's rules, and rules that declare
+	// neither type nor firing).
+	FiringPerEvent = "per_event"
+	// FiringScheduled: Elastic's runs, every interval over the look-back
+	// from, at most max_signals alerts per run; an ES|QL query aggregates
+	// over each run.
+	FiringScheduled = "scheduled"
+	// FiringNewTerms: Elastic's new terms, a value not seen among matching
+	// events within the history window, on Elastic's runs.
+	FiringNewTerms = "new_terms"
+)
+
+// Types, Languages and Firings are the accepted values, for messages.
+var (
+	Types     = []string{TypeQuery, TypeESQL, TypeNewTerms}
+	Languages = []string{LangKuery, LangESQL}
+	Firings   = []string{FiringPerEvent, FiringScheduled, FiringNewTerms}
+)
+
+// TypeLanguage is the language an Elastic rule type implies ("" for a type
+// that is not Elastic's).
+func TypeLanguage(typ string) string {
+	switch typ {
+	case TypeQuery, TypeNewTerms:
+		return LangKuery
+	case TypeESQL:
+		return LangESQL
+	}
+	return ""
+}
+
+// TypeFiring is the firing an Elastic rule type implies ("" for a type
+// that is not Elastic's).
+func TypeFiring(typ string) string {
+	switch typ {
+	case TypeQuery, TypeESQL:
+		return FiringScheduled
+	case TypeNewTerms:
+		return FiringNewTerms
+	}
+	return ""
+}
 
 // Severities, lowest first.
 var Severities = []string{"info", "low", "medium", "high", "critical"}
@@ -37,22 +84,32 @@ func SeverityRank(s string) int {
 
 // Rule is one rule file as written. Optional fields are zero when absent.
 type Rule struct {
-	ID          string   `yaml:"id"`
-	Name        string   `yaml:"name"`
-	Description string   `yaml:"description"`
-	Type        string   `yaml:"type"`
-	Language    string   `yaml:"language"`
-	Query       string   `yaml:"query"`
-	Index       []string `yaml:"index"`
-	Severity    string   `yaml:"severity"`
-	RiskScore   int      `yaml:"risk_score"`
-	Schedule    Schedule `yaml:"schedule"`
-	Threat      []Threat `yaml:"threat"`
-	Tags        []string `yaml:"tags"`
-	References  []string `yaml:"references"`
-	Author      []string `yaml:"author"`
-	License     string   `yaml:"license"`
-	Version     int      `yaml:"version"`
+	ID          string `yaml:"id"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Type is Elastic's rule type (query, esql, new_terms), "" when the
+	// rule has none. It declares Elastic's semantics: the language and
+	// firing it implies (TypeLanguage, TypeFiring) and Elastic's schedule.
+	Type string `yaml:"type"`
+	// Language is what the query is written in (kuery, esql). The loader
+	// fills it from Type, else kuery.
+	Language string `yaml:"language"`
+	// Firing is when the rule fires (per_event, scheduled, new_terms). The
+	// loader fills it from Type, else per_event.
+	Firing    string   `yaml:"firing"`
+	Query     string   `yaml:"query"`
+	Index     []string `yaml:"index"`
+	Severity  string   `yaml:"severity"`
+	RiskScore int      `yaml:"risk_score"`
+	// Schedule is Elastic's run schedule, for scheduled and new_terms
+	// rules only; the loader fills Elastic's defaults.
+	Schedule   Schedule `yaml:"schedule"`
+	Threat     []Threat `yaml:"threat"`
+	Tags       []string `yaml:"tags"`
+	References []string `yaml:"references"`
+	Author     []string `yaml:"author"`
+	License    string   `yaml:"license"`
+	Version    int      `yaml:"version"`
 	// Note is the investigation guide (Markdown); Runbook the response steps.
 	Note           string   `yaml:"note"`
 	Runbook        string   `yaml:"runbook"`
@@ -74,7 +131,9 @@ type Rule struct {
 	Tests   []Test `yaml:"tests"`
 
 	// Set by the loader.
-	File      string        `yaml:"-"`
+	File string `yaml:"-"`
+	// Src is the rule file's text, for positioned messages.
+	Src       *pos.Source   `yaml:"-"`
 	QuerySrc  *pos.Source   `yaml:"-"`
 	Positions RulePositions `yaml:"-"`
 	// KQL is the parsed query of query and new_terms rules.
@@ -94,6 +153,10 @@ type RulePositions struct {
 
 // IsEnabled reports whether the rule runs (true unless enabled: false).
 func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
+
+// HasRuns reports whether the rule fires on Elastic's runs (scheduled and
+// new_terms firing), so that its Schedule applies.
+func (r *Rule) HasRuns() bool { return r.Firing == FiringScheduled || r.Firing == FiringNewTerms }
 
 // Schedule is Elastic's rule schedule: a run every Interval over the
 // look-back From (a date-math expression "now-6m"), raising at most

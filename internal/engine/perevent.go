@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
+	"github.com/kanon-dev/kanon/internal/event"
+)
+
+// Per-event rules (firing per_event: Panther's rules, and rules that
+// declare neither Elastic's type nor a firing) alert on each matching event
+// when it is read. They have no runs: no max_signals, no run counter, no
+// window; nothing is dropped, so a rule with a dedup key counts every
+// matching event in its groups.
+
+// kqlEventRunner runs a per-event KQL rule: an alert per matching event.
+type kqlEventRunner struct {
+	*base
+}
+
+func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
+	if !q.rule.Matcher.Match(e) {
+		return nil
+	}
+	q.stats.Matched++
+	id := alert.ID(q.rule.ID, identity(e))
+	return q.emit(ctx, q.eventAlert(e, id), e.Time())
+}
+
+func (q *kqlEventRunner) advance(context.Context, time.Time) error { return nil }
+
+func (q *kqlEventRunner) flush(context.Context) error { return nil }
+
+// esqlEventRunner runs a per-event ES|QL rule: its query, which does not
+// aggregate (no STATS, SORT or LIMIT: the loader refuses them), is
+// evaluated on each event, and each output row is an alert. NOW() is the
+// event's time.
+type esqlEventRunner struct {
+	*base
+	ev *esqleval.Evaluator
+}
+
+func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
+	p := b.rule.Program
+	if !p.PerEvent() {
+		return nil, fmt.Errorf("engine: rule %s fires per event, but its ES|QL query needs runs (STATS, SORT or LIMIT)", b.rule.ID)
+	}
+	return &esqlEventRunner{base: b, ev: p.NewEvaluator(esqleval.Env{})}, nil
+}
+
+func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
+	r.ev.Env.Now = e.Time()
+	rows, err := r.ev.Eval(e)
+	if err != nil {
+		r.ruleError(err)
+		return nil
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	r.stats.Matched++
+	return r.emitRows(ctx, e, r.rule.Program.Columns(), rows)
+}
+
+func (r *esqlEventRunner) advance(context.Context, time.Time) error { return nil }
+
+func (r *esqlEventRunner) flush(context.Context) error { return nil }
