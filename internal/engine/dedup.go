@@ -83,7 +83,11 @@ func newDedup(b *base) (*dedup, error) {
 // committing commit with its mark.
 func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Time, commit func(tx state.Tx) error) error {
 	b := d.b
-	g, found, err := d.groups.Get(ctx, []byte(key), at)
+	// The group stored under the key is read whatever its expiry: a group
+	// whose entry expired at the time of this alert (an alert two periods
+	// after it) must still be delivered with its count before the new
+	// group replaces it.
+	g, found, err := d.groups.Get(ctx, []byte(key), time.Time{})
 	if err != nil {
 		return fmt.Errorf("rule %s: %w", b.rule.ID, err)
 	}
@@ -195,16 +199,33 @@ func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
 	return nil
 }
 
+// deliverEnded delivers the groups of the rule in the store that ended at
+// or before now and whose count grew since their last delivery, whichever
+// engine opened them: the sweep that follows may remove their entries.
+func (d *dedup) deliverEnded(ctx context.Context, now time.Time) error {
+	return d.deliverWhere(ctx, func(g state.Group) bool { return !g.End.After(now) })
+}
+
 // flush delivers every group of the rule whose count grew since its last
 // delivery, including groups of earlier engines on the same store.
 func (d *dedup) flush(ctx context.Context) error {
+	if err := d.deliverWhere(ctx, func(state.Group) bool { return true }); err != nil {
+		return err
+	}
+	clear(d.open)
+	return nil
+}
+
+// deliverWhere delivers the groups of the rule that pass keep and whose
+// count grew since their last delivery.
+func (d *dedup) deliverWhere(ctx context.Context, keep func(state.Group) bool) error {
 	type pending struct {
 		key []byte
 		g   state.Group
 	}
 	var todo []pending
 	err := d.groups.Scan(ctx, time.Time{}, func(key []byte, g state.Group) error {
-		if g.Delivered < g.Count {
+		if g.Delivered < g.Count && keep(g) {
 			todo = append(todo, pending{append([]byte(nil), key...), g})
 		}
 		return nil
@@ -217,6 +238,5 @@ func (d *dedup) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	clear(d.open)
 	return nil
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -175,4 +176,28 @@ func stFeedErr(eng *engine.Engine, e stEv) error {
 		return err
 	}
 	return rd.Record(event.Origin{Name: e.id}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) })
+}
+
+// A group is delivered with its count when the next alert of its key comes
+// after the group's entry has expired (two periods later), not replaced
+// and lost: a log with a 3-hour gap between two bursts of one client.
+func TestDedupGroupReplacedAfterExpiry(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	stStores(t, func(t *testing.T, newStore func() state.Store) {
+		var evs []stEv
+		for i := range 5 {
+			evs = append(evs, stEv{id: fmt.Sprintf("a%d", i), at: stT0.Add(time.Duration(i) * time.Minute), ua: "zgrab"})
+		}
+		for i := range 3 {
+			evs = append(evs, stEv{id: fmt.Sprintf("b%d", i), at: stT0.Add(3*time.Hour + time.Duration(i)*time.Minute), ua: "zgrab"})
+		}
+		as, st := stRun(t, rs, newStore(), engine.Options{}, evs...)
+		gs := groupsOf(t, as)
+		if len(gs) != 2 || gs[0].count != 5 || gs[1].count != 3 {
+			t.Fatalf("groups %+v, want one of 5 then one of 3", gs)
+		}
+		if r := st.Rules["anon-dedup"]; r.Alerts != 2 || r.Grouped != 6 {
+			t.Fatalf("stats %+v", r)
+		}
+	})
 }

@@ -215,9 +215,13 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		return nil
 	}
 	// Groups whose period is over are delivered before their entries can
-	// expire (a group is kept one period past its end).
+	// expire (a group is kept one period past its end): those this engine
+	// touched, and those an earlier one left undelivered (a crash).
 	for _, d := range e.dedups {
 		if err := d.advance(ctx, e.newest); err != nil {
+			return err
+		}
+		if err := d.deliverEnded(ctx, e.newest); err != nil {
 			return err
 		}
 	}
