@@ -87,8 +87,8 @@ func normalAlerts(t *testing.T, ndjson []byte) map[string]string {
 			continue
 		}
 		var a struct {
-			ID     string          `json:"id"`
-			Title  string          `json:"title"`
+			ID     string `json:"id"`
+			Title  string `json:"title"`
 			Rule   struct{ ID string }
 			Fields json.RawMessage `json:"fields"`
 			Window json.RawMessage `json:"window"`
