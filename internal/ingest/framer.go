@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kanon-dev/kanon/internal/event"
+	"github.com/kanon-dev/kanon/internal/jsonx"
 )
 
 // Record is one framed record — a line, a JSON value spanning lines, or an
@@ -23,6 +24,14 @@ type Record struct {
 // read --format=json` prints — is followed byte by byte; a top-level array
 // is streamed element by element, so its size is not bounded by the record
 // limit and a bad element loses nothing else.
+//
+// A broken record costs only itself. Inside a value that spans lines, a
+// line that starts at column 0 with "{" or "[" and is a whole JSON value
+// on its own ends the value in progress, which is reported broken, and
+// is read as the next record: a stray "{" or "[[" in a JSON-lines log, or
+// a record cut by a crash, loses nothing after it. The pretty-printed
+// JSON kanon reads (kubectl -o json, gcloud --format=json, jq) indents
+// everything inside a value, so this never cuts one.
 //
 // A Framer holds the state of a value that spans lines between calls. It
 // is not safe for concurrent use.
@@ -98,8 +107,18 @@ func (f *Framer) fail(line int64, err error) {
 }
 
 func (f *Framer) frameLine(lineNo int64, line []byte) {
+	if f.active && (!f.array || f.inElem) && wholeValue(line) {
+		// Resynchronisation: inside a value spanning lines, a line at
+		// column 0 that is a JSON value of its own is the next record of
+		// a line-delimited log, and the value in progress (a stray "{",
+		// "[[", a record cut short) is broken. Pretty-printers indent what
+		// is inside a value, so a value they print is never cut this way.
+		start := f.start
+		f.reset()
+		f.fail(start, fmt.Errorf("%w: a JSON value spanning lines is cut short by line %d, a record of its own", ErrSyntax, lineNo))
+	}
 	if !f.active {
-		t := bytes.TrimSpace(line)
+		t := trimJSONSpace(line)
 		if len(t) == 0 {
 			return
 		}
@@ -121,6 +140,26 @@ func (f *Framer) frameLine(lineNo int64, line []byte) {
 		}
 	}
 	f.feed(lineNo, line)
+}
+
+// trimJSONSpace trims the whitespace of JSON (space, tab, CR, LF) — not
+// other Unicode spaces, which are not whitespace to the state machine.
+func trimJSONSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
+}
+
+// wholeValue reports whether line, unindented, is an object or array of
+// its own: brackets and strings balance, nothing follows but spaces.
+func wholeValue(line []byte) bool {
+	if len(line) < 2 || line[0] != '{' && line[0] != '[' {
+		return false
+	}
+	t := bytes.TrimRight(line, " \t\r")
+	if last := t[len(t)-1]; last != '}' && last != ']' {
+		return false
+	}
+	end, err := jsonx.SkipUnchecked(t, 0)
+	return err == nil && end == len(t)
 }
 
 // feed runs the multi-line state machine over one line.
@@ -220,7 +259,7 @@ func (f *Framer) broken(lineNo int64, rest []byte) {
 
 // rest frames what follows a finished value on the same line.
 func (f *Framer) rest(lineNo int64, rest []byte) {
-	if len(bytes.TrimSpace(rest)) == 0 {
+	if len(trimJSONSpace(rest)) == 0 {
 		return
 	}
 	f.frameLine(lineNo, rest)
@@ -241,7 +280,7 @@ func (f *Framer) flush() {
 		f.endRecord()
 		return
 	}
-	if f.inElem || !f.array && len(bytes.TrimSpace(f.buf)) > 0 {
+	if f.inElem || !f.array && len(trimJSONSpace(f.buf)) > 0 {
 		f.fail(f.start, fmt.Errorf("%w: input ends inside a JSON value", ErrTruncated))
 		return
 	}

@@ -61,7 +61,9 @@ func NewStream(name string, src io.Reader, opts StreamOptions) (*Stream, error) 
 	}
 	br := bufio.NewReaderSize(src, 64<<10)
 	s := &Stream{name: name, opts: opts, src: br, fr: NewFramer(name, opts.MaxRecordBytes)}
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	// gzip's magic (1f 8b), its one compression method (8, deflate) and
+	// the reserved flag bits clear: anything else is read as plain text.
+	if h, _ := br.Peek(4); len(h) == 4 && h[0] == 0x1f && h[1] == 0x8b && h[2] == 8 && h[3]&0xe0 == 0 {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", name, err)

@@ -71,7 +71,13 @@ func TestFraming(t *testing.T) {
 	f("eventlist", `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[`+withID("a")+`,`+withID("b")+`]}`, "a@in:1 b@in:1")
 	f("array without kind", `[`+strings.Replace(withID("a"), `"kind":"Event",`, ``, 1)+`,`+withID("b")+`]`, "a@in:1 b@in:1")
 	f("bad item in list", `{"kind":"EventList","items":[`+withID("a")+`,{"auditID":5},`+withID("c")+`]}`, "a@in:1 c@in:1", "items[1]")
-	f("pretty document", "{\n  \"kind\": \"EventList\",\n  \"items\": [\n"+withID("a")+"\n  ]\n}\n"+withID("z"), "a@in:1 z@in:7")
+	f("pretty document", "{\n  \"kind\": \"EventList\",\n  \"items\": [\n    "+withID("a")+"\n  ]\n}\n"+withID("z"), "a@in:1 z@in:7")
+	// A broken record costs only itself: a line that is a record of its
+	// own, at column 0, ends a value spanning lines that never closed.
+	f("stray brace", withID("a")+"\n{\n"+withID("b")+"\n"+withID("c"), "a@in:1 b@in:3 c@in:4", "in:2: invalid JSON: a JSON value spanning lines is cut short by line 3")
+	f("stray brackets", "[[\n"+withID("b")+"\n"+withID("c"), "b@in:2 c@in:3", "in:1: invalid JSON: a JSON value spanning lines is cut short")
+	f("stray numbers", "[1,2\n"+withID("b")+"\n"+withID("c"), "b@in:2 c@in:3", "in:1: ", "in:1: invalid JSON: a JSON value spanning lines is cut short")
+	f("unindented value cut", "{\n\"items\": [\n"+withID("a")+"\n]\n}", "a@in:3", "in:1: invalid JSON: a JSON value spanning lines is cut short", "in:4:", "in:5:")
 	f("streamed array", "[\n  "+withID("a")+",\n  {\n\"kind\":\"Event\", \"auditID\":\"b\",\n \"stage\":\"ResponseComplete\"\n },\n  {\"broken\": \n  }, \"x\"\n]\n"+withID("z"), "a@in:2 b@in:3 z@in:10", "in:7:", "in:8:")
 	f("unterminated pretty", "{\n\"kind\":\"Event\",\n", "", "ends inside")
 	f("wrong shape", strings.Replace(withID("a"), `"sourceIPs":["203.0.113.9"]`, `"sourceIPs":"203.0.113.9"`, 1), "", "sourceIPs: expected an array")
