@@ -249,7 +249,7 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 	for _, r := range e.esql {
 		type entry struct{ key, val []byte }
 		var ents []entry
-		prefix := state.AppendPrefix(nil, state.NSWindows, r.rule.ID)
+		prefix := state.AppendWindowPrefix(nil, r.rule.ID)
 		err := e.opts.Store.Scan(ctx, prefix, time.Time{}, func(en state.Entry) error {
 			ents = append(ents, entry{append([]byte(nil), en.Key...), append([]byte(nil), en.Value...)})
 			return nil

@@ -52,6 +52,7 @@ func TestKeyGolden(t *testing.T) {
 		{"window run", state.AppendWindowRunKey(nil, "w", int64(time.Second)), "77 01 77 08 800000003b9aca00"},
 		{"window run before 1970", state.AppendWindowRunKey(nil, "w", -1), "77 01 77 08 7fffffffffffffff"},
 		{"window meta", state.AppendWindowMetaKey(nil, "w"), "77 01 77 04 6d657461"},
+		{"window prefix", state.AppendWindowPrefix(nil, "w"), "77 01 77"},
 	} {
 		if want := unhex(t, tc.want); !slices.Equal(tc.got, want) {
 			t.Errorf("%s key = %x, want %x", tc.name, tc.got, want)

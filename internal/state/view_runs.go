@@ -36,16 +36,22 @@ type WindowKey struct {
 	End int64
 }
 
+// AppendWindowPrefix appends to dst the prefix of every window key of
+// rule, for Scan.
+func AppendWindowPrefix(dst []byte, rule string) []byte {
+	return AppendPrefix(dst, NSWindows, rule)
+}
+
 // AppendWindowRunKey appends to dst the key of the run of rule that ends at
 // end (Unix nanoseconds).
 func AppendWindowRunKey(dst []byte, rule string, end int64) []byte {
-	return AppendPartUint(AppendPrefix(dst, NSWindows, rule), uint64(end)^(1<<63))
+	return AppendPartUint(AppendWindowPrefix(dst, rule), uint64(end)^(1<<63))
 }
 
 // AppendWindowMetaKey appends to dst the key of the watermark and run
 // counts of rule.
 func AppendWindowMetaKey(dst []byte, rule string) []byte {
-	return AppendPart(AppendPrefix(dst, NSWindows, rule), windowMetaPart)
+	return AppendPart(AppendWindowPrefix(dst, rule), windowMetaPart)
 }
 
 // ParseWindowKey decodes a key built by AppendWindowRunKey or
