@@ -181,8 +181,8 @@ func keyRule(key []byte) (string, bool) {
 }
 
 // Summarize returns the usage of the entries of s that sel selects,
-// expired ones not yet swept included. It reads keys and sizes only, not
-// values, so it works on entries that do not decode.
+// expired ones not yet swept included. It decodes keys only, not values,
+// so it works on entries that do not decode.
 func Summarize(ctx context.Context, s Store, sel Selection) (Summary, error) {
 	nss := sel.namespaces()
 	sm := newSummer(nss)
@@ -199,15 +199,16 @@ func Summarize(ctx context.Context, s Store, sel Selection) (Summary, error) {
 }
 
 // Item is one entry of a store, decoded by its namespace, as Each passes
-// it. Key, Value and Part alias the store's slices and are valid only
-// while the callback runs.
+// it. Each reuses one Item for every entry, and Key, Value and Part alias
+// the store's slices: all are valid only while the callback runs. The
+// decoded Term and Group are copies.
 type Item struct {
 	NS     Namespace
 	Rule   string // the rule id; for NSPositions, the input's name
 	Key    []byte
 	Value  []byte
 	Expiry time.Time // zero if the entry never expires
-	// Part is the key after the rule's prefix, decoded: the term (NSTerms),
+	// Part is the key part after the rule's prefix: the term (NSTerms),
 	// group key (NSGroups), alert id (NSAlerts), path (NSPositions), or
 	// the run's end or "meta" as stored (NSWindows).
 	Part []byte
