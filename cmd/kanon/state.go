@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,12 +21,13 @@ func init() { extraCommands = append(extraCommands, newStateCmd) }
 type stateParams struct {
 	stateDir string
 	rule     string
+	kinds    []string
 	yes      bool
 }
 
 func newStateParams() *stateParams { return &stateParams{stateDir: defaultStateDir()} }
 
-func newStateCmd(io *streams) *cobra.Command {
+func newStateCmd(streams *streams) *cobra.Command {
 	p := newStateParams()
 	cmd := &cobra.Command{
 		Use:   "state",
@@ -36,42 +36,44 @@ func newStateCmd(io *streams) *cobra.Command {
 
 The store (under --state-dir) holds, per rule: the new-terms history (each
 term with the event times it was first and last seen, and when it expires),
-the alert groups of rules with a dedup key, and the ids of the alerts
-already raised. Expiry times are event times.`,
+the alert groups of rules with a dedup key, the ids of the alerts already
+raised, and the open windows of ES|QL rules; and the read positions of
+followed inputs. Expiry times are event times.`,
 	}
 	cmd.PersistentFlags().StringVar(&p.stateDir, "state-dir", p.stateDir, "directory of the state store")
 	cmd.PersistentFlags().StringVar(&p.rule, "rule", "", "only the state of the rule with this `ID`")
-	show := &cobra.Command{
-		Use:   "show",
-		Short: "Print the learned state as tables",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withState(p, func(s state.Store) error { return stateShow(cmd.Context(), io.out, s, p.rule) })
-		},
+	cmd.PersistentFlags().StringArrayVar(&p.kinds, "kind", nil, "only this `KIND` of state: terms, groups, alerts, windows or positions (repeatable)")
+	sub := func(use, short string, fn func(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+			return withState(cmd.Context(), p, func(ctx context.Context, s state.Store, sel state.Selection) error {
+				return fn(ctx, streams.out, s, sel)
+			})
+		}}
 	}
-	export := &cobra.Command{
-		Use:   "export",
-		Short: "Write the state as JSON lines, one entry per line",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withState(p, func(s state.Store) error { return stateExport(cmd.Context(), io.out, s, p.rule) })
-		},
-	}
-	reset := &cobra.Command{
-		Use:   "reset",
-		Short: "Forget the state of every rule, or of one rule (--rule); needs --yes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withState(p, func(s state.Store) error { return stateReset(cmd.Context(), io.out, s, p.rule, p.yes) })
-		},
-	}
+	reset := sub("reset", "Forget the state of every rule, or of one rule (--rule), of some kinds only (--kind); needs --yes",
+		func(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error {
+			return stateReset(ctx, w, s, sel, p.yes)
+		})
 	reset.Flags().BoolVar(&p.yes, "yes", false, "really delete")
-	cmd.AddCommand(show, export, reset)
+	cmd.AddCommand(sub("show", "Print the learned state as tables", stateShow),
+		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset)
 	return cmd
 }
 
-// withState opens the store of p.stateDir (it must exist) and runs fn.
-func withState(p *stateParams, fn func(s state.Store) error) error {
+// withState opens the store of p.stateDir (it must exist) and runs fn with
+// the entries the flags select.
+func withState(ctx context.Context, p *stateParams, fn func(ctx context.Context, s state.Store, sel state.Selection) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sel := state.Selection{Rule: p.rule}
+	for _, k := range p.kinds {
+		ns, err := state.ParseNamespace(k)
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		sel.Namespaces = append(sel.Namespaces, ns)
+	}
 	if st, err := os.Stat(p.stateDir); err != nil || !st.IsDir() {
 		return &exitError{code: 1, err: fmt.Errorf("no state store in %s (see --state-dir)", p.stateDir)}
 	}
@@ -80,14 +82,11 @@ func withState(p *stateParams, fn func(s state.Store) error) error {
 		return &exitError{code: 1, err: err}
 	}
 	defer s.Close()
-	if err := fn(s); err != nil {
+	if err := fn(ctx, s, sel); err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	return s.Close()
 }
-
-// stateNamespaces are the namespaces kanon writes, in display order.
-var stateNamespaces = []state.Namespace{state.NSTerms, state.NSGroups, state.NSAlerts, state.NSWindows, state.NSPositions}
 
 // stateEntry is one decoded entry, as exported.
 type stateEntry struct {
@@ -107,75 +106,22 @@ type stateEntry struct {
 	Expires   time.Time `json:"expires,omitzero"`
 }
 
-// eachEntry calls fn with every entry of the store (of one rule if rule is
-// set), decoded, in namespace then key order. Expired entries not yet
-// swept are included.
-func eachEntry(ctx context.Context, s state.Store, rule string, fn func(e stateEntry) error) error {
-	if ctx == nil {
-		ctx = context.Background()
+// newStateEntry renders an item of the store.
+func newStateEntry(it *state.Item) stateEntry {
+	e := stateEntry{Kind: it.NS.String(), Rule: it.Rule, Expires: it.Expiry}
+	switch it.NS {
+	case state.NSTerms:
+		e.Term, e.FirstSeen, e.LastSeen = it.Term, it.TermInfo.FirstSeen, it.TermInfo.LastSeen
+	case state.NSGroups:
+		g := &it.Group
+		e.Key, e.ID, e.Count, e.Delivered = string(it.Part), g.ID, g.Count, g.Delivered
+		e.FirstSeen, e.LastSeen, e.Ends, e.Samples = g.FirstSeen, g.LastSeen, g.End, len(g.Samples)
+	case state.NSAlerts:
+		e.ID, e.RaisedAt = string(it.Part), it.RaisedAt
+	default:
+		e.Key, e.Bytes = fmt.Sprintf("%q", it.Part), len(it.Value)
 	}
-	for _, ns := range stateNamespaces {
-		var prefix []byte
-		if rule != "" {
-			prefix = state.AppendPrefix(nil, ns, rule)
-		} else {
-			prefix = []byte{byte(ns)}
-		}
-		err := s.Scan(ctx, prefix, time.Time{}, func(en state.Entry) error {
-			pk, err := state.ParseKey(en.Key)
-			if err != nil {
-				return err
-			}
-			e := stateEntry{Kind: ns.String(), Rule: pk.Rule, Expires: en.Expiry}
-			var part []byte
-			if len(pk.Parts) > 0 {
-				part = pk.Parts[0]
-			}
-			switch ns {
-			case state.NSTerms:
-				ti, err := state.DecodeTermInfo(en.Value)
-				if err != nil {
-					return err
-				}
-				e.Term, e.FirstSeen, e.LastSeen = termValues(part), ti.FirstSeen, ti.LastSeen
-			case state.NSGroups:
-				g, err := state.DecodeGroup(en.Value)
-				if err != nil {
-					return err
-				}
-				e.Key, e.ID, e.Count, e.Delivered = string(part), g.ID, g.Count, g.Delivered
-				e.FirstSeen, e.LastSeen, e.Ends, e.Samples = g.FirstSeen, g.LastSeen, g.End, len(g.Samples)
-			case state.NSAlerts:
-				at, err := state.DecodeRaisedAt(en.Value)
-				if err != nil {
-					return err
-				}
-				e.ID, e.RaisedAt = string(part), at
-			default:
-				e.Key, e.Bytes = fmt.Sprintf("%q", part), len(en.Value)
-			}
-			return fn(e)
-		})
-		if err != nil {
-			return fmt.Errorf("cannot read the state store: %w", err)
-		}
-	}
-	return nil
-}
-
-// termValues decodes a new-terms key: the values of the rule's fields, each
-// preceded by its length.
-func termValues(b []byte) []string {
-	var out []string
-	for len(b) > 0 {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n > uint64(len(b)-w) {
-			return []string{fmt.Sprintf("%q", b)}
-		}
-		out = append(out, string(b[w:w+int(n)]))
-		b = b[w+int(n):]
-	}
-	return out
+	return e
 }
 
 func fmtTime(t time.Time) string {
@@ -185,133 +131,116 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func stateShow(ctx context.Context, w io.Writer, s state.Store, rule string) error {
-	type ruleState struct {
-		terms, groups []stateEntry
-		alerts, other int
-	}
-	byRule := map[string]*ruleState{}
-	err := eachEntry(ctx, s, rule, func(e stateEntry) error {
-		rs := byRule[e.Rule]
-		if rs == nil {
-			rs = &ruleState{}
-			byRule[e.Rule] = rs
-		}
-		switch e.Kind {
-		case state.NSTerms.String():
-			rs.terms = append(rs.terms, e)
-		case state.NSGroups.String():
-			rs.groups = append(rs.groups, e)
-		case state.NSAlerts.String():
-			rs.alerts++
-		default:
-			rs.other++
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
+func stateShow(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error {
 	st, err := s.Stats(ctx)
 	if err != nil {
 		return err
 	}
+	sum, err := state.Summarize(ctx, s, sel)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "state store: %d entries, %s (%s on disk)\n", st.Entries, humanBytes(st.Bytes), humanBytes(st.DiskBytes))
-	if len(byRule) == 0 {
-		if rule != "" {
-			fmt.Fprintf(w, "nothing learned for rule %s\n", rule)
+	if sum.Total.Entries == 0 {
+		if sel.Rule != "" {
+			fmt.Fprintf(w, "nothing learned for rule %s\n", sel.Rule)
 		} else {
 			fmt.Fprintln(w, "nothing learned yet")
 		}
 		return nil
 	}
-	ids := make([]string, 0, len(byRule))
-	for id := range byRule {
-		ids = append(ids, id)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  KIND\tENTRIES\tSIZE\tFIRST EXPIRES\tLAST EXPIRES")
+	for _, nu := range sum.Namespaces {
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", nu.NS, nu.Entries, humanBytes(nu.Bytes), fmtTime(nu.FirstExpiry), fmtTime(nu.LastExpiry))
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		rs := byRule[id]
-		name := id
+	tw.Flush()
+	if sum.Malformed.Entries > 0 {
+		fmt.Fprintf(w, "%d entries with malformed keys\n", sum.Malformed.Entries)
+	}
+	// The terms and groups, listed per rule.
+	tables := state.Selection{Rule: sel.Rule}
+	for _, ns := range []state.Namespace{state.NSTerms, state.NSGroups} {
+		if len(sel.Namespaces) == 0 || slices.Contains(sel.Namespaces, ns) {
+			tables.Namespaces = append(tables.Namespaces, ns)
+		}
+	}
+	heads := [2]string{"  TERM\tFIRST SEEN\tLAST SEEN\tEXPIRES", "  GROUP KEY\tALERT ID\tCOUNT\tDELIVERED\tFIRST SEEN\tLAST SEEN\tENDS\tEXPIRES"}
+	rows := map[string][2][]string{} // per rule: the rows of its terms and of its groups
+	if len(tables.Namespaces) > 0 {
+		err = state.Each(ctx, s, tables, func(it *state.Item) error {
+			r, e := rows[it.Rule], newStateEntry(it)
+			if it.NS == state.NSTerms {
+				r[0] = append(r[0], fmt.Sprintf("  %s\t%s\t%s\t%s", strings.Join(e.Term, ", "), fmtTime(e.FirstSeen), fmtTime(e.LastSeen), fmtTime(e.Expires)))
+			} else {
+				r[1] = append(r[1], fmt.Sprintf("  %s\t%s\t%d\t%d\t%s\t%s\t%s\t%s", e.Key, e.ID, e.Count, e.Delivered,
+					fmtTime(e.FirstSeen), fmtTime(e.LastSeen), fmtTime(e.Ends), fmtTime(e.Expires)))
+			}
+			rows[it.Rule] = r
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for i := range sum.Rules {
+		rs := &sum.Rules[i]
+		name := rs.Rule
 		if name == "" {
 			name = "(no rule)"
 		}
-		fmt.Fprintf(w, "\nrule %s: %d terms, %d groups, %d alerts raised", name, len(rs.terms), len(rs.groups), rs.alerts)
-		if rs.other > 0 {
-			fmt.Fprintf(w, ", %d other entries", rs.other)
+		nt, ng, na := rs.In(state.NSTerms).Entries, rs.In(state.NSGroups).Entries, rs.In(state.NSAlerts).Entries
+		fmt.Fprintf(w, "\nrule %s: %d terms, %d groups, %d alerts raised", name, nt, ng, na)
+		if other := rs.Total.Entries - nt - ng - na; other > 0 {
+			fmt.Fprintf(w, ", %d other entries", other)
 		}
 		fmt.Fprintln(w)
-		if len(rs.terms) > 0 {
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  TERM\tFIRST SEEN\tLAST SEEN\tEXPIRES")
-			for _, e := range rs.terms {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", strings.Join(e.Term, ", "), fmtTime(e.FirstSeen), fmtTime(e.LastSeen), fmtTime(e.Expires))
+		for k, lines := range rows[rs.Rule] {
+			if len(lines) > 0 {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, heads[k])
+				fmt.Fprintln(tw, strings.Join(lines, "\n"))
+				tw.Flush()
 			}
-			tw.Flush()
-		}
-		if len(rs.groups) > 0 {
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  GROUP KEY\tALERT ID\tCOUNT\tDELIVERED\tFIRST SEEN\tLAST SEEN\tENDS\tEXPIRES")
-			for _, e := range rs.groups {
-				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", e.Key, e.ID, e.Count, e.Delivered,
-					fmtTime(e.FirstSeen), fmtTime(e.LastSeen), fmtTime(e.Ends), fmtTime(e.Expires))
-			}
-			tw.Flush()
 		}
 	}
 	return nil
 }
 
-func stateExport(ctx context.Context, w io.Writer, s state.Store, rule string) error {
+func stateExport(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error {
 	enc := json.NewEncoder(w)
-	return eachEntry(ctx, s, rule, func(e stateEntry) error { return enc.Encode(e) })
+	return state.Each(ctx, s, sel, func(it *state.Item) error { return enc.Encode(newStateEntry(it)) })
 }
 
-// stateReset deletes the state of rule (every rule if empty); without yes
-// it only says what it would delete.
-func stateReset(ctx context.Context, w io.Writer, s state.Store, rule string, yes bool) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	var keys [][]byte
-	for _, ns := range stateNamespaces {
-		prefix := []byte{byte(ns)}
-		if rule != "" {
-			prefix = state.AppendPrefix(nil, ns, rule)
-		}
-		err := s.Scan(ctx, prefix, time.Time{}, func(e state.Entry) error {
-			keys = append(keys, append([]byte(nil), e.Key...))
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("cannot read the state store: %w", err)
-		}
-	}
+// stateReset deletes the state sel selects; without yes it only says what
+// it would delete.
+func stateReset(ctx context.Context, w io.Writer, s state.Store, sel state.Selection, yes bool) error {
 	what := "every rule"
-	if rule != "" {
-		what = "rule " + rule
+	if sel.Rule != "" {
+		what = "rule " + sel.Rule
+	}
+	if len(sel.Namespaces) > 0 {
+		what += " (" + strings.ReplaceAll(strings.Trim(fmt.Sprint(sel.Namespaces), "[]"), " ", ", ") + ")"
 	}
 	if !yes {
-		return fmt.Errorf("would delete %d entries of %s; run again with --yes to delete them", len(keys), what)
-	}
-	const batch = 1000
-	for i := 0; i < len(keys); i += batch {
-		part := keys[i:min(i+batch, len(keys))]
-		err := s.Update(ctx, time.Time{}, func(tx state.Tx) error {
-			for _, k := range part {
-				if err := tx.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		sum, err := state.Summarize(ctx, s, sel)
 		if err != nil {
-			return fmt.Errorf("cannot reset the state store (%d of %d entries deleted): %w", i, len(keys), err)
+			return err
 		}
+		return fmt.Errorf("would delete %d entries of %s; run again with --yes to delete them", sum.Total.Entries, what)
 	}
-	fmt.Fprintf(w, "deleted %d entries of %s\n", len(keys), what)
+	sum, err := state.Reset(ctx, s, sel)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	for _, nu := range sum.Namespaces {
+		parts = append(parts, fmt.Sprintf("%d %s", nu.Entries, nu.NS))
+	}
+	fmt.Fprintf(w, "deleted %d entries of %s", sum.Total.Entries, what)
+	if len(parts) > 0 {
+		fmt.Fprintf(w, ": %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
 	return nil
 }

@@ -9,24 +9,36 @@ import (
 	"time"
 )
 
-// TestStateCommands scans logs into a state directory, then shows, exports
-// and resets what was learned.
-func TestStateCommands(t *testing.T) {
-	work := t.TempDir()
-	rulesDir := filepath.Join(work, "rules")
+// ntRule is the new_terms rule the state tests scan with.
+const ntRule = "elastic-k8s-anonymous-request-authorized-unusual-user-agent"
+
+// scanState scans a generated log with ntRule and restartDedupRule into a
+// new state directory, and returns the work directory, the rules directory
+// and the log.
+func scanState(t *testing.T) (work, rulesDir, log string) {
+	t.Helper()
+	work = t.TempDir()
+	rulesDir = filepath.Join(work, "rules")
 	os.Mkdir(rulesDir, 0o700)
 	if err := os.WriteFile(filepath.Join(rulesDir, "dedup.yaml"), []byte(restartDedupRule), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := filepath.Join(work, "audit.log")
+	log = filepath.Join(work, "audit.log")
 	genLog(t, log, time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC), 21, 0) // agents tool-0..2, 5 IPs
-	dir := filepath.Join(work, "state")
-	const nt = "elastic-k8s-anonymous-request-authorized-unusual-user-agent"
-	_, stderr, code := runCLI(t, "", "scan", "--rules", rulesDir, "--rule", nt, "--rule", "restart-anon-by-ip",
-		"--state-dir", dir, "-o", "json", "--progress", "never", log)
+	_, stderr, code := runCLI(t, "", "scan", "--rules", rulesDir, "--rule", ntRule, "--rule", "restart-anon-by-ip",
+		"--state-dir", filepath.Join(work, "state"), "-o", "json", "--progress", "never", log)
 	if code != 2 {
 		t.Fatalf("scan exited %d:\n%s", code, stderr)
 	}
+	return work, rulesDir, log
+}
+
+// TestStateCommands scans logs into a state directory, then shows, exports
+// and resets what was learned.
+func TestStateCommands(t *testing.T) {
+	work, rulesDir, log := scanState(t)
+	dir := filepath.Join(work, "state")
+	const nt = ntRule
 
 	out, stderr, code := runCLI(t, "", "state", "show", "--state-dir", dir)
 	if code != 0 {
@@ -94,5 +106,41 @@ func TestStateCommands(t *testing.T) {
 	}
 	if _, stderr, code := runCLI(t, "", "state", "show", "--state-dir", filepath.Join(work, "missing")); code != 1 || !strings.Contains(stderr, "no state store") {
 		t.Fatalf("show of a missing directory: exit %d, %s", code, stderr)
+	}
+}
+
+// TestStateKinds: --kind narrows show, export and reset to some kinds of
+// state; a reset of one rule's terms leaves its alert ids and the other
+// rule's state.
+func TestStateKinds(t *testing.T) {
+	work, _, _ := scanState(t)
+	dir := filepath.Join(work, "state")
+	out, _, code := runCLI(t, "", "state", "show", "--state-dir", dir)
+	if code != 0 || !strings.Contains(out, "  groups  5 ") || !strings.Contains(out, "  alerts  19 ") {
+		t.Fatalf("show lacks the per-kind summary (exit %d):\n%s", code, out)
+	}
+	out, _, _ = runCLI(t, "", "state", "export", "--state-dir", dir, "--kind", "groups")
+	if n := strings.Count(out, "\n"); n != 5 || strings.Contains(out, `"terms"`) {
+		t.Fatalf("export --kind groups gave %d lines:\n%s", n, out)
+	}
+	_, stderr, code := runCLI(t, "", "state", "reset", "--state-dir", dir, "--rule", ntRule, "--kind", "terms")
+	if code != 1 || !strings.Contains(stderr, "would delete 3 entries of rule "+ntRule+" (terms)") {
+		t.Fatalf("reset --kind terms without --yes: exit %d, %s", code, stderr)
+	}
+	out, _, code = runCLI(t, "", "state", "reset", "--state-dir", dir, "--rule", ntRule, "--kind", "terms", "--yes")
+	if code != 0 || !strings.Contains(out, "deleted 3 entries of rule "+ntRule+" (terms): 3 terms") {
+		t.Fatalf("reset --kind terms: exit %d, %s", code, out)
+	}
+	out, _, _ = runCLI(t, "", "state", "show", "--state-dir", dir)
+	for _, want := range []string{
+		"rule " + ntRule + ": 0 terms, 0 groups, 3 alerts raised",
+		"rule restart-anon-by-ip: 0 terms, 5 groups, 16 alerts raised",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after resetting the terms, show lacks %q:\n%s", want, out)
+		}
+	}
+	if _, stderr, code := runCLI(t, "", "state", "show", "--state-dir", dir, "--kind", "term"); code != 1 || !strings.Contains(stderr, `unknown kind of state "term"`) {
+		t.Fatalf("show --kind term: exit %d, %s", code, stderr)
 	}
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -86,9 +85,7 @@ func (r *newTermsRunner) process(ctx context.Context, e *event.Event) error {
 	for c := 0; c < n; c++ {
 		r.key = r.key[:0]
 		for i, vs := range r.vals {
-			s := vs[r.idx[i]].String()
-			r.key = binary.AppendUvarint(r.key, uint64(len(s)))
-			r.key = append(r.key, s...)
+			r.key = state.AppendTermField(r.key, vs[r.idx[i]].String())
 		}
 		if err := r.term(ctx, e, t); err != nil {
 			return err

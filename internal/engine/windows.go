@@ -27,10 +27,10 @@ import (
 // counts of per-event rules (max_signals); runs closed by then are deleted.
 // Events processed after the last durable Checkpoint are in no stored run.
 //
-// Keys are the rule's prefix in NSWindows followed by one part: the run's
-// end (8 bytes, sign flipped, so keys sort in time order) for a run, or
-// "meta" for the watermark and counts. Every value starts with a version
-// byte and a fingerprint of the rule's canonical query and schedule; an
+// Keys and values are laid out by package state (AppendWindowRunKey and
+// WindowRun for a run, AppendWindowMetaKey and WindowMeta for the
+// watermark and counts). Every value carries a fingerprint of the rule's
+// canonical query and schedule (windowFingerprint); an
 // entry with another fingerprint (the query or schedule changed) is not
 // restored but deleted, and reported through Options.OnError. A run entry
 // expires at its end plus the lateness plus WindowRetention, so that runs
@@ -84,15 +84,6 @@ func ParseWindowMode(s string) (WindowMode, error) {
 // run (or a rule's watermark) is kept before it expires.
 const WindowRetention = 24 * time.Hour
 
-const (
-	windowsVersion = 1
-	runState       = 'S' // an open run: the exported esqleval.State follows
-	runDropped     = 'D' // a run dropped for its memory budget
-	windowHeader   = 1 + 8
-)
-
-var metaPart = []byte("meta")
-
 // windowFingerprint identifies what stored runs of r can be restored
 // into: the canonical query (as esqleval's program hash) and the schedule.
 func windowFingerprint(r *esqlRunner) uint64 {
@@ -106,18 +97,11 @@ func windowFingerprint(r *esqlRunner) uint64 {
 }
 
 func (r *esqlRunner) runKey(end int64) []byte {
-	k := state.AppendPrefix(make([]byte, 0, 16+len(r.rule.ID)), state.NSWindows, r.rule.ID)
-	return state.AppendPartUint(k, uint64(end)^(1<<63))
+	return state.AppendWindowRunKey(make([]byte, 0, 16+len(r.rule.ID)), r.rule.ID, end)
 }
 
 func (r *esqlRunner) metaKey() []byte {
-	k := state.AppendPrefix(nil, state.NSWindows, r.rule.ID)
-	return state.AppendPart(k, metaPart)
-}
-
-func (r *esqlRunner) appendHeader(b []byte) []byte {
-	b = append(b, windowsVersion)
-	return binary.BigEndian.AppendUint64(b, r.fp)
+	return state.AppendWindowMetaKey(nil, r.rule.ID)
 }
 
 // touch notes that run end changed since the last checkpoint. The runs
@@ -156,13 +140,11 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 			}
 			continue
 		}
-		val := r.appendHeader(nil)
-		if st == nil {
-			val = append(val, runDropped)
-		} else {
-			val = append(val, runState)
-			val = append(val, st.Export()...)
+		run := state.WindowRun{Fingerprint: r.fp, Dropped: st == nil}
+		if st != nil {
+			run.State = st.Export()
 		}
+		val := state.AppendWindowRun(nil, run)
 		if len(val) > state.MaxValueSize {
 			start, stop := r.sched.Window(end)
 			r.ruleError(fmt.Errorf("rule %s: run %s–%s not checkpointed: its state of %d bytes exceeds the store's limit of %d bytes", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), len(val), state.MaxValueSize))
@@ -173,14 +155,12 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 	}
 	if r.metaDirty && !r.retired {
 		horizon := r.closed
-		val := r.appendHeader(nil)
-		val = binary.BigEndian.AppendUint64(val, uint64(r.closed))
-		val = binary.AppendUvarint(val, uint64(len(r.counter.counts)))
+		meta := state.WindowMeta{Fingerprint: r.fp, Closed: r.closed, Counts: make([]state.WindowCount, 0, len(r.counter.counts))}
 		for _, end := range sortedKeys(r.counter.counts) {
-			val = binary.BigEndian.AppendUint64(val, uint64(end))
-			val = binary.AppendUvarint(val, uint64(r.counter.counts[end]))
+			meta.Counts = append(meta.Counts, state.WindowCount{End: end, Count: uint64(r.counter.counts[end])})
 			horizon = max(horizon, end)
 		}
+		val := state.AppendWindowMeta(nil, meta)
 		exp := time.Unix(0, horizon).Add(r.sched.Lookback + r.lateness() + WindowRetention)
 		ws = append(ws, windowWrite{key: r.metaKey(), val: val, exp: exp})
 	}
@@ -269,7 +249,7 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 	for _, r := range e.esql {
 		type entry struct{ key, val []byte }
 		var ents []entry
-		prefix := state.AppendPrefix(nil, state.NSWindows, r.rule.ID)
+		prefix := state.AppendWindowPrefix(nil, r.rule.ID)
 		err := e.opts.Store.Scan(ctx, prefix, time.Time{}, func(en state.Entry) error {
 			ents = append(ents, entry{append([]byte(nil), en.Key...), append([]byte(nil), en.Value...)})
 			return nil
@@ -292,29 +272,27 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 				why = err
 			}
 		}
-		var runs []entry
+		type run struct {
+			entry
+			end int64
+		}
+		var runs []run
 		for _, en := range ents {
-			pk, err := state.ParseKey(en.key)
-			if err != nil || len(pk.Parts) != 1 {
+			wk, err := state.ParseWindowKey(en.key)
+			if err != nil {
 				drop(en.key, fmt.Errorf("malformed key %q", en.key))
 				continue
 			}
-			if string(pk.Parts[0]) == string(metaPart) {
+			if wk.Meta {
 				if err := r.importMeta(en.val); err != nil {
 					drop(en.key, err)
 				}
 				continue
 			}
-			runs = append(runs, en)
+			runs = append(runs, run{en, wk.End})
 		}
 		for _, en := range runs {
-			pk, _ := state.ParseKey(en.key)
-			if len(pk.Parts[0]) != 8 {
-				drop(en.key, fmt.Errorf("malformed key %q", en.key))
-				continue
-			}
-			end := int64(binary.BigEndian.Uint64(pk.Parts[0]) ^ (1 << 63))
-			if err := r.importRun(end, en.val); err != nil {
+			if err := r.importRun(en.end, en.val); err != nil {
 				drop(en.key, err)
 			}
 		}
@@ -339,74 +317,51 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 	return nil
 }
 
-// checkHeader checks a stored value's version and fingerprint and returns
-// the rest.
-func (r *esqlRunner) checkHeader(val []byte) ([]byte, error) {
-	if len(val) < windowHeader || val[0] != windowsVersion {
-		return nil, errors.New("unknown format")
+// checkFingerprint reports whether a stored entry was made with r's query
+// and schedule.
+func (r *esqlRunner) checkFingerprint(fp uint64) error {
+	if fp != r.fp {
+		return errors.New("the rule's query or schedule changed")
 	}
-	if binary.BigEndian.Uint64(val[1:windowHeader]) != r.fp {
-		return nil, errors.New("the rule's query or schedule changed")
-	}
-	return val[windowHeader:], nil
+	return nil
 }
 
 func (r *esqlRunner) importMeta(val []byte) error {
-	b, err := r.checkHeader(val)
+	m, err := state.DecodeWindowMeta(val)
 	if err != nil {
 		return err
 	}
-	if len(b) < 8 {
-		return errors.New("truncated watermark")
+	if err := r.checkFingerprint(m.Fingerprint); err != nil {
+		return err
 	}
-	closed := int64(binary.BigEndian.Uint64(b))
-	b = b[8:]
-	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b)) {
-		return errors.New("malformed run counts")
-	}
-	b = b[w:]
-	counts := make(map[int64]int, n)
-	for range n {
-		if len(b) < 8 {
-			return errors.New("truncated run counts")
-		}
-		end := int64(binary.BigEndian.Uint64(b))
-		c, w := binary.Uvarint(b[8:])
-		if w <= 0 || c > uint64(r.rule.Schedule.MaxSignals) {
+	counts := make(map[int64]int, len(m.Counts))
+	for _, c := range m.Counts {
+		if c.Count > uint64(r.rule.Schedule.MaxSignals) {
 			return errors.New("malformed run count")
 		}
-		counts[end] = int(c)
-		b = b[8+w:]
+		counts[c.End] = int(c.Count)
 	}
-	if len(b) != 0 {
-		return errors.New("trailing bytes after the run counts")
-	}
-	r.closed = max(r.closed, closed)
+	r.closed = max(r.closed, m.Closed)
 	r.counter.counts = counts
 	return nil
 }
 
 func (r *esqlRunner) importRun(end int64, val []byte) error {
-	b, err := r.checkHeader(val)
+	run, err := state.DecodeWindowRun(val)
 	if err != nil {
+		return err
+	}
+	if err := r.checkFingerprint(run.Fingerprint); err != nil {
 		return err
 	}
 	if end <= r.closed {
 		return errors.New("the run closed before the stored watermark")
 	}
-	if len(b) == 0 {
-		return errors.New("empty run")
-	}
-	switch b[0] {
-	case runDropped:
-		if len(b) != 1 {
-			return errors.New("trailing bytes after a dropped run")
-		}
+	if run.Dropped {
 		r.runs[end] = nil
-	case runState:
+	} else {
 		st := r.rule.Program.NewState()
-		if err := st.Import(b[1:]); err != nil {
+		if err := st.Import(run.State); err != nil {
 			if errors.Is(err, esqleval.ErrBudgetExceeded) {
 				r.runs[end] = nil // as when it was collected
 				r.stored[end] = struct{}{}
@@ -416,8 +371,6 @@ func (r *esqlRunner) importRun(end int64, val []byte) error {
 			return err
 		}
 		r.runs[end] = st
-	default:
-		return fmt.Errorf("unknown run kind %q", b[0])
 	}
 	r.stored[end] = struct{}{}
 	return nil

@@ -163,9 +163,8 @@ func TestWindowsRestore(t *testing.T) {
 		// each rule's watermark.
 		var left []string
 		store.Scan(context.Background(), []byte{byte(state.NSWindows)}, time.Time{}, func(e state.Entry) error {
-			pk, _ := state.ParseKey(e.Key)
-			if string(pk.Parts[0]) != "meta" {
-				left = append(left, fmt.Sprintf("%s %x", pk.Rule, pk.Parts[0]))
+			if wk, err := state.ParseWindowKey(e.Key); err != nil || !wk.Meta {
+				left = append(left, fmt.Sprintf("%+v %v", wk, err))
 			}
 			return nil
 		})
@@ -241,7 +240,7 @@ func TestWindowsRebuild(t *testing.T) {
 func countRuns(t *testing.T, s state.Store) int {
 	n := 0
 	err := s.Scan(context.Background(), []byte{byte(state.NSWindows)}, time.Time{}, func(e state.Entry) error {
-		if pk, err := state.ParseKey(e.Key); err == nil && len(pk.Parts) == 1 && len(pk.Parts[0]) == 8 {
+		if wk, err := state.ParseWindowKey(e.Key); err == nil && !wk.Meta {
 			n++
 		}
 		return nil

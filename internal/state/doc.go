@@ -6,11 +6,17 @@
 // inode → offset), and the ids of alerts already raised, so that a re-scan
 // never raises an alert twice.
 //
-// The package holds the contract only, and uses the standard library only.
-// Implementations live in subpackages: state/mem (in memory, for tests and
-// `kanon rules test`), state/bolt (embedded on disk, the default) and, later,
-// state/redis (shared by several `kanon serve` replicas). The package
-// state/statetest holds the conformance suite every implementation passes.
+// The package holds the contract, the encoding of every key and value kanon
+// stores (key.go and the view_*.go files: each codec is defined here once,
+// and used by the writers and the readers alike), the typed views the engine
+// works through, and the inspection behind `kanon state` (Summarize, Each,
+// Reset); it uses the standard library only. Implementations live in
+// subpackages: state/mem (in memory, for tests and `kanon rules test`),
+// state/bolt (embedded on disk, the default) and, later, state/redis (shared
+// by several `kanon serve` replicas). state/overlay buffers the writes of
+// its transactions over another store and commits them in groups. The
+// package state/statetest holds the conformance suite every implementation
+// passes.
 //
 // # Keys and values
 //

@@ -44,6 +44,17 @@ func (ns Namespace) String() string {
 	return "namespace(" + strconv.Itoa(int(ns)) + ")"
 }
 
+// ParseNamespace returns the known namespace (KnownNamespaces) whose name
+// (String) is name.
+func ParseNamespace(name string) (Namespace, error) {
+	for _, ns := range KnownNamespaces() {
+		if ns.String() == name {
+			return ns, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows or positions)", name)
+}
+
 // AppendPrefix appends to dst the key prefix of one rule in namespace ns:
 // the namespace byte, then the rule id preceded by its length as a uvarint.
 // Because of the length, the prefix of rule "a" is not a prefix of the keys

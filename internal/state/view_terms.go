@@ -64,6 +64,31 @@ func appendTermInfo(dst []byte, ti TermInfo) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(UnixNano(ti.LastSeen)))
 }
 
+// AppendTermField appends to dst, the term being built, the value of the
+// next of a new_terms rule's fields. A term is the values of the rule's
+// fields in order, each preceded by its length as a uvarint; Terms keeps it
+// as one key part, and alert ids are derived from its bytes, so the layout
+// is part of the on-disk format. The engine builds each event's terms
+// with it in a reused buffer.
+func AppendTermField(dst []byte, value string) []byte {
+	return AppendPartString(dst, value)
+}
+
+// SplitTerm decodes a term built with AppendTermField into its field
+// values. It returns an error wrapping ErrCorrupt if term is not such an
+// encoding.
+func SplitTerm(term []byte) ([]string, error) {
+	var vals []string
+	for rest := term; len(rest) > 0; {
+		v, r, err := nextPart(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: new-terms term %q: %w", ErrCorrupt, term, err)
+		}
+		vals, rest = append(vals, string(v)), r
+	}
+	return vals, nil
+}
+
 // Terms is the new-terms history of one rule, kept in a Store under
 // NSTerms: for each term (an encoded tuple of the rule's new_terms fields,
 // opaque here) the first and last event time it was seen. An entry expires

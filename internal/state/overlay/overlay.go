@@ -356,21 +356,21 @@ func (o *Store) writeLayer(ctx context.Context, layer map[string]entry) error {
 // live value under its key, which the deletion removes at the next commit.
 //
 // A concurrent CommitLayer is safe: it writes only its frozen layer, which
-// DeleteExpired neither reads nor changes, and the base runs the layer's
-// transaction and the sweep one after the other. If the layer lands first,
-// the sweep judges its entries by their own expiry like any others; if the
-// sweep runs first, it removes only entries expired at now, and an expired
-// entry the layer writes afterwards waits for the next sweep. Either way
-// every key ends with the value of its newest write, or none if that write
+// DeleteExpired neither reads nor changes, and the base serialises the
+// layer's transaction with each of the sweep's transactions, every one of
+// which removes only entries expired at now as it finds them (the Store
+// contract). So an entry of the layer that lands before a sweep batch is
+// judged by its own expiry like any other, and one that lands after it
+// waits for the next sweep; a live value is never removed. Either way each
+// key ends with the value of its newest write, or with none if that write
 // expired at now: a deletion made here replaces a pending write, which is
-// newer than the layer's write under the same key and is committed after
-// it.
+// newer than the layer's write of the same key and is committed after it.
 //
-// The count is of entries that were visible through the overlay at the
-// zero time (unswept) and are gone: pending writes turned into deletions,
-// and base entries removed that no uncommitted write shadowed. It is exact
-// unless a commit runs concurrently, when it may miss the entries that
-// commit rewrote.
+// The count is the number of pending writes turned into deletions plus
+// the base's own count, so that a sweep costs the base's sweep and one pass
+// over the pending writes, without reads: a base entry swept from under an
+// uncommitted write of the same key, which reads through the overlay did
+// not see, counts too.
 func (o *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -382,59 +382,18 @@ func (o *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 		return 0, state.ErrClosed
 	}
 	removed := 0
-	shadows := make([]string, 0, len(o.pending)+len(o.committing))
 	for k, p := range o.pending {
 		if !p.deleted && !state.Live(p.exp, nowN) {
 			o.pending[k] = entry{deleted: true}
 			removed++
-		}
-		shadows = append(shadows, k)
-	}
-	for k := range o.committing {
-		if _, newer := o.pending[k]; !newer {
-			shadows = append(shadows, k)
 		}
 	}
 	o.mu.Unlock()
 	if nowN == 0 {
 		return removed, nil // nothing expires at the zero time
 	}
-	// Base entries under a key with an uncommitted write are not visible
-	// through the overlay: the sweep removes them, uncounted.
-	hidden := 0
-	for _, k := range shadows {
-		exp, ok, err := baseExpiry(ctx, o.base, []byte(k))
-		if err != nil {
-			return removed, fmt.Errorf("cannot sweep the state store: %w", err)
-		}
-		if ok && !state.Live(exp, nowN) {
-			hidden++
-		}
-	}
 	n, err := o.base.DeleteExpired(ctx, now)
-	return removed + max(n-hidden, 0), err
-}
-
-// errFound stops the scan of baseExpiry.
-var errFound = errors.New("found")
-
-// baseExpiry returns the encoded expiry of the entry stored in base under
-// key, expired or not, and whether there is one.
-func baseExpiry(ctx context.Context, base state.Store, key []byte) (int64, bool, error) {
-	var exp int64
-	found := false
-	// key is the smallest key starting with key: it comes first if it is
-	// there.
-	err := base.Scan(ctx, key, time.Time{}, func(e state.Entry) error {
-		if string(e.Key) == string(key) {
-			exp, found = state.UnixNano(e.Expiry), true
-		}
-		return errFound
-	})
-	if err != nil && !errors.Is(err, errFound) {
-		return 0, false, err
-	}
-	return exp, found, nil
+	return removed + n, err
 }
 
 // Stats implements state.Store: the base's counts adjusted by the

@@ -243,8 +243,8 @@ func TestDeleteExpiredDoesNotResurrect(t *testing.T) {
 	}
 }
 
-// The count covers what was visible: a base entry under a pending write is
-// removed but not counted, and a key expired in both layers counts once.
+// The count is of pending writes turned into deletions plus the base's
+// removals, shadowed or not; every expired entry goes from the base.
 func TestDeleteExpiredCount(t *testing.T) {
 	base := mem.New()
 	o := overlay.New(base, nil)
@@ -253,17 +253,23 @@ func TestDeleteExpiredCount(t *testing.T) {
 	put(t, base, "under-live", "u0", exp)
 	put(t, base, "under-delete", "d0", exp)
 	put(t, base, "alone", "a0", exp)
+	put(t, base, "live", "l0", t0.Add(time.Hour))
 	put(t, o, "both", "b1", exp)
 	put(t, o, "under-live", "u1", t0.Add(time.Hour))
 	if err := state.Delete(ctx, o, []byte("under-delete")); err != nil {
 		t.Fatal(err)
 	}
 	n, err := o.DeleteExpired(ctx, exp)
-	if err != nil || n != 2 {
-		t.Fatalf("DeleteExpired = %d, %v; want 2 (both, alone)", n, err)
+	if err != nil || n != 5 {
+		t.Fatalf("DeleteExpired = %d, %v; want 5 (1 pending, 4 in the base)", n, err)
 	}
-	if st, err := base.Stats(ctx); err != nil || st.Entries != 0 {
+	if st, err := base.Stats(ctx); err != nil || st.Entries != 1 {
 		t.Fatalf("base stats = %+v, %v; want every expired entry swept", st, err)
+	}
+	for key, want := range map[string]string{"both": "<none>", "under-live": "u1", "under-delete": "<none>", "alone": "<none>", "live": "l0"} {
+		if got := get(t, o, key, time.Time{}); got != want {
+			t.Errorf("after the sweep, %s = %q, want %q", key, got, want)
+		}
 	}
 	if n, err := o.DeleteExpired(ctx, exp); err != nil || n != 0 {
 		t.Fatalf("DeleteExpired again = %d, %v; want 0", n, err)
