@@ -66,6 +66,9 @@ func itemByItem(t testing.TB, body []byte) []string {
 			out = append(out, "bad: "+err.Error())
 			return nil
 		}
+		if end, err := jsonx.Skip(item, 0); err != nil || end != len(item) {
+			t.Fatalf("item %d handed on as an event is not one valid JSON value (%v): %q", i, err, item)
+		}
 		if err := rd.RecordValidated(origin, item, describe(t, &out)); err != nil {
 			t.Fatalf("Record: %v", err)
 		}
