@@ -30,10 +30,11 @@ func (e *ItemError) Unwrap() error { return e.Err }
 // decoding an EventList record uses it, and a webhook can split a body in
 // the request's goroutine and decode the items in another.
 //
-// Every item is validated in full before fn sees it: its JSON syntax, and
-// duplicate keys at every depth (jsonx.Skip). An item handed to fn with a
-// nil error may therefore be decoded without checking it again (with
-// Reader.RecordValidated, or a Decoder with Validated set).
+// Every item fn sees is one well-formed JSON value, and an item handed to
+// fn with a nil error is validated in full, as jsonx.Skip validates: its
+// syntax and duplicate keys at every depth. It may therefore be decoded
+// without checking it again (Reader.RecordValidated, or a Decoder with
+// Validated set), in another goroutine too: the item aliases body.
 //
 // An item is an audit event when it is a JSON object that
 //   - has kind "Event" or no kind at all (an item whose kind is any other
@@ -53,8 +54,8 @@ func (e *ItemError) Unwrap() error { return e.Err }
 //
 // A bad item — a duplicate key, a value that is not an object (1, "x",
 // []), an object that is not an audit event — is reported to fn for that
-// item alone, and the items after it are still read: the rule is the same
-// at every position.
+// item alone (`items[4]: offset 2310: duplicate key "user"`), and the
+// items after it are still read: the rule is the same at every position.
 //
 // When fn returns an error, EachItem stops and returns that error as it
 // is. Otherwise EachItem returns nil once it has read the whole body, or
