@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"strconv"
 	"time"
 )
 
@@ -160,16 +159,6 @@ func ID(parts ...string) string {
 	}
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:16])
-}
-
-// DeliveryKey identifies one delivery of an alert, for outputs that drop
-// repeated deliveries: the alert id, and for a group (dedup) its count too,
-// so that an update with a new count is not taken for a repeat.
-func (a *Alert) DeliveryKey() string {
-	if a.Group != nil {
-		return a.ID + "#" + strconv.FormatInt(a.Group.Count, 10)
-	}
-	return a.ID
 }
 
 // Marshal returns the alert as one line of JSON (no newline).

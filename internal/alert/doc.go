@@ -12,7 +12,8 @@
 //
 //   - stdout: NDJSON on a writer (JSONSink);
 //   - file: appending NDJSON, rotated by size and age, deduplicated by
-//     alert id (FileSink);
+//     delivery key (FileSink); without rotation and with SyncWrites and
+//     OnlyAlerts, an exactly-once alerts file (kanon scan --alerts-file);
 //   - webhook: a JSON POST per alert with retries, backoff and a disk spool
 //     (WebhookSink, Spool);
 //   - slack: readable incoming-webhook messages on the same sender
@@ -21,6 +22,15 @@
 // Outputs (built by NewOutputs from []OutputConfig) fans alerts out to
 // several of them, each behind a severity and rule filter and its own
 // bounded queue, so a slow output never blocks evaluation.
+//
+// # Delivery keys
+//
+// One delivery of an alert is known by its delivery key (Alert.DeliveryKey,
+// and LineDeliveryKey for an alert read back as JSON): the alert id, and
+// for a dedup group also its count, "<id>#<count>", since a group is
+// delivered first with count 1 and later updated under the same id. The
+// file output, the webhook and Slack outputs and their spools all drop
+// repeats by it.
 //
 // # Delivery policy
 //
@@ -33,7 +43,7 @@
 //     retries the head with exponential backoff and jitter until it
 //     succeeds; alerts are delivered in order, once per success (receivers
 //     deduplicate retried requests by the Idempotency-Key header, which is
-//     the alert id). A full spool drops the alert, counts it in Dropped and
+//     the alert's delivery key). A full spool drops the alert, counts it in Dropped and
 //     returns an error wrapping ErrSpoolFull.
 //   - Stdout and file outputs have no spool: Write waits for room in the
 //     queue at most BlockTimeout (default 100ms), then drops the alert,

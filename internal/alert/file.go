@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +20,7 @@ type FileConfig struct {
 	// Path is the file alerts are appended to.
 	Path string
 	// MaxSize rotates the file before an alert would make it larger
-	// (0: DefaultMaxFileSize).
+	// (0: DefaultMaxFileSize; negative: never by size).
 	MaxSize int64
 	// MaxAge rotates the file when it was opened or created that long ago
 	// (0: never by age).
@@ -30,6 +28,18 @@ type FileConfig struct {
 	// MaxBackups is how many rotated files are kept (0: DefaultMaxBackups;
 	// negative: none).
 	MaxBackups int
+	// SyncWrites makes Write return only once the alert is written to the
+	// file and fsync'd, so that an alert counts as delivered only when it
+	// is on disk (kanon scan --alerts-file). Without it Write buffers, and
+	// Flush writes and fsyncs.
+	SyncWrites bool
+	// OnlyAlerts refuses to open a file with a complete line that is not
+	// an alert: NewFileSink fails with "PATH:LINE: not an alert written by
+	// kanon", an error wrapping ErrNotAlert, and leaves the file as it is.
+	// Without it such lines are kept and ignored.
+	OnlyAlerts bool
+	// Mode is the permission of files the sink creates (0: 0o644).
+	Mode os.FileMode
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -41,11 +51,17 @@ const backupTimeFormat = "20060102T150405.000Z"
 // and keeping MaxBackups rotated files named <base>-<UTC time><ext>. An
 // alert already in the current file (read when the sink opens it) or in
 // the file rotated last is skipped, so re-delivered alerts are written
-// once. An alert is known by its delivery key (see deliveryKey): its id,
+// once. An alert is known by its delivery key (Alert.DeliveryKey): its id,
 // and for a grouped alert also its group count, so that the update of a
 // dedup group (same id, larger count) is written while a re-delivery of
-// either is not. A torn last line (a crash mid-write) is cut off when the file is
-// opened. Flush writes buffered alerts and fsyncs the file.
+// either is not. A torn last line (a crash mid-write) is cut off when the
+// file is opened. Flush writes buffered alerts and fsyncs the file.
+//
+// With SyncWrites, OnlyAlerts and no rotation (MaxSize negative, MaxAge
+// zero) the sink is an exactly-once alerts file: every alert is on disk
+// when Write returns, and the file holds the delivery keys of everything
+// ever written to it, so a run killed at any point and run again over the
+// same input appends no alert twice (kanon scan --alerts-file).
 //
 // A FileSink is safe for concurrent use.
 type FileSink struct {
@@ -67,7 +83,7 @@ func NewFileSink(cfg FileConfig) (*FileSink, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("file output: no path")
 	}
-	if cfg.MaxSize <= 0 {
+	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxFileSize
 	}
 	if cfg.MaxBackups == 0 {
@@ -75,6 +91,9 @@ func NewFileSink(cfg FileConfig) (*FileSink, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Mode == 0 {
+		cfg.Mode = 0o644
 	}
 	s := &FileSink{cfg: cfg}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
@@ -88,14 +107,18 @@ func NewFileSink(cfg FileConfig) (*FileSink, error) {
 
 // open opens the file and loads its ids, cutting off a torn last line.
 func (s *FileSink) open() error {
-	f, err := os.OpenFile(s.cfg.Path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(s.cfg.Path, os.O_CREATE|os.O_RDWR|os.O_APPEND, s.cfg.Mode)
 	if err != nil {
 		return fmt.Errorf("file output: cannot open: %w", err)
 	}
 	ids := map[string]struct{}{}
-	good, err := readIDs(f, ids)
+	good, err := readKeys(f, ids, s.cfg.OnlyAlerts)
 	if err != nil {
 		f.Close()
+		var na *notAlertError
+		if errors.As(err, &na) {
+			return fmt.Errorf("%s:%d: %w", s.cfg.Path, na.line, ErrNotAlert)
+		}
 		return fmt.Errorf("file output %s: cannot read alerts: %w", s.cfg.Path, err)
 	}
 	st, err := f.Stat()
@@ -118,67 +141,52 @@ func (s *FileSink) open() error {
 	return nil
 }
 
-// readIDs adds the delivery key of every complete line of r to ids and
-// returns the length of the complete lines.
-func readIDs(r io.Reader, ids map[string]struct{}) (int64, error) {
+// readKeys adds the delivery key of every complete line of r to keys and
+// returns the length of the complete lines. A line that is not an alert
+// is skipped, or with onlyAlerts ends the read with a *notAlertError.
+func readKeys(r io.Reader, keys map[string]struct{}, onlyAlerts bool) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var good int64
 	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err == io.EOF {
-			return good, nil
-		}
-		if err != nil {
-			return 0, err
+	for n := 1; ; n++ {
+		line = line[:0]
+		for {
+			chunk, err := br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err == io.EOF {
+				return good, nil
+			}
+			if err != nil {
+				return 0, err
+			}
+			break
 		}
 		good += int64(len(line))
-		var head alertHead
-		if t := bytes.TrimSpace(line); len(t) > 0 && json.Unmarshal(t, &head) == nil && head.ID != "" {
-			ids[head.key()] = struct{}{}
+		t := bytes.TrimSpace(line)
+		if len(t) == 0 {
+			continue
 		}
-		line = line[:0]
+		key, err := LineDeliveryKey(t)
+		if err != nil {
+			if onlyAlerts {
+				return 0, &notAlertError{line: n, err: err}
+			}
+			continue
+		}
+		keys[key] = struct{}{}
 	}
 }
 
-// alertHead is what deliveryKey reads of an encoded alert.
-type alertHead struct {
-	ID    string `json:"id"`
-	Group *struct {
-		Count int64 `json:"count"`
-	} `json:"group"`
+// notAlertError is a line of an alerts file that is not an alert.
+type notAlertError struct {
+	line int
+	err  error
 }
 
-func (h *alertHead) key() string {
-	if h.Group == nil {
-		return h.ID
-	}
-	return h.ID + "#" + strconv.FormatInt(h.Group.Count, 10)
-}
-
-// groupField is how the group of an encoded alert starts (Marshal writes
-// no spaces).
-var groupField = []byte(`"group":{`)
-
-// deliveryKey returns what tells one delivery of the alert id (encoded as
-// line) from another: the id of an alert without a group; the id and the
-// group count ("<id>#<count>") of a grouped alert, since a dedup group is
-// delivered first with count 1 and later as an update with its final count
-// under the same id. Only lines that may hold a group are decoded.
-func deliveryKey(id string, line []byte) string {
-	if !bytes.Contains(line, groupField) {
-		return id
-	}
-	var h alertHead
-	if json.Unmarshal(line, &h) != nil || h.ID != id {
-		return id
-	}
-	return h.key()
-}
+func (e *notAlertError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
 
 // Write appends the alert unless it was written before (same delivery
 // key).
@@ -187,26 +195,26 @@ func (s *FileSink) Write(_ context.Context, a *Alert) error {
 	if err != nil {
 		return fmt.Errorf("file output %s: cannot encode alert %s: %w", s.cfg.Path, a.ID, err)
 	}
-	_, err = s.writeRaw(a.ID, append(b, '\n'))
+	_, err = s.writeRaw(a.DeliveryKey(), append(b, '\n'))
 	return err
 }
 
-// writeRaw appends one NDJSON line (ending in a newline) of the alert id;
-// written is false for a duplicate (a delivery key already written).
-func (s *FileSink) writeRaw(id string, line []byte) (written bool, err error) {
-	id = deliveryKey(id, line)
+// writeRaw appends one NDJSON line (ending in a newline) of the alert
+// whose delivery key is key; written is false for a duplicate (a delivery
+// key already written).
+func (s *FileSink) writeRaw(key string, line []byte) (written bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false, fmt.Errorf("file output %s: %w", s.cfg.Path, ErrClosed)
 	}
-	if _, ok := s.ids[id]; ok {
+	if _, ok := s.ids[key]; ok {
 		return false, nil
 	}
-	if _, ok := s.prev[id]; ok {
+	if _, ok := s.prev[key]; ok {
 		return false, nil
 	}
-	if s.size > 0 && (s.size+int64(len(line)) > s.cfg.MaxSize ||
+	if s.size > 0 && (s.cfg.MaxSize > 0 && s.size+int64(len(line)) > s.cfg.MaxSize ||
 		s.cfg.MaxAge > 0 && s.cfg.Now().Sub(s.opened) >= s.cfg.MaxAge) {
 		if err := s.rotate(); err != nil {
 			return false, err
@@ -216,7 +224,14 @@ func (s *FileSink) writeRaw(id string, line []byte) (written bool, err error) {
 		return false, fmt.Errorf("file output %s: cannot write: %w", s.cfg.Path, err)
 	}
 	s.size += int64(len(line))
-	s.ids[id] = struct{}{}
+	if s.cfg.SyncWrites {
+		if err := s.syncLocked(); err != nil {
+			// The line may be in the file or not: the key is not taken
+			// as written, and reopening the file reads what is there.
+			return false, err
+		}
+	}
+	s.ids[key] = struct{}{}
 	return true, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,5 +207,202 @@ func TestFileGroupUpdates(t *testing.T) {
 	want := []string{id1 + " count 1", id2, id1 + " count 4", id1 + " count 9"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("file holds\n%q\nwant\n%q", got, want)
+	}
+}
+
+// exactlyOnce is the configuration of kanon scan --alerts-file.
+func exactlyOnce(path string) FileConfig {
+	return FileConfig{Path: path, MaxSize: -1, SyncWrites: true, OnlyAlerts: true, Mode: 0o600}
+}
+
+// With SyncWrites an alert is in the file when Write returns; without it,
+// only after Flush.
+func TestFileSyncWrites(t *testing.T) {
+	ctx := context.Background()
+	for _, sync := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "alerts.ndjson")
+		s, err := NewFileSink(FileConfig{Path: path, SyncWrites: sync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := s.Write(ctx, testAlert(i)); err != nil {
+				t.Fatal(err)
+			}
+			n := len(fileIDs(t, path))
+			if sync && n != i+1 || !sync && n != 0 {
+				t.Fatalf("SyncWrites %v: %d alerts in the file after Write %d", sync, n, i+1)
+			}
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		equalIDs(t, "after Flush", fileIDs(t, path), testIDs(0, 3))
+		s.Close()
+	}
+}
+
+// A negative MaxSize (and no MaxAge) never rotates, where a positive one
+// of the same writes does.
+func TestFileNoRotation(t *testing.T) {
+	ctx := context.Background()
+	line, _ := Marshal(testAlert(10))
+	for _, max := range []int64{-1, int64(len(line)+1) * 10} {
+		path := filepath.Join(t.TempDir(), "alerts.ndjson")
+		clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		s, err := NewFileSink(FileConfig{Path: path, MaxSize: max, Now: func() time.Time {
+			clock = clock.Add(time.Hour)
+			return clock
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 10; i < 60; i++ {
+			if err := s.Write(ctx, testAlert(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		backups, err := s.Backups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if max < 0 {
+			if len(backups) != 0 {
+				t.Fatalf("MaxSize %d rotated: %v", max, backups)
+			}
+			equalIDs(t, "file", fileIDs(t, path), testIDs(10, 60))
+		} else if len(backups) == 0 {
+			t.Fatalf("MaxSize %d did not rotate", max)
+		}
+	}
+}
+
+// With OnlyAlerts a file holding a line that is not an alert is refused,
+// naming the line, and left as it is; a torn last line is not such a
+// line (it is cut off). Without OnlyAlerts the line is kept.
+func TestFileOnlyAlerts(t *testing.T) {
+	ctx := context.Background()
+	a0, _ := Marshal(testAlert(0))
+	a1, _ := Marshal(testAlert(1))
+	foreign := string(a0) + "\n\n" + string(a1) + "\n" + `{"kind":"Event","auditID":"x"}` + "\n" + `{"id":"` + testAlert(2).ID
+	path := filepath.Join(t.TempDir(), "alerts.ndjson")
+	if err := os.WriteFile(path, []byte(foreign), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewFileSink(exactlyOnce(path))
+	if want := path + ":4: not an alert written by kanon"; err == nil || err.Error() != want || !errors.Is(err, ErrNotAlert) {
+		t.Fatalf("NewFileSink = %v, want %q wrapping ErrNotAlert", err, want)
+	}
+	if b, _ := os.ReadFile(path); string(b) != foreign {
+		t.Fatalf("the refused file changed:\n%s", b)
+	}
+
+	// Without OnlyAlerts: the foreign line stays, the torn one goes, and
+	// the alerts in the file are not written again.
+	s, err := NewFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		s.Write(ctx, testAlert(i))
+	}
+	s.Close()
+	want := string(a0) + "\n\n" + string(a1) + "\n" + `{"kind":"Event","auditID":"x"}` + "\n"
+	a2, _ := Marshal(testAlert(2))
+	if b, _ := os.ReadFile(path); string(b) != want+string(a2)+"\n" {
+		t.Fatalf("file holds\n%s", b)
+	}
+
+	// Alerts only, blank lines and a torn last line: accepted.
+	clean := string(a0) + "\n\n" + string(a1) + "\n" + string(a2[:20])
+	os.WriteFile(path, []byte(clean), 0o600)
+	s, err = NewFileSink(exactlyOnce(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if b, _ := os.ReadFile(path); string(b) != string(a0)+"\n\n"+string(a1)+"\n" {
+		t.Fatalf("file holds\n%s", b)
+	}
+}
+
+// The exactly-once alerts file: an engine writes alerts and commits that
+// they are raised some writes after Write returned; it is killed (the
+// file handle dropped, no Flush, no Close, half a line written) and run
+// again from its last commit. In the end the file holds every delivery
+// once, in order: plain alerts, dedup groups and their updates.
+func TestFileExactlyOnceAfterKills(t *testing.T) {
+	ctx := context.Background()
+	var deliveries []*Alert
+	for i := range 40 {
+		a := testAlert(i)
+		if i%5 == 4 {
+			// A group delivered with count 1 and updated with count 3.
+			g := testAlert(i % 10)
+			g.Group = &Group{Key: "k", Count: 1, FirstSeen: g.Timestamp, LastSeen: g.Timestamp}
+			u := *g
+			u.Group = &Group{Key: "k", Count: 3, FirstSeen: g.Timestamp, LastSeen: g.Timestamp.Add(time.Minute)}
+			deliveries = append(deliveries, g, &u)
+			continue
+		}
+		deliveries = append(deliveries, a)
+	}
+	var want []string
+	seen := map[string]bool{}
+	for _, a := range deliveries {
+		if k := a.DeliveryKey(); !seen[k] {
+			seen[k] = true
+			want = append(want, k)
+		}
+	}
+	const lag = 4 // writes between a Write and the commit that covers it
+	for _, kills := range [][]int{{1}, {len(deliveries) / 2}, {len(deliveries) - 1}, {3, 9, 20, 33}} {
+		path := filepath.Join(t.TempDir(), "alerts.ndjson")
+		committed := 0
+		for _, k := range kills {
+			s, err := NewFileSink(exactlyOnce(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Run from the last commit and be killed after write k.
+			for i := committed; i < k; i++ {
+				if err := s.Write(ctx, deliveries[i]); err != nil {
+					t.Fatal(err)
+				}
+				committed = max(committed, i+1-lag)
+			}
+			s.f.Close()
+			f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString(`{"id":"` + deliveries[k].ID + `","@timestamp":"2026-`)
+			f.Close()
+		}
+		s, err := NewFileSink(exactlyOnce(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range deliveries[committed:] {
+			if err := s.Write(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		var got []string
+		for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			k, err := LineDeliveryKey(l)
+			if err != nil {
+				t.Fatalf("kills %v: %v in\n%s", kills, err, l)
+			}
+			got = append(got, k)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("kills %v: file holds\n%q\nwant\n%q", kills, got, want)
+		}
+		if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+			t.Fatalf("file mode %v, want 0600", st.Mode().Perm())
+		}
 	}
 }

@@ -10,9 +10,10 @@ import (
 
 // lineSink is a sink of encoded NDJSON lines (JSONSink, FileSink).
 type lineSink interface {
-	// writeRaw writes one line (ending in a newline) of alert id;
-	// written is false if the line was skipped as a duplicate.
-	writeRaw(id string, line []byte) (written bool, err error)
+	// writeRaw writes one line (ending in a newline) of the alert whose
+	// delivery key is key; written is false if the line was skipped as a
+	// duplicate.
+	writeRaw(key string, line []byte) (written bool, err error)
 	Flush() error
 	Close() error
 }
@@ -37,7 +38,7 @@ type queuedSink struct {
 }
 
 type qitem struct {
-	id      string
+	key     string // the alert's delivery key
 	line    []byte
 	flushed chan error // a flush marker when not nil
 }
@@ -70,7 +71,7 @@ func (q *queuedSink) Write(ctx context.Context, a *Alert) error {
 		q.stats.failed.Add(1)
 		return fmt.Errorf("%s output %q: cannot encode alert %s: %w", q.typ, q.name, a.ID, err)
 	}
-	it := qitem{id: a.ID, line: append(b, '\n')}
+	it := qitem{key: a.DeliveryKey(), line: append(b, '\n')}
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
@@ -114,7 +115,7 @@ func (q *queuedSink) run() {
 			q.stats.dropped.Add(1)
 			continue
 		}
-		written, err := q.inner.writeRaw(it.id, it.line)
+		written, err := q.inner.writeRaw(it.key, it.line)
 		switch {
 		case err != nil:
 			q.stats.failed.Add(1)

@@ -79,12 +79,13 @@ func (s *JSONSink) Write(_ context.Context, a *Alert) error {
 	return nil
 }
 
-// writeRaw writes one NDJSON line (ending in a newline).
-func (s *JSONSink) writeRaw(id string, line []byte) (bool, error) {
+// writeRaw writes one NDJSON line (ending in a newline); it drops no
+// repeats.
+func (s *JSONSink) writeRaw(key string, line []byte) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.w.Write(line); err != nil {
-		return false, fmt.Errorf("cannot write alert %s: %w", id, err)
+		return false, fmt.Errorf("cannot write alert %s: %w", key, err)
 	}
 	return true, nil
 }

@@ -30,7 +30,10 @@ var ErrClosed = errors.New("closed")
 // (records are then delivered again, at least once).
 //
 // A record is a 4-byte little-endian length, a 4-byte CRC-32C of the
-// payload and the payload: a 1-byte id length, the id, the body.
+// payload and the payload: a 1-byte id length, the id, the body. The
+// webhook and Slack outputs spool each alert under its delivery key
+// (Alert.DeliveryKey), which OpenSpool reports back for every pending
+// record, so that a restart does not take a pending alert again.
 //
 // A Spool is safe for concurrent use; one process at a time may open a
 // directory (it is locked).

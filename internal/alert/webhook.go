@@ -56,7 +56,8 @@ const (
 )
 
 // WebhookSink POSTs each alert, as JSON, to a URL, one alert per request,
-// in order, with the alert id in the Idempotency-Key header. Write never
+// in order, with the alert's delivery key (Alert.DeliveryKey: the id, and
+// the count of a group) in the Idempotency-Key header. Write never
 // waits for the network: the alert goes to a bounded in-memory queue, or
 // to the disk spool when the spool is not empty or the queue is full, and
 // one goroutine delivers the queue, then the spool. A failed request is
@@ -64,8 +65,8 @@ const (
 // 429 and 503) until it succeeds; on the first failure the queue is moved
 // to the spool, so alerts survive a restart. Responses 4xx other than 408,
 // 425 and 429 are not retried: the alert is counted as failed and skipped.
-// Alerts whose id was written recently (or is pending in the spool) are
-// skipped as duplicates.
+// Alerts whose delivery key was written recently (or is pending in the
+// spool) are skipped as duplicates.
 //
 // A WebhookSink is safe for concurrent use.
 type WebhookSink struct {

@@ -311,8 +311,18 @@ func Skip(b []byte, i int) (int, error) {
 	return skip(b, i, 0, &scratch)
 }
 
+// SkipSyntax is Skip without the duplicate-key check: it validates the
+// syntax of the value at b[i] (after whitespace), nesting included, and
+// returns the offset after it. A caller that was told of a duplicate key
+// by Skip uses it to find where the value ends, when the rest of the
+// value is well-formed.
+func SkipSyntax(b []byte, i int) (int, error) {
+	return skip(b, i, 0, nil)
+}
+
 // skip is Skip with scratch space for the unescaped keys of the objects
 // it checks (its callers' buffer, reused; nothing kept after it returns).
+// A nil scratch skips the duplicate-key check (SkipSyntax).
 func skip(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	i = SkipWS(b, i)
 	if i >= len(b) {
@@ -433,27 +443,49 @@ func skipObject(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	if depth > MaxDepth {
 		return i, errAt(i, ErrTooDeep, "nesting deeper than %d", MaxDepth)
 	}
-	var ks KeySet
-	mark := len(*scratch)
-	defer func() { *scratch = (*scratch)[:mark] }()
 	j := SkipWS(b, i+1)
 	if j < len(b) && b[j] == '}' {
 		return j + 1, nil
 	}
+	if scratch == nil {
+		return skipMembers(b, j, depth, nil, nil)
+	}
+	var ks KeySet
+	mark := len(*scratch)
+	defer func() { *scratch = (*scratch)[:mark] }()
+	return skipMembers(b, j, depth, scratch, &ks)
+}
+
+// skipMembers skips the members of an object from b[j] (its first key) to
+// the closing brace, checking keys against ks unless ks is nil.
+func skipMembers(b []byte, j, depth int, scratch *[]byte, ks *KeySet) (int, error) {
 	for {
 		j = SkipWS(b, j)
 		keyAt := j
-		key, n, err := ReadString(b, j, scratch)
-		if err != nil {
-			return n, err
+		if ks == nil {
+			if j >= len(b) || b[j] != '"' {
+				return j, errAt(j, ErrSyntax, "expected a string")
+			}
+			n, err := skipString(b, j)
+			if err != nil {
+				return n, err
+			}
+			j = n
+		} else {
+			key, n, err := ReadString(b, j, scratch)
+			if err != nil {
+				return n, err
+			}
+			if !ks.Add(key) {
+				return keyAt, errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key)
+			}
+			j = n
 		}
-		if !ks.Add(key) {
-			return keyAt, errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key)
-		}
-		j = SkipWS(b, n)
+		j = SkipWS(b, j)
 		if j >= len(b) || b[j] != ':' {
 			return j, errAt(j, ErrSyntax, "expected ':' after object key")
 		}
+		var err error
 		j, err = skip(b, j+1, depth, scratch)
 		if err != nil {
 			return j, err

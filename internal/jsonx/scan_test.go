@@ -38,6 +38,37 @@ func TestSkip(t *testing.T) {
 	f(strings.Repeat("[", MaxDepth+2)+strings.Repeat("]", MaxDepth+2), ErrTooDeep)
 }
 
+// SkipSyntax validates what Skip validates but duplicate keys, and ends
+// where Skip ends.
+func TestSkipSyntax(t *testing.T) {
+	f := func(in string, wantEnd int, wantErr error) {
+		t.Helper()
+		end, err := SkipSyntax([]byte(in), 0)
+		if wantErr == nil {
+			if err != nil || end != wantEnd {
+				t.Fatalf("SkipSyntax(%q) = %d, %v; want %d", in, end, err, wantEnd)
+			}
+			return
+		}
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("SkipSyntax(%q) = %v, want %v", in, err, wantErr)
+		}
+	}
+	f(`{"a":1,"a":2} ,`, 13, nil)
+	f(`{"x":{"a":1,"b":{"a":1},"a":2}}]`, 31, nil)
+	f(`[{"a":1,"a":[{"b":1,"b":2}]}]`, 29, nil)
+	f(` "s" `, 4, nil)
+	f(`{}`, 2, nil)
+	f(`{"a":1,"a":2,}`, 0, ErrSyntax)
+	f(`{"a":1,"a" 2}`, 0, ErrSyntax)
+	f(`{"a":1,"a":tru}`, 0, ErrSyntax)
+	f(`{"a":1, 5:2}`, 0, ErrSyntax)
+	f(`{"a":1,"a":2`, 0, ErrSyntax)
+	f(`{"a":1,"a`, 0, ErrSyntax)
+	f(`{"a":1,"\q":2}`, 0, ErrSyntax)
+	f(strings.Repeat(`{"a":`, MaxDepth+1)+"1"+strings.Repeat("}", MaxDepth+1), 0, ErrTooDeep)
+}
+
 func TestReadString(t *testing.T) {
 	f := func(in, want string) {
 		t.Helper()
@@ -140,6 +171,29 @@ func FuzzSkipUnchecked(f *testing.F) {
 		want, werr := Skip(b, 0)
 		if werr == nil && json.Valid(b) && (err != nil || end != want) {
 			t.Fatalf("SkipUnchecked = %d, %v; Skip = %d on %q", end, err, want, b)
+		}
+	})
+}
+
+// FuzzSkipSyntax: SkipSyntax accepts exactly the JSON values encoding/json
+// accepts (which allows duplicate keys) within the nesting bound, and ends
+// where Skip ends whenever Skip accepts.
+func FuzzSkipSyntax(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `[{"a":{"b":1,"b":[]}},2]`, `{"a":1,"a":}`, `"x"`, `{"a`, `{"a":1}{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, err := SkipSyntax(b, 0)
+		if err == nil {
+			if end < 0 || end > len(b) || !json.Valid(b[:end]) {
+				t.Fatalf("SkipSyntax accepted %q up to %d", b, end)
+			}
+		}
+		if want, werr := Skip(b, 0); werr == nil && (err != nil || end != want) {
+			t.Fatalf("SkipSyntax = %d, %v; Skip = %d on %q", end, err, want, b)
+		}
+		if json.Valid(b) && !errors.Is(err, ErrTooDeep) && (err != nil || SkipWS(b, end) != len(b)) {
+			t.Fatalf("SkipSyntax = %d, %v on valid %q", end, err, b)
 		}
 	})
 }

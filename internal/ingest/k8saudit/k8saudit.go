@@ -68,61 +68,29 @@ func isList(rec []byte) bool {
 	return err == nil && (kind == "EventList" || kind == "" && keys.Has(ingest.KeyItems))
 }
 
+// decodeList decodes the items of the EventList rec (EachItem finds and
+// validates them; a bad item is reported and the others are decoded).
 func decodeList(d *ingest.Decoder, rec []byte) error {
-	var it jsonx.ObjectIter
-	if err := it.Begin(rec, 0); err != nil {
-		return err
-	}
-	found := false
-	for it.Next() {
-		if string(it.Key) != "items" {
-			continue
-		}
-		found = true
-		t := jsonx.TypeAt(rec, it.Value)
-		if t == jsonx.Null {
-			continue
-		}
-		if t != jsonx.Array {
-			return fmt.Errorf("%w: items: expected an array", ingest.ErrShape)
-		}
-		n := 0
-		end, err := jsonx.ArrayEach(rec, it.Value, func(at int) (int, error) {
-			n++
-			end, err := jsonx.Skip(rec, at)
-			if err != nil {
-				return end, err
-			}
-			item := rec[at:end]
-			e := &d.Event
-			e.Reset()
-			if jsonx.TypeAt(item, 0) != jsonx.Object {
-				d.Bad(fmt.Errorf("items[%d]: %w: expected an object", n-1, ingest.ErrShape))
-				return end, nil
-			}
-			if _, err := DecodeEvent(d, item, 0, e); err != nil {
-				d.Bad(fmt.Errorf("items[%d]: %w", n-1, err))
-				return end, nil
-			}
-			e.Record = item
-			e.Format = Name
-			if err := d.Emit(e); err != nil {
-				return end, err
-			}
-			return end, nil
-		})
+	validated := d.Validated
+	defer func() { d.Validated = validated }()
+	// EachItem validated every item it hands on: decoding skips what it
+	// does not read without checking it again.
+	d.Validated = true
+	return EachItem(rec, func(i int, item []byte, err error) error {
 		if err != nil {
-			return err
+			d.Bad(err)
+			return nil
 		}
-		it.Consumed(end)
-	}
-	if it.Err != nil {
-		return it.Err
-	}
-	if !found {
-		return fmt.Errorf("%w: EventList without items", ingest.ErrShape)
-	}
-	return nil
+		e := &d.Event
+		e.Reset()
+		if _, err := DecodeEvent(d, item, 0, e); err != nil {
+			d.Bad(&ItemError{Index: i, Err: err})
+			return nil
+		}
+		e.Record = item
+		e.Format = Name
+		return d.Emit(e)
+	})
 }
 
 // fieldErr names the field of a shape error.
