@@ -40,7 +40,8 @@ type scanParams struct {
 	// dedup is the number of recent (auditID, stage) keys remembered to
 	// drop repeated deliveries.
 	dedup int
-	// alertsFile, if set, is the durable alert output (see alertsFile).
+	// alertsFile, if set, is the durable alert output: each alert synced
+	// before it counts as raised, none written twice across re-runs.
 	alertsFile string
 	// windows is what becomes of the ES|QL runs stored by an earlier scan
 	// (engine.ParseWindowMode): rebuild (the default) or restore.
@@ -109,7 +110,10 @@ func scanSink(io *streams, p *scanParams) (alert.Sink, error) {
 		return nil, fmt.Errorf("unknown output %q (table, json or auto)", p.output)
 	}
 	if p.alertsFile != "" {
-		af, err := openAlertsFile(p.alertsFile)
+		af, err := alert.NewFileSink(alert.FileConfig{Path: p.alertsFile, MaxSize: -1, SyncWrites: true, OnlyAlerts: true, Mode: 0o600})
+		if errors.Is(err, alert.ErrNotAlert) {
+			return nil, fmt.Errorf("%w (use another --alerts-file)", err)
+		}
 		if err != nil {
 			return nil, err
 		}

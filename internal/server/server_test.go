@@ -407,3 +407,49 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	ts.s.Shutdown(ctx)
 }
+
+// Every good item of a batch is evaluated whatever its neighbours hold: a
+// duplicate key in items[4], a bad items[0], an item that is not an audit
+// event anywhere — each costs itself only, is named in the answer by its
+// index, and the batch is answered 200 once the good items are durable.
+func TestWebhookBadItemsCostOnlyThemselves(t *testing.T) {
+	ts := startServer(t)
+	c := ts.client("client")
+	all := exampleLines(t)
+	// Each case has events of its own: the redelivery dedup would drop
+	// events posted twice.
+	lines := func(k int) [][]byte { return all[k*10 : k*10+10] }
+	dup := []byte(strings.Replace(string(lines(0)[4]), `"user":{`, `"user":{"username":"x","username":"y",`, 1))
+	cases := []struct {
+		name  string
+		items [][]byte
+		bad   int
+		names []string
+	}{
+		{"duplicate key in items[4]", replaceItem(lines(0), 4, dup), 1, []string{"items[4]", "duplicate key"}},
+		{"bad items[0]", replaceItem(lines(1), 0, []byte(`{"kind":"Event","stageTimestamp":42,"auditID":"q","stage":"ResponseComplete"}`)), 1, []string{":1: "}},
+		{"not an event, first and later", replaceItem(replaceItem(lines(2), 0, []byte(`{"foo":1}`)), 5, []byte(`{"foo":1}`)), 2, []string{"items[0]", "items[5]"}},
+		{"a number", replaceItem(lines(3), 7, []byte(`7`)), 1, []string{"items[7]"}},
+	}
+	for _, cs := range cases {
+		r := mustPost(t, c, ts.url+"/audit", eventList(cs.items))
+		var ack ackBody
+		if err := json.Unmarshal([]byte(r.body), &ack); r.code != 200 || err != nil {
+			t.Fatalf("%s: status %d %s", cs.name, r.code, r.body)
+		}
+		if ack.Events != len(cs.items)-cs.bad || ack.Bad != cs.bad {
+			t.Fatalf("%s: %d events, %d bad; want %d and %d: %s", cs.name, ack.Events, ack.Bad, len(cs.items)-cs.bad, cs.bad, r.body)
+		}
+		for _, n := range cs.names {
+			if !strings.Contains(r.body, n) {
+				t.Errorf("%s: the answer does not name %q: %s", cs.name, n, r.body)
+			}
+		}
+	}
+}
+
+func replaceItem(items [][]byte, i int, with []byte) [][]byte {
+	out := append([][]byte{}, items...)
+	out[i] = with
+	return out
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -31,42 +32,30 @@ func (s *Server) batch(cluster string, body []byte, received time.Time) *run.Bat
 // eventListPrefix starts the EventLists kube-apiserver sends.
 var eventListPrefix = []byte(`{"kind":"EventList"`)
 
-// splitEventList returns the items of an EventList body as records, or
-// false when the body is not a well-formed EventList (it is then read the
-// general way, which reports what is wrong).
+// splitEventList returns the items of an EventList body as records, each
+// validated (k8saudit.EachItem): a bad item is a record carrying its
+// error, in its place, and costs nothing else. It returns false when the
+// body is not an EventList as kube-apiserver sends it (it is then read the
+// general way).
 func splitEventList(body []byte, origin string) ([]ingest.Record, bool) {
-	i := jsonx.SkipWS(body, 0)
-	if !bytes.HasPrefix(body[i:], eventListPrefix) {
-		return nil, false
-	}
-	var it jsonx.ObjectIter
-	if it.Begin(body, i) != nil {
+	if !bytes.HasPrefix(body[jsonx.SkipWS(body, 0):], eventListPrefix) {
 		return nil, false
 	}
 	var recs []ingest.Record
-	found := false
-	for it.Next() {
-		if string(it.Key) != "items" {
-			continue
-		}
-		if found || jsonx.TypeAt(body, it.Value) != jsonx.Array {
-			return nil, false
-		}
-		found = true
-		end, err := jsonx.ArrayEach(body, it.Value, func(at int) (int, error) {
-			end, err := jsonx.Skip(body, at)
-			if err == nil {
-				recs = append(recs, ingest.Record{Origin: event.Origin{Name: origin, Line: int64(len(recs) + 1)}, Data: body[at:end]})
-			}
-			return end, err
-		})
+	err := k8saudit.EachItem(body, func(i int, item []byte, err error) error {
+		rec := ingest.Record{Origin: event.Origin{Name: origin, Line: int64(i + 1)}, Data: item, Err: err}
 		if err != nil {
-			return nil, false
+			rec.Data = nil
 		}
-		it.Consumed(end)
-	}
-	if it.Err != nil || !found || jsonx.SkipWS(body, it.End) != len(body) {
-		return nil, false
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		rec := ingest.Record{Origin: event.Origin{Name: origin}, Err: err}
+		if ie := (*k8saudit.ItemError)(nil); errors.As(err, &ie) {
+			rec.Origin.Line = int64(ie.Index + 1)
+		}
+		recs = append(recs, rec)
 	}
 	return recs, true
 }
