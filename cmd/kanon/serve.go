@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -121,7 +120,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	}
 	log.Info("kanon serve started", "rules", len(compiled), "state", where, "outputs", len(c.Outputs))
 
-	servers, startErr := listen(log, c, d, cert, tokens)
+	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srcs := c.Sources(io.in)
@@ -195,50 +194,6 @@ loop:
 	}
 	log.Info("kanon serve stopped")
 	return nil
-}
-
-// listen starts the HTTPS webhook and the plain-HTTP one, as configured.
-func listen(log *slog.Logger, c *serveConfig, d *run.Driver, cert *server.Certificate, tokens []string) ([]*server.Server, error) {
-	var servers []*server.Server
-	start := func(addr string, tlsOn bool) error {
-		scfg := c.Webhook.Config(tokens, tlsOn)
-		scfg.Driver, scfg.Logger = d, log
-		if !tlsOn {
-			if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" && host != "::1" && host != "localhost" {
-				log.Warn("plain-HTTP webhook on a non-loopback address", "addr", addr)
-			}
-		}
-		s, err := server.New(scfg)
-		if err != nil {
-			return err
-		}
-		var at net.Addr
-		if tlsOn {
-			tc, err := cert.TLSConfig()
-			if err != nil {
-				return err
-			}
-			if at, err = s.Listen(addr, tc); err != nil {
-				return err
-			}
-		} else if at, err = s.Listen(addr, nil); err != nil {
-			return err
-		}
-		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && c.TLS.ClientCAFile != "", "tokens", len(tokens))
-		servers = append(servers, s)
-		return nil
-	}
-	if c.Listen != "" {
-		if err := start(c.Listen, true); err != nil {
-			return servers, err
-		}
-	}
-	if c.InsecureListen != "" {
-		if err := start(c.InsecureListen, false); err != nil {
-			return servers, err
-		}
-	}
-	return servers, nil
 }
 
 // reload loads the rules again and swaps them in; a rule set with errors

@@ -1,14 +1,17 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/spf13/pflag"
 )
 
@@ -128,4 +131,48 @@ func (s *Settings) Config(tokens []string, tls bool) Config {
 		c.AllowUnauthenticated = len(tokens) == 0
 	}
 	return c
+}
+
+// Start starts the HTTPS webhook and the plain-HTTP one, as configured,
+// on driver d. It returns the servers started, also when one of them
+// failed to start.
+func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens []string, log *slog.Logger) ([]*Server, error) {
+	var servers []*Server
+	start := func(addr string, tlsOn bool) error {
+		cfg := s.Config(tokens, tlsOn)
+		cfg.Driver, cfg.Logger = d, log
+		if !tlsOn {
+			if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" && host != "::1" && host != "localhost" {
+				log.Warn("plain-HTTP webhook on a non-loopback address", "addr", addr)
+			}
+		}
+		srv, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		var tc *tls.Config
+		if tlsOn {
+			if tc, err = cert.TLSConfig(); err != nil {
+				return err
+			}
+		}
+		at, err := srv.Listen(addr, tc)
+		if err != nil {
+			return err
+		}
+		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && s.TLS.ClientCAFile != "", "tokens", len(tokens))
+		servers = append(servers, srv)
+		return nil
+	}
+	if s.Listen != "" {
+		if err := start(s.Listen, true); err != nil {
+			return servers, err
+		}
+	}
+	if s.InsecureListen != "" {
+		if err := start(s.InsecureListen, false); err != nil {
+			return servers, err
+		}
+	}
+	return servers, nil
 }
