@@ -8,6 +8,7 @@
 //	0  success, and no alerts (scan) or all tests passed (rules test)
 //	1  an error: bad flags, unreadable input or rules, a bad record with --strict
 //	2  findings: alerts raised (scan), tests failed (rules test), lint warnings with --strict
+//	3  scan: no alert, but records that could not be read (bad or unrecognised)
 package main
 
 import (
@@ -39,6 +40,10 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // findings is the exit code for alerts raised or tests failed.
 const findings = 2
+
+// unread is kanon scan's exit code when it raised no alert but could not
+// read every record: nothing was found in what it could read.
+const unread = 3
 
 func main() {
 	os.Exit(runMain(os.Args[1:]))

@@ -66,7 +66,9 @@ events and EventLists, ECS documents, EKS, AKS and GKE exports); --format
 forces one. Without PATH, kanon scans its bundled example logs.
 
 Alerts go to stdout: a table on a terminal, NDJSON otherwise (-o json).
-A summary goes to stderr. Exit status: 0 no alerts, 2 alerts raised, 1 error.`,
+A summary goes to stderr. Exit status: 0 no alerts and every record read,
+2 alerts raised, 3 no alert but some records could not be read (the scan
+did not see everything), 1 an error; --exit-zero makes 2 and 3 exit 0.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), io, p, args, cmd.Flags().Changed("state-dir"))
 		},
@@ -189,13 +191,17 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 		return fail(err)
 	}
 	src := &run.Files{Paths: paths, Stdin: io.in, MaxRecordBytes: p.maxRecord}
+	if err := src.List(); err != nil {
+		return fail(err) // a missing input is an error before anything is read
+	}
+	sum.skipped = src.Skipped
 	if bundled {
 		if src.Paths, err = fs.Glob(examples.FS, "logs/*"); err != nil {
 			return fail(err)
 		}
 		sort.Strings(src.Paths)
 		src.FS, src.Prefix = examples.FS, "examples/"
-	} else if total := inputSize(paths); p.progress == "always" || p.progress == "auto" && io.errTTY && total > 64<<20 {
+	} else if total := src.Size(); p.progress == "always" || p.progress == "auto" && io.errTTY && total > 64<<20 {
 		var done atomic.Int64
 		bar = newProgressBar(io.err, total, &done)
 		src.OnProgress = func(n int64) { done.Add(n) }
@@ -219,28 +225,12 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	if err != nil {
 		return fail(err)
 	}
-	if alertsRaised(d.Stats()) > 0 && !p.exitZero {
+	switch st := d.Stats(); {
+	case p.exitZero:
+	case alertsRaised(st) > 0:
 		return &exitError{code: findings}
+	case st.Bad > 0:
+		return &exitError{code: unread}
 	}
 	return nil
-}
-
-// inputSize is the size of the input files, for the progress bar.
-func inputSize(paths []string) int64 {
-	var n int64
-	for _, p := range paths {
-		if p == "-" {
-			continue
-		}
-		files, err := ingest.ListFiles(p)
-		if err != nil {
-			continue
-		}
-		for _, f := range files {
-			if st, err := os.Stat(f); err == nil {
-				n += st.Size()
-			}
-		}
-	}
-	return n
 }

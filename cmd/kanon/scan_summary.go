@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/run"
 )
 
@@ -16,19 +17,33 @@ type scanSummary struct {
 	store    string // where the state is: a directory, or "memory"
 	bundled  bool
 	badShown int
+	skipped  []ingest.SkippedPath
 }
 
 func (s *scanSummary) print(w io.Writer, st run.Stats) {
 	el := time.Since(s.start)
 	es := st.Engine
 	secs := max(el.Seconds(), 1e-9)
-	src := fmt.Sprintf("%d files", st.Files)
+	src := fmt.Sprintf("%d inputs", st.Files)
+	if st.Files == 1 {
+		src = "1 input"
+	}
 	if s.bundled {
 		src = "the bundled example logs"
 	}
 	fmt.Fprintf(w, "\nscanned %s events (%s) from %s in %s (%s/s, %s events/s)\n",
 		humanCount(st.Events), humanBytes(st.Bytes), src, el.Round(time.Millisecond),
 		humanBytes(int64(float64(st.Bytes)/secs)), humanCount(int64(float64(st.Events)/secs)))
+	if n := len(s.skipped); n > 0 {
+		fmt.Fprintf(w, "not read: %d paths under the directories given:\n", n)
+		for i, sk := range s.skipped {
+			if i == 5 {
+				fmt.Fprintf(w, "  … %d more\n", n-5)
+				break
+			}
+			fmt.Fprintf(w, "  %s: %s\n", sk.Path, sk.Why)
+		}
+	}
 	if st.Bad > 0 {
 		more := ""
 		if st.Bad > int64(s.badShown) {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -157,7 +156,7 @@ func (r *Reader) ReadPaths(ctx context.Context, paths []string, stdin io.Reader,
 			}
 			continue
 		}
-		files, err := ListFiles(p)
+		files, _, err := ListFiles(p)
 		if err != nil {
 			return err
 		}
@@ -170,35 +169,78 @@ func (r *Reader) ReadPaths(ctx context.Context, paths []string, stdin io.Reader,
 	return nil
 }
 
-// ListFiles returns the regular files of path: itself if it is a file, or
-// every file under it (recursively, in lexical order, skipping names that
-// start with ".") if it is a directory.
-func ListFiles(path string) ([]string, error) {
+// SkippedPath is a path that ListFiles did not read, and why.
+type SkippedPath struct {
+	Path string
+	Why  string
+}
+
+// ListFiles returns the files path names: itself if it is a file, or every
+// file under it if it is a directory — recursively, in lexical order,
+// following symbolic links to files and directories (the layout of
+// /var/log/containers), each directory once (a link back to a directory
+// above is a loop, skipped). It reads what the reader would; it skips, and
+// returns in skipped with the reason, names that start with "." (hidden
+// files, editors' and rotators' temporary files), files that are not
+// regular (sockets, devices, pipes), broken links and loops. A path given
+// by name is read whatever its name; an error means path itself cannot be
+// read.
+func ListFiles(path string) (files []string, skipped []SkippedPath, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read input: %w", err)
+		return nil, nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	if !st.IsDir() {
-		return []string{path}, nil
+		return []string{path}, nil, nil
 	}
-	var out []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
+	w := &walker{seen: map[string]bool{}}
+	w.seen[dirID(path, st)] = true
+	if err := w.dir(path); err != nil {
+		return nil, nil, err
+	}
+	return w.files, w.skipped, nil
+}
+
+type walker struct {
+	seen    map[string]bool // dirID of the directories read
+	files   []string
+	skipped []SkippedPath
+}
+
+func (w *walker) dir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("cannot read input: %w", err)
+	}
+	for _, e := range entries { // ReadDir sorts by name
+		p := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), ".") {
+			w.skipped = append(w.skipped, SkippedPath{p, "hidden (its name starts with a dot)"})
+			continue
 		}
-		if p != path && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
+		st, err := os.Stat(p) // follows links
+		switch {
+		case err != nil && e.Type()&fs.ModeSymlink != 0:
+			w.skipped = append(w.skipped, SkippedPath{p, "a broken symbolic link"})
+		case err != nil:
+			w.skipped = append(w.skipped, SkippedPath{p, err.Error()})
+		case st.IsDir():
+			id := dirID(p, st)
+			if w.seen[id] {
+				w.skipped = append(w.skipped, SkippedPath{p, "a directory already read (a symbolic link loop)"})
+				continue
 			}
-			return nil
+			w.seen[id] = true
+			if err := w.dir(p); err != nil {
+				w.skipped = append(w.skipped, SkippedPath{p, err.Error()})
+			}
+		case st.Mode().IsRegular():
+			w.files = append(w.files, p)
+		default:
+			w.skipped = append(w.skipped, SkippedPath{p, "not a regular file (" + st.Mode().Type().String() + ")"})
 		}
-		if d.Type().IsRegular() {
-			out = append(out, p)
-		}
-		return nil
-	})
-	sort.Strings(out)
-	return out, err
+	}
+	return nil
 }
 
 // ReadFile reads one file (plain or gzip, detected by content).
@@ -257,4 +299,12 @@ func (r *Reader) Frame(rec Record, fn func(*event.Event) error) error {
 		return errStrict{b}
 	}
 	return nil
+}
+
+// realPath is path with every symbolic link resolved, or path itself.
+func realPath(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		return p
+	}
+	return path
 }

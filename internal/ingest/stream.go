@@ -70,7 +70,37 @@ func NewStream(name string, src io.Reader, opts StreamOptions) (*Stream, error) 
 		}
 		s.gz, s.src = zr, zr
 	}
+	if err := s.skipBOM(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// ErrEncoding is the category of an input in an encoding kanon does not
+// read (UTF-16, UTF-32): it must be converted to UTF-8.
+var ErrEncoding = errors.New("unsupported text encoding")
+
+// skipBOM drops a UTF-8 byte order mark, which would otherwise cost the
+// first record, and refuses UTF-16 and UTF-32 text (by its mark, or by the
+// zero bytes around the first characters of JSON text without one).
+func (s *Stream) skipBOM() error {
+	br, ok := s.src.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(s.src, 64<<10)
+		s.src = br
+	}
+	h, _ := br.Peek(4)
+	switch {
+	case len(h) >= 3 && h[0] == 0xef && h[1] == 0xbb && h[2] == 0xbf:
+		br.Discard(3)
+		s.bytes += 3
+		return nil
+	case len(h) >= 2 && (h[0] == 0xff && h[1] == 0xfe || h[0] == 0xfe && h[1] == 0xff),
+		len(h) == 4 && (h[0] == 0 && h[1] == 0 && h[2] == 0xfe && h[3] == 0xff),
+		len(h) >= 2 && (h[0] != 0 && h[1] == 0 || h[0] == 0 && h[1] != 0):
+		return fmt.Errorf("cannot read %s: %w: the text is UTF-16 or UTF-32; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)", s.name, ErrEncoding)
+	}
+	return nil
 }
 
 type progressReader struct {

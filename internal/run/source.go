@@ -66,6 +66,53 @@ type Files struct {
 	// OnProgress is called with the input bytes consumed (compressed bytes
 	// for gzip files), as they are consumed.
 	OnProgress func(n int64)
+
+	// Skipped lists what the directories held that was not read, and why
+	// (ingest.ListFiles), once List or Run has listed them.
+	Skipped []ingest.SkippedPath
+
+	listed [][]string // the files of each path, by List
+}
+
+// Size returns the size of the listed files (what a progress bar counts
+// down), once List has run; standard input counts 0.
+func (s *Files) Size() int64 {
+	var n int64
+	for _, files := range s.listed {
+		for _, f := range files {
+			if f == "-" || s.FS != nil {
+				continue
+			}
+			if st, err := os.Stat(f); err == nil {
+				n += st.Size()
+			}
+		}
+	}
+	return n
+}
+
+// List finds the files of every path before any is read, so that a path
+// that does not exist is an error before anything is scanned. Run calls
+// it if it was not called.
+func (s *Files) List() error {
+	if s.listed != nil {
+		return nil
+	}
+	listed := make([][]string, len(s.Paths))
+	for i, p := range s.Paths {
+		if p == "-" || s.FS != nil {
+			listed[i] = []string{p}
+			continue
+		}
+		files, skipped, err := ingest.ListFiles(p)
+		if err != nil {
+			return err
+		}
+		listed[i] = files
+		s.Skipped = append(s.Skipped, skipped...)
+	}
+	s.listed = listed
+	return nil
 }
 
 // block is one buffer of a stream and the records that alias it.
@@ -84,7 +131,10 @@ func (s *Files) Run(ctx context.Context, d *Driver) error {
 	for range n {
 		free <- &block{}
 	}
-	for _, p := range s.Paths {
+	if err := s.List(); err != nil {
+		return err
+	}
+	for i, p := range s.Paths {
 		var err error
 		switch {
 		case p == "-":
@@ -92,7 +142,7 @@ func (s *Files) Run(ctx context.Context, d *Driver) error {
 		case s.FS != nil:
 			err = s.fsFile(ctx, d, p, free)
 		default:
-			err = s.osPath(ctx, d, p, free)
+			err = s.osFiles(ctx, d, s.listed[i], free)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -120,11 +170,7 @@ func (s *Files) fsFile(ctx context.Context, d *Driver, name string, free chan *b
 	return s.stream(ctx, d, s.input(), s.Prefix+name, f, free, false)
 }
 
-func (s *Files) osPath(ctx context.Context, d *Driver, path string, free chan *block) error {
-	files, err := ingest.ListFiles(path)
-	if err != nil {
-		return err
-	}
+func (s *Files) osFiles(ctx context.Context, d *Driver, files []string, free chan *block) error {
 	for _, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
@@ -149,10 +195,7 @@ func (s *Files) stream(ctx context.Context, d *Driver, input, name string, r io.
 		return err
 	}
 	defer st.Close()
-	files := 1
-	if name == "-" {
-		files = 0
-	}
+	files := 1 // standard input counts as an input too
 	var consumed int64
 	for {
 		var blk *block
