@@ -66,3 +66,32 @@ func BenchmarkSeedExportMerge(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLike measures WHERE ... LIKE per event for each kind of compiled
+// pattern (exact, prefix, suffix, contains, general with "?").
+func BenchmarkLike(b *testing.B) {
+	e := uriEvent(b, "/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef", "get")
+	for _, c := range []struct{ name, pattern string }{
+		{"exact", `/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef`},
+		{"prefix", `/api/v1/namespaces/*`},
+		{"suffix", `*/bootstrap-token-abcdef`},
+		{"contains", `*secrets*`},
+		{"general_star", `/api/*/secrets/*-token-*`},
+		{"general_question", `/api/v?/namespaces/*`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := mustProgram(b, `from x | where kubernetes.audit.requestURI like "`+c.pattern+`"`)
+			ev := p.NewEvaluator(Env{})
+			b.SetBytes(int64(len(e.RequestURI)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rows, err := ev.Eval(e)
+				if err != nil || len(rows) != 1 {
+					b.Fatalf("rows %d, err %v", len(rows), err)
+				}
+				sinkRows = rows
+			}
+		})
+	}
+}

@@ -109,3 +109,26 @@ func TestElasticRules(t *testing.T) {
 		t.Errorf("only %d kuery rules found", len(qs))
 	}
 }
+
+// wildcardDoc is the document of the wildcard benchmarks.
+const wildcardDoc = `{"user":{"username":"system:serviceaccount:kube-system:replicaset-controller","groups":["system:serviceaccounts","system:authenticated"]},"userAgent":"kube-controller-manager/v1.29.1 (linux/amd64) kubernetes/$Format","requestURI":"/api/v1/namespaces/kube-system/pods","requestObject":{"spec":{"nodeName":"node-17.example.internal"}}}`
+
+// BenchmarkMatchWildcard measures each kind of compiled wildcard pattern
+// (prefix, suffix, contains, general) on keyword, text and unmapped fields.
+func BenchmarkMatchWildcard(b *testing.B) {
+	for _, c := range []struct {
+		name, query string
+		want        bool
+	}{
+		{"keyword_prefix", `kubernetes.audit.userAgent:kube-controller-manager*`, true},
+		{"keyword_suffix", `kubernetes.audit.userAgent:*kubernetes/$Format`, true},
+		{"keyword_contains", `kubernetes.audit.userAgent:*linux*`, true},
+		{"keyword_general", `kubernetes.audit.userAgent:kube-*linux*$Format`, true},
+		{"keyword_general_miss", `kubernetes.audit.requestURI:/api/*/secrets*`, false},
+		{"text_prefix", `kubernetes.audit.user.groups:system\:authen*`, true},
+		{"text_general", `kubernetes.audit.user.groups:sys*\:auth*ted`, true},
+		{"unmapped_suffix", `kubernetes.audit.requestObject.spec.nodeName:*.internal`, true},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchMatch(b, c.query, wildcardDoc, c.want) })
+	}
+}
