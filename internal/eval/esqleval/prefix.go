@@ -3,6 +3,7 @@ package esqleval
 import (
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/query/esql"
@@ -237,30 +238,11 @@ func contains(names []string, n string) bool {
 	return false
 }
 
-// globMatch matches name against a pattern where "*" matches any run of
-// characters.
+// globMatch matches name against a KEEP or DROP name pattern, where "*"
+// matches any run of characters.
 func globMatch(pattern, name string) bool {
-	star := strings.IndexByte(pattern, '*')
-	if star < 0 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, pattern[:star]) {
-		return false
-	}
-	name = name[star:]
-	pattern = pattern[star+1:]
-	for {
-		next := strings.IndexByte(pattern, '*')
-		if next < 0 {
-			return strings.HasSuffix(name, pattern)
-		}
-		i := strings.Index(name, pattern[:next])
-		if i < 0 {
-			return false
-		}
-		name = name[i+next:]
-		pattern = pattern[next+1:]
-	}
+	p := wildcard.Parts(strings.Split(pattern, "*"))
+	return p.Match(name)
 }
 
 func matchesAny(name string, pats []esql.NamePattern) bool {
