@@ -284,17 +284,19 @@ func (p *Pattern) Match(s string) bool {
 		return strings.HasSuffix(s, p.lit)
 	case Contains:
 		return strings.Contains(s, p.lit)
+	case General:
+		if len(s) < p.minLen || !strings.HasPrefix(s, p.prefix) || !strings.HasSuffix(s, p.suffix) {
+			return false
+		}
+		return matchElems(p.inner, s[len(p.prefix):len(s)-len(p.suffix)])
 	}
+	// Glob. Stars only: taking each middle part at its leftmost occurrence
+	// leaves the most room for the parts after it, so the greedy search is
+	// exact.
 	if len(s) < p.minLen || !strings.HasPrefix(s, p.prefix) || !strings.HasSuffix(s, p.suffix) {
 		return false
 	}
 	s = s[len(p.prefix) : len(s)-len(p.suffix)]
-	if p.kind == General {
-		return matchElems(p.inner, s)
-	}
-	// Stars only: taking each middle part at its leftmost occurrence
-	// leaves the most room for the parts after it, so the greedy search
-	// is exact.
 	for _, m := range p.middle {
 		i := strings.Index(s, m)
 		if i < 0 {
