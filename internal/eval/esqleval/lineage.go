@@ -40,7 +40,8 @@ func (o Origin) String() string {
 // RENAME gives a new Column whose Of is the renamed one.
 type Column struct {
 	// Name is the column's name as the defining command gives it.
-	Name   string
+	Name string
+	// Origin is what defines the column.
 	Origin Origin
 	// Type is the column's type when the compiler knows it: "keyword",
 	// "long", "double", "boolean", "date", "ip" or "null"; "" when it is
