@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/kanon-dev/kanon/internal/lint"
-	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/spf13/cobra"
 )
 
@@ -52,11 +51,7 @@ when there are warnings; 1 when the rules do not load.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			parsed := make([]*rule.Rule, len(rs))
-			for i, r := range rs {
-				parsed[i] = r.Rule
-			}
-			ws := lint.Rules(parsed)
+			ws := lint.CompiledRules(rs)
 			if err := p.write(io, ws, len(rs)); err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -13,5 +13,12 @@
 // two fields) are kept as opaque nodes with their canonical text. The
 // tree is also what `kanon rules lint` (internal/lint) checks.
 //
+// The columns of an ES|QL query are not tracked here: what each column
+// reference stands for (an event field, possibly renamed or expanded; an
+// EVAL of a field or of a function of one; a GROK or DISSECT capture; a
+// STATS column) is the compiler's lineage (esqleval.Lineage), and wildcard
+// patterns are classified by internal/eval/wildcard, as the evaluators
+// classify them.
+//
 // Everything here is pure and works on parsed rules; nothing runs events.
 package explain

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/rule"
@@ -94,13 +95,27 @@ type source struct {
 	stage string
 }
 
-func sources(r *rule.Rule) []source {
+// Lineage returns what the compiler derived about the columns of a rule's
+// ES|QL query: the compiled program's, or, for a rule compiled without one
+// (or whose query has errors), esqleval.Analyze's; nil for other rules.
+func Lineage(r *rule.Compiled) *esqleval.Lineage {
+	switch {
+	case r.Program != nil:
+		return r.Program.Lineage()
+	case r.ESQL != nil:
+		l, _ := esqleval.Analyze(r.ESQL)
+		return l
+	}
+	return nil
+}
+
+func sources(r *rule.Compiled) []source {
 	switch {
 	case r.KQL != nil:
 		return []source{{node: FromKQL(r.KQL)}}
 	case r.ESQL != nil:
 		var out []source
-		for _, w := range Wheres(r.ESQL) {
+		for _, w := range Wheres(r.ESQL, Lineage(r)) {
 			st := StageEvent
 			if w.AfterStats {
 				st = StageStats
@@ -147,7 +162,7 @@ type indicatorKey struct {
 
 // indicators returns the positive predicates on event fields of a rule,
 // one per value, in query order, with their spans.
-func indicators(r *rule.Rule) ([]indicatorKey, []pos.Span) {
+func indicators(r *rule.Compiled) ([]indicatorKey, []pos.Span) {
 	var keys []indicatorKey
 	var spans []pos.Span
 	seen := map[indicatorKey]bool{}
@@ -188,7 +203,7 @@ func indicators(r *rule.Rule) ([]indicatorKey, []pos.Span) {
 func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
 	x := &Explanation{ID: r.ID, Name: r.Name, Type: r.Type, Language: r.Language, Firing: r.Firing, File: r.File,
 		Conditions: []Condition{}, Exclusions: []Exclusion{}, Indicators: []Indicator{}, Outputs: []Output{}}
-	for _, s := range sources(r.Rule) {
+	for _, s := range sources(r) {
 		for _, c := range s.node.Conjuncts() {
 			excl := c.Op == OpNot
 			x.Conditions = append(x.Conditions, Condition{Text: c.Text, Position: Position(r.Rule, c.Span), Stage: s.stage, Exclusion: excl})
@@ -210,12 +225,12 @@ func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
 		if o.ID == r.ID {
 			continue
 		}
-		keys, _ := indicators(o.Rule)
+		keys, _ := indicators(o)
 		for _, k := range keys {
 			users[k] = append(users[k], o.ID)
 		}
 	}
-	keys, spans := indicators(r.Rule)
+	keys, spans := indicators(r)
 	for i, k := range keys {
 		others := users[k]
 		sort.Strings(others)
@@ -225,10 +240,11 @@ func Explain(r *rule.Compiled, loaded []*rule.Compiled) *Explanation {
 	// Output fields: an ES|QL rule's columns; a per-event rule's alert
 	// (KQL, or ES|QL without STATS) also carries the event's output fields.
 	if r.Program != nil {
-		for _, c := range r.Program.Columns() {
-			o := Output{Name: c}
-			if f := event.Lookup(c); f.Known() && f.Type != event.TypeObject {
-				o.Field = c
+		lin := r.Program.Lineage().Output()
+		for i, name := range r.Program.Columns() {
+			o := Output{Name: name}
+			if f, ok := lin[i].EventField(); ok && f.Type != event.TypeObject {
+				o.Field = f.Name
 			}
 			x.Outputs = append(x.Outputs, o)
 		}

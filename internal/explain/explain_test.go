@@ -297,3 +297,53 @@ query: |
 		t.Errorf("indicators %+v", x.Indicators)
 	}
 }
+
+// TestExplainLineage checks that predicates on columns follow the
+// compiler's lineage: a RENAME of an EVAL alias, a GROK capture, an EVAL
+// that replaces the field it reads, a STATS group of an alias, and an
+// output column that renames a field.
+func TestExplainLineage(t *testing.T) {
+	r := compile(t, "l.yaml", []byte(`id: l
+name: L
+type: esql
+severity: low
+risk_score: 1
+query: |
+  from logs-kubernetes.audit_logs-*
+  | eval ip = mv_first(kubernetes.audit.sourceIPs), kubernetes.audit.verb = to_lower(kubernetes.audit.verb)
+  | rename ip as first_ip, kubernetes.audit.userAgent as ua
+  | grok kubernetes.audit.requestURI "/api/%{WORD:kubernetes.audit.apiver}/%{GREEDYDATA:rest}"
+  | where not (first_ip == "10.0.0.1" or kubernetes.audit.verb == "get" or kubernetes.audit.apiver == "v1" or ua like "kube-probe/?.*")
+  | stats c = count(*) by first_ip, ua
+  | where not (first_ip == "127.0.0.1")
+  | keep first_ip, ua, c
+`))
+	x := explain.Explain(r, nil)
+	var got []string
+	for _, e := range x.Exclusions {
+		for _, m := range e.Matches {
+			got = append(got, fmt.Sprintf("%s %s %s %s %s", e.Stage, m.Func, m.Field, m.Kind, strings.Join(m.Values, "|")))
+		}
+	}
+	want := []string{
+		"event MV_FIRST kubernetes.audit.sourceIPs eq 10.0.0.1",
+		"event TO_LOWER kubernetes.audit.verb eq get",
+		"event  kubernetes.audit.apiver eq v1",
+		"event  kubernetes.audit.userAgent wildcard kube-probe/?.*",
+		"after_stats MV_FIRST kubernetes.audit.sourceIPs eq 127.0.0.1",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("exclusions\n%q\nwant\n%q", got, want)
+	}
+	// The GROK capture is a column, not an event field: no indicator.
+	if len(x.Indicators) != 0 {
+		t.Errorf("indicators %+v", x.Indicators)
+	}
+	var outs []string
+	for _, o := range x.Outputs {
+		outs = append(outs, o.Name+"="+o.Field)
+	}
+	if s := strings.Join(outs, ","); s != "first_ip=,ua=kubernetes.audit.userAgent,c=" {
+		t.Errorf("outputs %s", s)
+	}
+}

@@ -1,10 +1,11 @@
 package explain
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/query/esql"
 	"github.com/kanon-dev/kanon/internal/query/kql"
@@ -43,6 +44,10 @@ type Predicate struct {
 	// KQL is set for a predicate of KQL (also inside ES|QL's KQL()), which
 	// matches analyzed text fields case-insensitively.
 	KQL bool `json:"-"`
+	// Patterns are the parsed patterns of a KindWildcard predicate, one
+	// per value (as the language reads them: KQL's "?" is a literal
+	// character, LIKE's a wildcard).
+	Patterns []wildcard.Pattern `json:"-"`
 
 	// Span is the predicate's span in the query source; ValueSpans the
 	// span of each value (same length as Values).
@@ -163,6 +168,9 @@ func fromKQL(e kql.Expr, prefix string) *Node {
 	case *kql.ValueExpr:
 		kind, v := literalKind(x.Value)
 		p := &Predicate{Field: "*", Kind: kind, Values: []string{v}, Span: x.Span(), ValueSpans: []pos.Span{x.Value.Sp}}
+		if kind == KindWildcard {
+			p.Patterns = []wildcard.Pattern{wildcard.Parts(x.Value.Parts)}
+		}
 		return &Node{Op: OpPred, Pred: p, Text: x.String(), Span: x.Span()}
 	case *kql.MatchAllExpr:
 		return &Node{Op: OpOther, Text: "*", Span: x.Sp}
@@ -180,20 +188,24 @@ func literalKind(l kql.Literal) (Kind, string) {
 	if l.IsStar() {
 		return KindExists, ""
 	}
-	return patternKind(l.Parts, l.Value)
+	return patternKind(wildcard.Parts(l.Parts), l.Value)
 }
 
-// patternKind classifies a wildcard pattern split at its '*'s (no '?').
-func patternKind(parts []string, pattern string) (Kind, string) {
-	switch {
-	case len(parts) == 2 && parts[0] != "" && parts[1] == "":
-		return KindStartsWith, parts[0]
-	case len(parts) == 2 && parts[0] == "" && parts[1] != "":
-		return KindEndsWith, parts[1]
-	case len(parts) == 3 && parts[0] == "" && parts[1] != "" && parts[2] == "":
-		return KindContains, parts[1]
+// patternKind maps the kind of a wildcard pattern to a kind of match: the
+// literal of an exact value, a prefix, a suffix or an infix, or the
+// pattern as written.
+func patternKind(p wildcard.Pattern, written string) (Kind, string) {
+	switch p.Kind() {
+	case wildcard.Exact:
+		return KindEq, p.Literal()
+	case wildcard.Prefix:
+		return KindStartsWith, p.Literal()
+	case wildcard.Suffix:
+		return KindEndsWith, p.Literal()
+	case wildcard.Contains:
+		return KindContains, p.Literal()
 	}
-	return KindWildcard, pattern
+	return KindWildcard, written
 }
 
 // kqlValues turns "field:values" into a predicate, or a tree of them when
@@ -212,6 +224,9 @@ func kqlValues(field string, v kql.Expr, fe *kql.FieldExpr) *Node {
 			if kind != KindExists {
 				p.Values = append(p.Values, s)
 				p.ValueSpans = append(p.ValueSpans, ve.Value.Sp)
+			}
+			if kind == KindWildcard {
+				p.Patterns = append(p.Patterns, wildcard.Parts(ve.Value.Parts))
 			}
 		}
 		if p != nil {
@@ -259,14 +274,6 @@ func flatOr(v kql.Expr) ([]*kql.ValueExpr, bool) {
 
 // ---- ES|QL ----
 
-// alias is what an EVAL column stands for: a field, or a function of one.
-type alias struct{ field, fn string }
-
-// aliases maps columns made by EVAL from a field (EVAL x = field, x =
-// MV_FIRST(field), x = COALESCE(MV_COUNT(field), 0)) to that field, so that
-// predicates on x are reported on the field.
-type aliases map[string]alias
-
 // Where is one WHERE command of an ES|QL query, reduced.
 type Where struct {
 	Cmd *esql.WhereCmd
@@ -276,16 +283,20 @@ type Where struct {
 	Node       *Node
 }
 
-// Wheres reduces the WHERE commands of an ES|QL query, in order. Columns
-// computed by EVAL from a field (or a function of one) resolve to that
-// field; other computed columns (and every column after STATS) are marked
-// Column.
-func Wheres(q *esql.Query) []Where { return reduce(q, false) }
+// Wheres reduces the WHERE commands of an ES|QL query, in order. lin is
+// what the compiler derived about the query's columns (Program.Lineage,
+// or esqleval.Analyze for a query that was not compiled): a column that
+// EVAL computes from a field (or a function of one) resolves to that
+// field, a renamed column to what it renames, and other computed columns
+// (and every column after STATS) are marked Column. A reference lin does
+// not resolve is taken as the event field it names.
+func Wheres(q *esql.Query, lin *esqleval.Lineage) []Where { return reduce(q, lin, false) }
 
 // Tests reduces every boolean test of an ES|QL query: the WHERE commands
 // (Cmd set) and the boolean expressions inside EVAL and STATS, such as the
 // conditions of CASE (Cmd nil, Node the maximal boolean subexpression).
-func Tests(q *esql.Query) []Where { return reduce(q, true) }
+// lin is as for Wheres.
+func Tests(q *esql.Query, lin *esqleval.Lineage) []Where { return reduce(q, lin, true) }
 
 // isBoolean reports whether e is a boolean test the reduction understands.
 func isBoolean(e esql.Expr) bool {
@@ -303,67 +314,34 @@ func isBoolean(e esql.Expr) bool {
 	return false
 }
 
-// Children returns the direct subexpressions of an ES|QL expression.
-func Children(e esql.Expr) []esql.Expr {
-	switch x := e.(type) {
-	case *esql.BinaryExpr:
-		return []esql.Expr{x.X, x.Y}
-	case *esql.NotExpr:
-		return []esql.Expr{x.X}
-	case *esql.UnaryExpr:
-		return []esql.Expr{x.X}
-	case *esql.InExpr:
-		return append([]esql.Expr{x.X}, x.List...)
-	case *esql.LikeExpr:
-		return []esql.Expr{x.X}
-	case *esql.IsNullExpr:
-		return []esql.Expr{x.X}
-	case *esql.CastExpr:
-		return []esql.Expr{x.X}
-	case *esql.CallExpr:
-		return x.Args
-	}
-	return nil
-}
-
 // embedded appends the maximal boolean subexpressions of e, reduced.
 func (cv *esqlConv) embedded(e esql.Expr, out []Where) []Where {
-	if isBoolean(e) {
-		return append(out, Where{AfterStats: cv.after, Node: cv.node(e)})
-	}
-	for _, c := range Children(e) {
-		out = cv.embedded(c, out)
-	}
+	esql.Walk(e, func(x esql.Expr) bool {
+		if isBoolean(x) {
+			out = append(out, Where{AfterStats: cv.after, Node: cv.node(x)})
+			return false
+		}
+		return true
+	})
 	return out
 }
 
-func reduce(q *esql.Query, all bool) []Where {
+func reduce(q *esql.Query, lin *esqleval.Lineage, all bool) []Where {
 	var out []Where
-	al := aliases{}
-	computed := map[string]bool{}
 	after := false
 	for _, c := range q.Commands {
+		cv := &esqlConv{src: q.Src, lin: lin, after: after}
 		switch x := c.(type) {
 		case *esql.WhereCmd:
-			cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
 			out = append(out, Where{Cmd: x, AfterStats: after, Node: cv.node(x.Cond)})
 		case *esql.EvalCmd:
-			for _, a := range x.Fields {
-				cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
-				if all {
+			if all {
+				for _, a := range x.Fields {
 					out = cv.embedded(a.X, out)
-				}
-				if p := cv.subject(unwrapCoalesce(a.X)); p != nil && !p.Column {
-					al[a.Name] = alias{field: p.Field, fn: p.Func}
-					delete(computed, a.Name)
-				} else {
-					computed[a.Name] = true
-					delete(al, a.Name)
 				}
 			}
 		case *esql.StatsCmd:
 			if all {
-				cv := &esqlConv{src: q.Src, aliases: al, computed: computed, after: after}
 				for _, a := range x.Aggs {
 					out = cv.embedded(a.X, out)
 					if a.Where != nil {
@@ -372,44 +350,9 @@ func reduce(q *esql.Query, all bool) []Where {
 				}
 			}
 			after = true
-		case *esql.GrokCmd:
-			for _, m := range grokCapture.FindAllStringSubmatch(x.Pattern, -1) {
-				computed[m[1]] = true
-				delete(al, m[1])
-			}
-		case *esql.DissectCmd:
-			for _, m := range dissectCapture.FindAllStringSubmatch(x.Pattern, -1) {
-				computed[m[1]] = true
-				delete(al, m[1])
-			}
-		case *esql.RenameCmd:
-			for _, p := range x.Pairs {
-				old, nw := p.Old.Name, p.New.Name
-				switch {
-				case computed[old]:
-					computed[nw] = true
-					delete(al, nw)
-				default:
-					al[nw] = resolve(al, old)
-					delete(computed, nw)
-				}
-			}
 		}
 	}
 	return out
-}
-
-// Capture names of GROK (%{SYNTAX:name[:type]}) and DISSECT (%{[?+&*]name[->]}).
-var (
-	grokCapture    = regexp.MustCompile(`%\{[^}:]+:([^}:]+)(?::[^}]*)?\}`)
-	dissectCapture = regexp.MustCompile(`%\{[?+&*]?([^}?+&*>-][^}>]*?)(?:->)?\}`)
-)
-
-func resolve(a aliases, name string) alias {
-	if f, ok := a[name]; ok {
-		return f
-	}
-	return alias{field: name}
 }
 
 // unwrapCoalesce returns x of COALESCE(x, literal...), else e.
@@ -425,10 +368,9 @@ func unwrapCoalesce(e esql.Expr) esql.Expr {
 }
 
 type esqlConv struct {
-	src      *pos.Source
-	aliases  aliases
-	computed map[string]bool
-	after    bool
+	src   *pos.Source
+	lin   *esqleval.Lineage
+	after bool
 }
 
 func (cv *esqlConv) node(e esql.Expr) *Node {
@@ -468,7 +410,12 @@ func (cv *esqlConv) node(e esql.Expr) *Node {
 			if x.Regex {
 				p.Kind, p.Values = KindRegex, []string{x.Pattern}
 			} else {
-				p.Kind, p.Values = likeKind(x.Pattern)
+				pat := esqleval.LikePattern(x.Pattern)
+				k, v := patternKind(pat, x.Pattern)
+				p.Kind, p.Values = k, []string{v}
+				if k == KindWildcard {
+					p.Patterns = []wildcard.Pattern{pat}
+				}
 			}
 			n := &Node{Op: OpPred, Pred: p, Text: x.String(), Span: x.Loc}
 			if x.Not {
@@ -633,17 +580,27 @@ var subjectFuncs = map[string]bool{
 	"LENGTH": true, "TRIM": true, "URL_DECODE": true,
 }
 
-// subject returns a predicate stub for a field or a function of one field.
+// subject returns a predicate stub for a field or a function of one
+// field; after STATS it is always a Column.
 func (cv *esqlConv) subject(e esql.Expr) *Predicate {
+	p := cv.ofField(e)
+	if p != nil && cv.after {
+		p.Column = true
+	}
+	return p
+}
+
+// ofField returns a predicate stub for a field or a function of one field
+// (Column set when the field is a column the query computes).
+func (cv *esqlConv) ofField(e esql.Expr) *Predicate {
 	switch x := e.(type) {
 	case *esql.FieldExpr:
-		a := resolve(cv.aliases, x.Name)
-		return &Predicate{Field: a.field, Func: a.fn, Column: cv.after || cv.computed[x.Name]}
+		return cv.column(x)
 	case *esql.CastExpr:
-		return cv.subject(x.X)
+		return cv.ofField(x.X)
 	case *esql.CallExpr:
 		if subjectFuncs[x.Name] && len(x.Args) == 1 {
-			p := cv.subject(x.Args[0])
+			p := cv.ofField(x.Args[0])
 			if p != nil && p.Func == "" {
 				p.Func = x.Name
 				return p
@@ -651,6 +608,39 @@ func (cv *esqlConv) subject(e esql.Expr) *Predicate {
 		}
 	}
 	return nil
+}
+
+// column resolves a column reference with the compiler's lineage: an event
+// field (renamed or expanded, possibly), a column that EVAL computes from
+// a field or a function of one (EVAL x = field, x = MV_FIRST(field), x =
+// COALESCE(MV_COUNT(field), 0)), or the group of a STATS ... BY such a
+// column stand for that field; anything else is a Column named as the
+// reference.
+func (cv *esqlConv) column(x *esql.FieldExpr) *Predicate {
+	c, ok := cv.lin.Ref(x)
+	if !ok {
+		return &Predicate{Field: x.Name}
+	}
+	for c.Of != nil && (c.Origin == esqleval.OriginRename || c.Origin == esqleval.OriginExpand) {
+		c = c.Of
+	}
+	switch c.Origin {
+	case esqleval.OriginEvent:
+		return &Predicate{Field: c.Field.Name}
+	case esqleval.OriginMetadata:
+		return &Predicate{Field: c.Name}
+	case esqleval.OriginEval:
+		if p := cv.ofField(unwrapCoalesce(c.Expr)); p != nil && !p.Column {
+			return p
+		}
+	case esqleval.OriginStats:
+		if f, ok := c.Expr.(*esql.FieldExpr); ok {
+			if p := cv.column(f); !p.Column {
+				return p
+			}
+		}
+	}
+	return &Predicate{Field: x.Name, Column: true}
 }
 
 // literals returns the text of literal expressions (strings unquoted).
@@ -675,32 +665,4 @@ func literals(xs []esql.Expr) ([]string, []pos.Span, bool) {
 		spans = append(spans, l.Loc)
 	}
 	return vals, spans, true
-}
-
-// likeKind classifies an ES|QL LIKE pattern (* and ? wildcards, \
-// escapes).
-func likeKind(pattern string) (Kind, []string) {
-	var parts []string
-	var cur strings.Builder
-	for i := 0; i < len(pattern); i++ {
-		c := pattern[i]
-		switch {
-		case c == '\\' && i+1 < len(pattern):
-			i++
-			cur.WriteByte(pattern[i])
-		case c == '?':
-			return KindWildcard, []string{pattern}
-		case c == '*':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	parts = append(parts, cur.String())
-	if len(parts) == 1 {
-		return KindEq, parts
-	}
-	k, v := patternKind(parts, pattern)
-	return k, []string{v}
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
 	"github.com/kanon-dev/kanon/internal/explain"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/query/esql"
@@ -66,6 +67,17 @@ func Rules(rs []*rule.Rule) []Warning {
 	return out
 }
 
+// CompiledRules is Rules for compiled rules: ES|QL queries are linted with
+// the column lineage of their compiled programs.
+func CompiledRules(cs []*rule.Compiled) []Warning {
+	var out []Warning
+	for _, c := range cs {
+		out = append(out, Compiled(c)...)
+	}
+	sortWarnings(out)
+	return out
+}
+
 func sortWarnings(out []Warning) {
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -79,8 +91,17 @@ func sortWarnings(out []Warning) {
 	})
 }
 
-// Rule lints one parsed rule (its KQL or ES|QL query).
-func Rule(r *rule.Rule) []Warning {
+// Rule lints one parsed rule (its KQL or ES|QL query), also one that does
+// not compile. The columns of an ES|QL query (what EVAL, RENAME, GROK and
+// DISSECT define) are what the compiler derives (esqleval.Analyze); for a
+// query with errors, the part that compiled.
+func Rule(r *rule.Rule) []Warning { return Compiled(&rule.Compiled{Rule: r}) }
+
+// Compiled lints a compiled rule, reading the columns of an ES|QL query
+// from its program's lineage (a Compiled without a Program is analysed as
+// Rule does).
+func Compiled(c *rule.Compiled) []Warning {
+	r := c.Rule
 	l := &linter{r: r, seen: map[string]bool{}}
 	switch {
 	case r.KQL != nil:
@@ -88,8 +109,9 @@ func Rule(r *rule.Rule) []Warning {
 		n := explain.FromKQL(r.KQL)
 		l.tree(n, true, false)
 	case r.ESQL != nil:
-		l.esqlFields(r.ESQL)
-		for _, w := range explain.Tests(r.ESQL) {
+		lin := explain.Lineage(c)
+		l.esqlFields(r.ESQL, lin)
+		for _, w := range explain.Tests(r.ESQL, lin) {
 			if w.AfterStats {
 				continue
 			}
@@ -167,90 +189,32 @@ func (l *linter) kqlFields(e kql.Expr, prefix string) {
 }
 
 // esqlFields checks the event fields an ES|QL query names before its first
-// STATS (and in the STATS itself): names that EVAL, GROK, DISSECT or
-// RENAME define are columns, not event fields.
-func (l *linter) esqlFields(q *esql.Query) {
-	defined := map[string]bool{}
-	var walk func(e esql.Expr)
-	walk = func(e esql.Expr) {
-		if f, ok := e.(*esql.FieldExpr); ok {
-			if !defined[f.Name] && isEventName(f.Name) {
-				l.field(f.Name, f.Loc)
-			}
-			return
-		}
-		if c, ok := e.(*esql.CallExpr); ok && c.Name == "KQL" && len(c.Args) == 1 {
-			if lit, ok := c.Args[0].(*esql.LiteralExpr); ok && lit.Kind == esql.LitString {
-				if k, err := kql.ParseString(lit.Str); err == nil {
-					l.kqlFieldsAt(k, c.Loc)
-				}
-			}
-			return
-		}
-		for _, c := range explain.Children(e) {
-			walk(c)
-		}
-	}
+// STATS (and in the STATS itself). A name the query defines (EVAL, GROK,
+// DISSECT, RENAME: the compiler's lineage says which) is a column, not an
+// event field; so is every name after STATS.
+func (l *linter) esqlFields(q *esql.Query, lin *esqleval.Lineage) {
 	for _, c := range q.Commands {
-		switch x := c.(type) {
-		case *esql.WhereCmd:
-			walk(x.Cond)
-		case *esql.EvalCmd:
-			for _, a := range x.Fields {
-				walk(a.X)
-				defined[a.Name] = true
-			}
-		case *esql.GrokCmd:
-			walk(x.X)
-		case *esql.DissectCmd:
-			walk(x.X)
-		case *esql.RenameCmd:
-			for _, p := range x.Pairs {
-				defined[p.New.Name] = true
-			}
-		case *esql.StatsCmd:
-			for _, a := range x.Aggs {
-				walk(a.X)
-				if a.Where != nil {
-					walk(a.Where)
+		esql.WalkCmd(c, func(e esql.Expr) bool {
+			switch x := e.(type) {
+			case *esql.FieldExpr:
+				if col, ok := lin.Ref(x); (!ok || !col.Defined()) && isEventName(x.Name) {
+					l.field(x.Name, x.Loc)
+				}
+			case *esql.CallExpr:
+				if x.Name == "KQL" && len(x.Args) == 1 {
+					if lit, ok := x.Args[0].(*esql.LiteralExpr); ok && lit.Kind == esql.LitString {
+						if k, err := kql.ParseString(lit.Str); err == nil {
+							l.kqlFieldsAt(k, x.Loc)
+						}
+					}
+					return false
 				}
 			}
-			for _, b := range x.By {
-				walk(b.X)
-			}
+			return true
+		})
+		if _, ok := c.(*esql.StatsCmd); ok {
 			return // after STATS, names are its columns
 		}
-		// GROK and DISSECT captures: any name, marked when used later.
-		if g, ok := c.(*esql.GrokCmd); ok {
-			markCaptures(g.Pattern, defined)
-		}
-		if d, ok := c.(*esql.DissectCmd); ok {
-			markCaptures(d.Pattern, defined)
-		}
-	}
-}
-
-// markCaptures marks the %{...:name} / %{name} captures of a pattern.
-func markCaptures(pattern string, defined map[string]bool) {
-	for {
-		i := strings.Index(pattern, "%{")
-		if i < 0 {
-			return
-		}
-		pattern = pattern[i+2:]
-		j := strings.IndexByte(pattern, '}')
-		if j < 0 {
-			return
-		}
-		body := pattern[:j]
-		parts := strings.Split(body, ":")
-		name := parts[0]
-		if len(parts) > 1 {
-			name = parts[1]
-		}
-		name = strings.TrimLeft(strings.TrimSuffix(name, "->"), "?+&*")
-		defined[name] = true
-		pattern = pattern[j+1:]
 	}
 }
 

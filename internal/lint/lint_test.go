@@ -151,3 +151,61 @@ func TestLintSorted(t *testing.T) {
 		t.Fatalf("order: %v", ws)
 	}
 }
+
+// TestLintCompiled checks that linting a compiled rule (the lineage of its
+// program) and a parsed one (the compiler's analysis) agree.
+func TestLintCompiled(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatal("no test rules")
+	}
+	var parsed []*rule.Rule
+	var compiled []*rule.Compiled
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := rule.Parse(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := rule.Compile(r)
+		if err != nil {
+			t.Fatalf("%s does not compile: %v", f, err)
+		}
+		parsed, compiled = append(parsed, r), append(compiled, c)
+	}
+	a, b := lint.Rules(parsed), lint.CompiledRules(compiled)
+	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) == 0 {
+		t.Fatalf("parsed:\n%v\ncompiled:\n%v", a, b)
+	}
+}
+
+// TestLintUncompilable checks that a rule whose query does not compile is
+// still linted, with the columns of the part that compiled.
+func TestLintUncompilable(t *testing.T) {
+	r, err := rule.Parse("bad.yaml", []byte(`id: bad
+name: Bad
+type: esql
+severity: low
+risk_score: 1
+query: |
+  FROM logs-kubernetes.audit_logs-*
+  | EVAL lvl = kubernetes.audit.level, n = NO_SUCH_FUNCTION(kubernetes.audit.verb)
+  | WHERE lvl == "Panic" AND kubernetes.audit.nosuch == 1 AND n > 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rule.Compile(r); err == nil {
+		t.Fatal("the rule compiles")
+	}
+	var got []string
+	for _, w := range lint.Rule(r) {
+		got = append(got, fmt.Sprintf("%d:%d %s", w.Line, w.Col, w.Code))
+	}
+	if s := strings.Join(got, ", "); s != "9:18 impossible-value, 9:30 unknown-field" {
+		t.Fatalf("warnings %s", s)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/explain"
 	"github.com/kanon-dev/kanon/internal/pos"
 )
@@ -96,11 +97,11 @@ func (l *linter) domain(p *explain.Predicate, negated, required, fold bool, what
 	}
 	code, note := exclusionNote(negated)
 	for i, v := range p.Values {
-		if anyMatch(p.Kind, v, dom, fold) {
+		if anyMatch(p, i, dom, fold) {
 			continue
 		}
 		msg := fmt.Sprintf("%s is never %s: ", p.Subject(), describe(p.Kind, v))
-		if altWhat != "" && anyMatch(p.Kind, v, alt, false) {
+		if altWhat != "" && anyMatch(p, i, alt, false) {
 			msg += fmt.Sprintf("%q is %s (%ss are %s)", v, altWhat, what, strings.Join(dom, ", "))
 		} else {
 			msg += fmt.Sprintf("the %s is one of %s", what, strings.Join(dom, ", "))
@@ -108,7 +109,7 @@ func (l *linter) domain(p *explain.Predicate, negated, required, fold bool, what
 		if what == "level" && required && !negated && p.Kind == explain.KindEq {
 			var admitted, missed []string
 			for _, d := range dom {
-				if anyMatch(explain.KindEq, d, p.Values, fold) {
+				if equalsAny(d, p.Values, fold) {
 					admitted = append(admitted, d)
 				} else {
 					missed = append(missed, d)
@@ -161,13 +162,26 @@ func describe(k explain.Kind, v string) string {
 	return fmt.Sprintf("a value matching %q", v)
 }
 
-// anyMatch reports whether some value of dom matches v by kind.
-func anyMatch(k explain.Kind, v string, dom []string, fold bool) bool {
+// anyMatch reports whether some value of dom matches the i-th value of p
+// by p's kind (folding case when fold is set). A kind it cannot check
+// matches.
+func anyMatch(p *explain.Predicate, i int, dom []string, fold bool) bool {
+	v := p.Values[i]
+	var pat wildcard.Pattern
+	if p.Kind == explain.KindWildcard {
+		if i >= len(p.Patterns) {
+			return true
+		}
+		pat = p.Patterns[i]
+		if fold {
+			pat = pat.Map(strings.ToLower)
+		}
+	}
 	for _, d := range dom {
 		if fold {
 			d, v = strings.ToLower(d), strings.ToLower(v)
 		}
-		switch k {
+		switch p.Kind {
 		case explain.KindEq:
 			if d == v {
 				return true
@@ -185,7 +199,7 @@ func anyMatch(k explain.Kind, v string, dom []string, fold bool) bool {
 				return true
 			}
 		case explain.KindWildcard:
-			if glob(v, d) {
+			if pat.Match(d) {
 				return true
 			}
 		default:
@@ -195,23 +209,15 @@ func anyMatch(k explain.Kind, v string, dom []string, fold bool) bool {
 	return false
 }
 
-// glob matches s against a pattern with * and ? wildcards.
-func glob(pattern, s string) bool {
-	if pattern == "" {
-		return s == ""
-	}
-	switch pattern[0] {
-	case '*':
-		for i := 0; i <= len(s); i++ {
-			if glob(pattern[1:], s[i:]) {
-				return true
-			}
+// equalsAny reports whether d equals one of vals (folding case when fold
+// is set).
+func equalsAny(d string, vals []string, fold bool) bool {
+	for _, v := range vals {
+		if d == v || fold && strings.ToLower(d) == strings.ToLower(v) {
+			return true
 		}
-		return false
-	case '?':
-		return s != "" && glob(pattern[1:], s[1:])
 	}
-	return s != "" && s[0] == pattern[0] && glob(pattern[1:], s[1:])
+	return false
 }
 
 // verb checks audit verbs: resource verbs, or lower-cased HTTP methods.
@@ -222,7 +228,7 @@ func (l *linter) verb(p *explain.Predicate, negated bool) {
 	code, note := exclusionNote(negated)
 	all := verbs()
 	for i, v := range p.Values {
-		if anyMatch(p.Kind, v, all, false) {
+		if anyMatch(p, i, all, false) {
 			continue
 		}
 		var why string

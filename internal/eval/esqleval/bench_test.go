@@ -9,7 +9,7 @@ var sinkRows []Row
 // rough size of the material the prefix reads.
 func BenchmarkSeedPrefix(b *testing.B) {
 	p := seedProgram(b)
-	events := seedEvents(b, 64)
+	events := seedEvents(b, p, 64)
 	ev := p.NewEvaluator(Env{})
 	b.SetBytes(int64(len(events[0].RequestURI)))
 	b.ReportAllocs()
@@ -28,7 +28,7 @@ func BenchmarkSeedPrefix(b *testing.B) {
 // one source), per event.
 func BenchmarkSeedAggregate(b *testing.B) {
 	p := seedProgram(b)
-	events := seedEvents(b, 64)
+	events := seedEvents(b, p, 64)
 	ev := p.NewEvaluator(Env{})
 	s := p.NewState()
 	b.SetBytes(int64(len(events[0].RequestURI)))
@@ -47,7 +47,7 @@ func BenchmarkSeedExportMerge(b *testing.B) {
 	p := seedProgram(b)
 	ev := p.NewEvaluator(Env{})
 	s := p.NewState()
-	for _, e := range seedEvents(b, 64) {
+	for _, e := range seedEvents(b, p, 64) {
 		if err := s.AddEvent(ev, e); err != nil {
 			b.Fatal(err)
 		}
@@ -64,5 +64,34 @@ func BenchmarkSeedExportMerge(b *testing.B) {
 		if err := o.Merge(s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkLike measures WHERE ... LIKE per event for each kind of compiled
+// pattern (exact, prefix, suffix, contains, general with "?").
+func BenchmarkLike(b *testing.B) {
+	for _, c := range []struct{ name, pattern string }{
+		{"exact", `/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef`},
+		{"prefix", `/api/v1/namespaces/*`},
+		{"suffix", `*/bootstrap-token-abcdef`},
+		{"contains", `*secrets*`},
+		{"general_star", `/api/*/secrets/*-token-*`},
+		{"general_question", `/api/v?/namespaces/*`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := mustProgram(b, `from x | where kubernetes.audit.requestURI like "`+c.pattern+`"`)
+			e := uriEvent(b, p, "/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef", "get")
+			ev := p.NewEvaluator(Env{})
+			b.SetBytes(int64(len(e.RequestURI)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rows, err := ev.Eval(e)
+				if err != nil || len(rows) != 1 {
+					b.Fatalf("rows %d, err %v", len(rows), err)
+				}
+				sinkRows = rows
+			}
+		})
 	}
 }

@@ -164,19 +164,23 @@ func runCase(t *testing.T, c conformanceCase) (*Table, error) {
 	ev := p.NewEvaluator(env)
 	whole, a, b := p.NewState(), p.NewState(), p.NewState()
 	for i, doc := range c.events {
-		e, err := eventFromECS([]byte(doc))
+		var addErr error
+		err := readECS(doc, p.Fields(), func(e *event.Event) error {
+			if addErr = whole.AddEvent(ev, e); addErr != nil {
+				return nil
+			}
+			half := a
+			if i%2 == 1 {
+				half = b
+			}
+			addErr = half.AddEvent(ev, e)
+			return nil
+		})
 		if err != nil {
-			t.Fatalf("%s:%d: event %d: %v", c.file, c.line, i+1, err)
+			t.Fatalf("%s:%d: the reader cannot read event %d: %v", c.file, c.line, i+1, err)
 		}
-		if err := whole.AddEvent(ev, e); err != nil {
-			return nil, err
-		}
-		half := a
-		if i%2 == 1 {
-			half = b
-		}
-		if err := half.AddEvent(ev, e); err != nil {
-			return nil, err
+		if addErr != nil {
+			return nil, addErr
 		}
 	}
 	want, err := whole.Result(env)
@@ -253,22 +257,30 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// TestConformanceEventHelper checks the test's event builder on the fields
-// the conformance files use.
-func TestConformanceEventHelper(t *testing.T) {
-	e, err := eventFromECS([]byte(`{"@timestamp":"2024-05-01T10:00:00Z","kubernetes":{"audit":{"sourceIPs":["10.0.0.1","10.0.0.2"],"responseStatus":{"code":403},"annotations":{"authorization_k8s_io/decision":"forbid"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(name string) string { return formatCell(e.Get(event.Lookup(name), nil)) }
-	for name, want := range map[string]string{
-		"kubernetes.audit.sourceIPs":                                 `["10.0.0.1", "10.0.0.2"]`,
-		"kubernetes.audit.responseStatus.code":                       `403`,
-		"kubernetes.audit.annotations.authorization_k8s_io/decision": `"forbid"`,
-		"@timestamp": `"2024-05-01T10:00:00Z"`,
+// TestReadECS checks that the production reader gives the suite's ECS
+// documents the fields the conformance files use, read with the fields a
+// program reads.
+func TestReadECS(t *testing.T) {
+	p := mustProgram(t, `from x | keep kubernetes.audit.sourceIPs, kubernetes.audit.responseStatus.code, `+"`kubernetes.audit.annotations.authorization_k8s_io/decision`"+`, @timestamp, kubernetes.audit.verb`)
+	for _, doc := range []string{
+		`{"@timestamp":"2024-05-01T10:00:00Z","kubernetes":{"audit":{"verb":"get","sourceIPs":["10.0.0.1","10.0.0.2"],"responseStatus":{"code":403},"annotations":{"authorization_k8s_io/decision":"forbid"}}}}`,
+		`{"@timestamp":"2024-05-01T10:00:00Z","kubernetes.audit.verb":"get","kubernetes.audit.sourceIPs":["10.0.0.1","10.0.0.2"],"kubernetes.audit.responseStatus.code":403,"kubernetes":{"audit":{"annotations":{"authorization_k8s_io/decision":"forbid"}}}}`,
 	} {
-		if got := get(name); got != want {
-			t.Errorf("%s = %s, want %s", name, got, want)
+		e := ecsEvent(t, p, doc)
+		get := func(name string) string { return formatCell(e.Get(event.Lookup(name), nil)) }
+		for name, want := range map[string]string{
+			"kubernetes.audit.verb":                                      `"get"`,
+			"kubernetes.audit.sourceIPs":                                 `["10.0.0.1", "10.0.0.2"]`,
+			"kubernetes.audit.responseStatus.code":                       `403`,
+			"kubernetes.audit.annotations.authorization_k8s_io/decision": `"forbid"`,
+			"@timestamp": `"2024-05-01T10:00:00Z"`,
+		} {
+			if got := get(name); got != want {
+				t.Errorf("%s: %s = %s, want %s", doc, name, got, want)
+			}
 		}
+	}
+	if err := readECS(`{"kubernetes":{"audit":{"verb":1}}}`, p.Fields(), func(*event.Event) error { return nil }); err == nil {
+		t.Error("the reader takes a number for the verb")
 	}
 }

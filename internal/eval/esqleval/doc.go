@@ -13,6 +13,16 @@
 //     them through a store, and are bounded by a memory budget.
 //   - State.Result runs the rest at the end of the window and returns the
 //     output table.
+//   - Program.Lineage (or Analyze, which also works on a query with
+//     errors) is what the compiler derived about the columns: which column
+//     each field reference resolves to and where its values come from
+//     (an event field, EVAL, GROK and DISSECT captures, STATS, through
+//     RENAME, MV_EXPAND and KEEP). `kanon rules explain` and `kanon rules
+//     lint` read it instead of tracking columns themselves.
+//
+// LIKE patterns (LikePattern) and RLIKE expressions that are wildcard
+// patterns in disguise are matched with the literal matchers of
+// internal/eval/wildcard; other RLIKE expressions with regexp.
 //
 // Values are event.Value; a cell holds any number of them (ES|QL values
 // can be multi-valued; none is null). Semantics follow Elasticsearch's

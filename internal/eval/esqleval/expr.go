@@ -116,7 +116,7 @@ func (cp *compiler) compileExpr(x esql.Expr) (cexpr, bool) {
 		}
 		return cexpr{dur: sp}, true
 	case *esql.FieldExpr:
-		slot, t, ok := cp.resolve(x.Name, x.Loc)
+		slot, t, ok := cp.resolve(x)
 		if !ok {
 			return cexpr{}, false
 		}

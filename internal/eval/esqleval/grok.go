@@ -52,6 +52,20 @@ func (cp *compiler) extractor(cmd esql.Cmd) (cexpr, extractFn, []string, []typ) 
 	return e, ex, names, types
 }
 
+// extracted records the columns that a GROK or DISSECT command adds and
+// returns their lineage, in order.
+func (cp *compiler) extracted(cmd esql.Cmd, names []string, types []typ) []*Column {
+	origin := OriginGrok
+	if _, ok := cmd.(*esql.DissectCmd); ok {
+		origin = OriginDissect
+	}
+	lines := make([]*Column, len(names))
+	for i, n := range names {
+		lines[i] = cp.define(cmd, &Column{Name: n, Origin: origin, Type: typeName(types[i])})
+	}
+	return lines
+}
+
 // grokRef finds %{SYNTAX:name[:type]} references, as go-grok reads them.
 var grokRef = regexp.MustCompile(`%{(\w+)(?::([\w+.]+)(?::(\w+))?)?}`)
 

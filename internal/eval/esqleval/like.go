@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/esql"
 )
@@ -27,7 +28,8 @@ func (cp *compiler) compileLike(x *esql.LikeExpr) (cexpr, bool) {
 		}
 		m = re
 	} else {
-		m = compileWildcard(x.Pattern)
+		p := LikePattern(x.Pattern)
+		m = p.Match
 	}
 	t, not := cp.newTmp(), x.Not
 	return cexpr{typ: tyBool, fn: func(c *ctx, dst []event.Value) []event.Value {
@@ -39,74 +41,29 @@ func (cp *compiler) compileLike(x *esql.LikeExpr) (cexpr, bool) {
 	}}, true
 }
 
-// compileWildcard compiles a LIKE pattern: "*" matches any run of
-// characters, "?" exactly one, and "\" escapes the next character. Patterns
-// that are a literal, a prefix, a suffix or an infix become string checks;
-// others a regular expression.
-func compileWildcard(p string) matcher {
-	// Split into literal runs and wildcards.
-	var lits []string
-	var kinds []byte // 'l' literal, '*', '?'
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			lits = append(lits, cur.String())
-			kinds = append(kinds, 'l')
-			cur.Reset()
-		}
-	}
+// LikePattern parses the pattern of ES|QL's LIKE: "*" matches any run of
+// characters, "?" exactly one, and "\" makes the next character literal (a
+// "\" at the end is itself literal). Every LIKE pattern is a valid one.
+// The pattern's kind says whether it is an exact value, a prefix, a suffix,
+// an infix or a general pattern.
+func LikePattern(p string) wildcard.Pattern {
+	var b wildcard.Builder
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; c {
 		case '\\':
 			if i+1 < len(p) {
 				i++
-				cur.WriteByte(p[i])
-			} else {
-				cur.WriteByte(c)
 			}
-		case '*', '?':
-			flush()
-			lits = append(lits, "")
-			kinds = append(kinds, c)
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	flush()
-	shape := string(kinds)
-	switch shape {
-	case "":
-		return func(s string) bool { return s == "" }
-	case "l":
-		lit := lits[0]
-		return func(s string) bool { return s == lit }
-	case "*":
-		return func(string) bool { return true }
-	case "l*":
-		lit := lits[0]
-		return func(s string) bool { return strings.HasPrefix(s, lit) }
-	case "*l":
-		lit := lits[1]
-		return func(s string) bool { return strings.HasSuffix(s, lit) }
-	case "*l*":
-		lit := lits[1]
-		return func(s string) bool { return strings.Contains(s, lit) }
-	}
-	var b strings.Builder
-	b.WriteString(`^(?s:`)
-	for i, k := range kinds {
-		switch k {
+			b.Literal(p[i : i+1])
 		case '*':
-			b.WriteString(`.*`)
+			b.Star()
 		case '?':
-			b.WriteString(`.`)
+			b.One()
 		default:
-			b.WriteString(regexp.QuoteMeta(lits[i]))
+			b.Literal(p[i : i+1])
 		}
 	}
-	b.WriteString(`)$`)
-	re := regexp.MustCompile(b.String())
-	return re.MatchString
+	return b.Pattern()
 }
 
 // compileLucene compiles an RLIKE pattern. RLIKE uses Lucene's regular
@@ -115,8 +72,22 @@ func compileWildcard(p string) matcher {
 // (newlines included), a backslash before a character that is not a class
 // shorthand (\d \s \w \D \S \W) makes it literal, and "..." quotes a literal
 // string. Lucene's optional operators (& ~ < > # @) are not enabled by
-// ES|QL and are literal characters.
+// ES|QL and are literal characters. An expression that is a wildcard
+// pattern in disguise (lucenePattern) is matched with literal checks.
 func compileLucene(p string) (matcher, error) {
+	re, err := luceneRegexp(p)
+	if err != nil {
+		return nil, err
+	}
+	if wp, ok := lucenePattern(p); ok {
+		return wp.Match, nil
+	}
+	return re.MatchString, nil
+}
+
+// luceneRegexp translates an RLIKE expression to an anchored RE2 regular
+// expression (see compileLucene).
+func luceneRegexp(p string) (*regexp.Regexp, error) {
 	var b strings.Builder
 	b.WriteString(`^(?s:`)
 	inClass := false
@@ -131,7 +102,7 @@ func compileLucene(p string) (matcher, error) {
 				b.WriteByte(c)
 			case c == '\\' && i+1 < len(p):
 				i++
-				b.WriteString(regexp.QuoteMeta(string(p[i])))
+				b.WriteString(regexp.QuoteMeta(p[i : i+1]))
 			case c == '[' || c == '\\':
 				b.WriteByte('\\')
 				b.WriteByte(c)
@@ -159,7 +130,7 @@ func compileLucene(p string) (matcher, error) {
 				b.WriteByte('\\')
 				b.WriteByte(n)
 			} else {
-				b.WriteString(regexp.QuoteMeta(string(n)))
+				b.WriteString(regexp.QuoteMeta(p[i : i+1]))
 			}
 		case '"':
 			end := strings.IndexByte(p[i+1:], '"')
@@ -170,31 +141,72 @@ func compileLucene(p string) (matcher, error) {
 			b.WriteString(regexp.QuoteMeta(p[i+1 : i+1+end]))
 			i += end + 1
 		case '&', '~', '<', '>', '#', '@', '$', '^':
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
 		default:
 			b.WriteByte(c)
 		}
 	}
 	b.WriteString(`)$`)
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return nil, err
-	}
-	// Prefer a literal check when the pattern is a plain infix .*lit.*.
-	if lit, ok := infixLiteral(p); ok {
-		return func(s string) bool { return strings.Contains(s, lit) }, nil
-	}
-	return re.MatchString, nil
+	return regexp.Compile(b.String())
 }
 
-// infixLiteral recognises ".*literal.*" where literal has no operators.
-func infixLiteral(p string) (string, bool) {
-	if len(p) < 4 || !strings.HasPrefix(p, ".*") || !strings.HasSuffix(p, ".*") {
-		return "", false
+// lucenePattern returns the wildcard pattern an RLIKE expression stands
+// for when it is made only of literal characters (plain, escaped or
+// "quoted"), "." (one character), ".*" (any run) and ".+" (one character,
+// then any run); ok is false for anything else (classes, groups,
+// alternatives, other repetitions), which stays a regular expression. It
+// reads the syntax as compileLucene translates it, and is only used on
+// expressions that compile.
+func lucenePattern(p string) (wp wildcard.Pattern, ok bool) {
+	var b wildcard.Builder
+	// quantified reports whether a repetition operator follows p[i-1].
+	quantified := func(i int) bool { return i < len(p) && strings.IndexByte("*+?{", p[i]) >= 0 }
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '.':
+			switch {
+			case i+1 < len(p) && p[i+1] == '*':
+				b.Star()
+				i++
+			case i+1 < len(p) && p[i+1] == '+':
+				b.One()
+				b.Star()
+				i++
+			default:
+				b.One()
+			}
+			if quantified(i + 1) {
+				return wildcard.Pattern{}, false
+			}
+		case '\\':
+			if i+1 < len(p) {
+				i++
+				if strings.IndexByte("dswDSW", p[i]) >= 0 {
+					return wildcard.Pattern{}, false
+				}
+			}
+			b.Literal(p[i : i+1])
+			if quantified(i + 1) {
+				return wildcard.Pattern{}, false
+			}
+		case '"':
+			if end := strings.IndexByte(p[i+1:], '"'); end >= 0 {
+				b.Literal(p[i+1 : i+1+end])
+				i += end + 1
+			} else {
+				b.Literal(`"`)
+			}
+			if quantified(i + 1) {
+				return wildcard.Pattern{}, false
+			}
+		case '*', '+', '?', '{', '}', '|', '(', ')', '[', ']':
+			return wildcard.Pattern{}, false
+		default:
+			b.Literal(p[i : i+1])
+			if quantified(i + 1) {
+				return wildcard.Pattern{}, false
+			}
+		}
 	}
-	mid := p[2 : len(p)-2]
-	if strings.ContainsAny(mid, `.?+*|{}[]()"\&~<>#@`) {
-		return "", false
-	}
-	return mid, true
+	return b.Pattern(), true
 }

@@ -4,36 +4,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/query/esql"
 )
 
-// walkExpr calls fn for every field reference in e.
-func walkExpr(e esql.Expr, fn func(*esql.FieldExpr)) {
-	switch e := e.(type) {
-	case *esql.FieldExpr:
-		fn(e)
-	case *esql.CallExpr:
-		for _, a := range e.Args {
-			walkExpr(a, fn)
-		}
-	case *esql.UnaryExpr:
-		walkExpr(e.X, fn)
-	case *esql.NotExpr:
-		walkExpr(e.X, fn)
-	case *esql.BinaryExpr:
-		walkExpr(e.X, fn)
-		walkExpr(e.Y, fn)
-	case *esql.InExpr:
-		walkExpr(e.X, fn)
-		for _, a := range e.List {
-			walkExpr(a, fn)
-		}
-	case *esql.LikeExpr:
-		walkExpr(e.X, fn)
-	case *esql.IsNullExpr:
-		walkExpr(e.X, fn)
-	case *esql.CastExpr:
-		walkExpr(e.X, fn)
-	}
-}
-
 // openRestFields adds to the (still open) prefix schema the event fields
 // that the start of the rest reads: the commands up to and including the
 // first one that changes the columns (STATS, EVAL, ...). Those read the
@@ -57,38 +27,18 @@ func (cp *compiler) openRestFields(rest []esql.Cmd) {
 		}
 	}
 	for _, c := range rest {
-		switch c := c.(type) {
-		case *esql.SortCmd:
-			for _, k := range c.Keys {
-				walkExpr(k.X, add)
+		esql.WalkCmd(c, func(e esql.Expr) bool {
+			if f, ok := e.(*esql.FieldExpr); ok {
+				add(f)
 			}
-			continue
-		case *esql.LimitCmd:
-			continue
-		case *esql.WhereCmd:
-			walkExpr(c.Cond, add)
+			return true
+		})
+		switch c := c.(type) {
+		case *esql.SortCmd, *esql.LimitCmd, *esql.WhereCmd:
 			continue
 		case *esql.MvExpandCmd:
 			add(&esql.FieldExpr{Name: c.Field.Name, Loc: c.Field.Loc})
 			continue
-		case *esql.StatsCmd:
-			for _, a := range c.Aggs {
-				walkExpr(a.X, add)
-				if a.Where != nil {
-					walkExpr(a.Where, add)
-				}
-			}
-			for _, g := range c.By {
-				walkExpr(g.X, add)
-			}
-		case *esql.EvalCmd:
-			for _, a := range c.Fields {
-				walkExpr(a.X, add)
-			}
-		case *esql.GrokCmd:
-			walkExpr(c.X, add)
-		case *esql.DissectCmd:
-			walkExpr(c.X, add)
 		case *esql.KeepCmd:
 			for _, np := range c.Patterns {
 				if !np.HasWildcard() {

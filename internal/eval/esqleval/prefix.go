@@ -3,6 +3,7 @@ package esqleval
 import (
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/query/esql"
@@ -16,6 +17,7 @@ type pcol struct {
 	isEvent bool
 	field   event.Field
 	typ     typ
+	line    *Column // nil until first needed for a column of FROM (lineOf)
 }
 
 // pschema is the prefix's column list. While open, any field name not yet
@@ -83,14 +85,14 @@ func (s *pschema) find(cp *compiler, name string, loc pos.Span) (int, bool) {
 
 // set makes name a computed column in slot, replacing any column of that
 // name; a new column goes to the end, as EVAL, GROK and DISSECT add them.
-func (s *pschema) set(name string, slot int, t typ) {
+func (s *pschema) set(name string, slot int, t typ, line *Column) {
 	for i := range s.cols {
 		if s.cols[i].name == name {
 			s.cols = append(s.cols[:i], s.cols[i+1:]...)
 			break
 		}
 	}
-	s.cols = append(s.cols, pcol{name: name, slot: slot, typ: t})
+	s.cols = append(s.cols, pcol{name: name, slot: slot, typ: t, line: line})
 }
 
 // prefixOp is one runtime step of the per-event prefix. KEEP, DROP and
@@ -123,7 +125,7 @@ func (cp *compiler) compilePrefixCmd(cmd esql.Cmd) {
 				continue
 			}
 			slot := cp.newSlot(false, event.Field{})
-			cp.ps.set(a.Name, slot, e.typ)
+			cp.ps.set(a.Name, slot, e.typ, cp.define(c, &Column{Name: a.Name, Origin: OriginEval, Type: typeName(e.typ), Expr: a.X}))
 			p.prefix = append(p.prefix, prefixOp{run: func(c *ctx) bool {
 				c.cols[slot] = e.fn(c, c.cols[slot][:0])
 				return true
@@ -135,9 +137,10 @@ func (cp *compiler) compilePrefixCmd(cmd esql.Cmd) {
 			return
 		}
 		slots := make([]int, len(names))
+		lines := cp.extracted(cmd, names, types)
 		for i, n := range names {
 			slots[i] = cp.newSlot(false, event.Field{})
-			cp.ps.set(n, slots[i], types[i])
+			cp.ps.set(n, slots[i], types[i], lines[i])
 		}
 		t := cp.newTmp()
 		p.prefix = append(p.prefix, prefixOp{run: func(c *ctx) bool {
@@ -157,8 +160,10 @@ func (cp *compiler) compilePrefixCmd(cmd esql.Cmd) {
 		}
 		col := &cp.ps.cols[i]
 		src := cp.slotOf(col)
+		of := cp.lineOf(col)
 		out := cp.newSlot(false, event.Field{})
 		col.slot, col.isEvent = out, false
+		col.line = cp.define(c, &Column{Name: col.name, Origin: OriginExpand, Type: typeName(col.typ), Of: of})
 		p.prefix = append(p.prefix, prefixOp{expand: src, expandOut: out})
 	case *esql.KeepCmd:
 		names := cp.ps.names()
@@ -203,8 +208,10 @@ func (cp *compiler) compilePrefixCmd(cmd esql.Cmd) {
 			if pr.Old.Name == pr.New.Name {
 				continue
 			}
+			of := cp.lineOf(&cp.ps.cols[i])
 			col := cp.ps.cols[i]
 			col.name = pr.New.Name
+			col.line = cp.define(c, &Column{Name: pr.New.Name, Origin: OriginRename, Type: typeName(col.typ), Of: of})
 			cp.ps.cols[i] = col
 			for j := range cp.ps.cols {
 				if j != i && cp.ps.cols[j].name == pr.New.Name {
@@ -237,30 +244,11 @@ func contains(names []string, n string) bool {
 	return false
 }
 
-// globMatch matches name against a pattern where "*" matches any run of
-// characters.
+// globMatch matches name against a KEEP or DROP name pattern, where "*"
+// matches any run of characters.
 func globMatch(pattern, name string) bool {
-	star := strings.IndexByte(pattern, '*')
-	if star < 0 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, pattern[:star]) {
-		return false
-	}
-	name = name[star:]
-	pattern = pattern[star+1:]
-	for {
-		next := strings.IndexByte(pattern, '*')
-		if next < 0 {
-			return strings.HasSuffix(name, pattern)
-		}
-		i := strings.Index(name, pattern[:next])
-		if i < 0 {
-			return false
-		}
-		name = name[i+next:]
-		pattern = pattern[next+1:]
-	}
+	p := wildcard.Parts(strings.Split(pattern, "*"))
+	return p.Match(name)
 }
 
 func matchesAny(name string, pats []esql.NamePattern) bool {

@@ -45,6 +45,8 @@ type Program struct {
 	columns   []string
 	lastLimit bool
 	ntmp      int
+
+	lineage *Lineage
 }
 
 // Compile compiles a parsed query. Errors are a *pos.ErrorList of positioned
@@ -57,6 +59,17 @@ func Compile(q *esql.Query, opts ...Option) (p *Program, err error) {
 			p, err = nil, fmt.Errorf("esqleval: BUG: compiler panic: %v\n%s", r, debug.Stack())
 		}
 	}()
+	p, err = build(q, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// build compiles q. With compile errors it returns them with the program
+// as far as it compiled (which must not run); with bad options or an
+// empty query, no program.
+func build(q *esql.Query, opts []Option) (*Program, error) {
 	o := options{budget: DefaultMemoryBudget, limit: DefaultResultLimit}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -68,14 +81,12 @@ func Compile(q *esql.Query, opts ...Option) (p *Program, err error) {
 	}
 	h := fnv.New64a()
 	h.Write([]byte(q.String()))
-	p = &Program{query: q, opts: o, hash: h.Sum64()}
+	p := &Program{query: q, opts: o, hash: h.Sum64(),
+		lineage: &Lineage{refs: map[*esql.FieldExpr]*Column{}, defs: map[esql.Cmd][]*Column{}}}
 	cp := &compiler{p: p, src: q.Src}
 	cp.compile()
-	if err := cp.errs.Err(); err != nil {
-		return nil, err
-	}
 	p.ntmp = cp.ntmp
-	return p, nil
+	return p, cp.errs.Err()
 }
 
 // Query returns the query the program was compiled from.
@@ -124,24 +135,27 @@ func (cp *compiler) newTmp() int {
 	return cp.ntmp - 1
 }
 
-// resolve finds the column a name refers to at the current point of the
-// query and returns its slot (prefix) or row position (rest).
-func (cp *compiler) resolve(name string, loc pos.Span) (int, typ, bool) {
+// resolve finds the column the reference x is to at the current point of
+// the query, records it in the lineage, and returns its slot (prefix) or
+// row position (rest).
+func (cp *compiler) resolve(x *esql.FieldExpr) (int, typ, bool) {
 	if cp.inPrefix {
-		i, ok := cp.ps.find(cp, name, loc)
+		i, ok := cp.ps.find(cp, x.Name, x.Loc)
 		if !ok {
 			return 0, 0, false
 		}
 		col := &cp.ps.cols[i]
+		cp.p.lineage.refs[x] = cp.lineOf(col)
 		return cp.slotOf(col), col.typ, true
 	}
 	for i := len(cp.rs) - 1; i >= 0; i-- {
-		if cp.rs[i].name == name {
+		if cp.rs[i].name == x.Name {
 			cp.markUsed(cp.rs[i])
+			cp.p.lineage.refs[x] = cp.rs[i].line
 			return i, cp.rs[i].typ, true
 		}
 	}
-	cp.errorf(loc, ErrUnknownColumn, "unknown column %s", esqlName(name))
+	cp.errorf(x.Loc, ErrUnknownColumn, "unknown column %s", esqlName(x.Name))
 	return 0, 0, false
 }
 
@@ -198,9 +212,10 @@ func (cp *compiler) compile() {
 	cp.inPrefix = false
 	// The prefix's output columns become the rest's input.
 	p := cp.p
-	for _, c := range cp.ps.cols {
+	for j := range cp.ps.cols {
+		c := &cp.ps.cols[j]
 		p.prefixCols = append(p.prefixCols, c.name)
-		cp.rs = append(cp.rs, rcol{name: c.name, src: len(cp.rs), typ: c.typ})
+		cp.rs = append(cp.rs, rcol{name: c.name, src: len(cp.rs), typ: c.typ, line: cp.lineOf(c)})
 	}
 	cp.used = make([]bool, len(cp.rs))
 	rest := q.Commands[i:]
@@ -219,6 +234,7 @@ func (cp *compiler) compile() {
 	for _, c := range cp.rs {
 		cp.markUsed(c)
 		p.columns = append(p.columns, c.name)
+		p.lineage.out = append(p.lineage.out, c.line)
 	}
 	p.outSlots = make([]int, len(cp.ps.cols))
 	for j := range cp.ps.cols {

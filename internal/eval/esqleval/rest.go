@@ -13,6 +13,7 @@ type rcol struct {
 	name string
 	src  int
 	typ  typ
+	line *Column
 }
 
 // restOp is one command of the rest, run over all rows of a window.
@@ -43,9 +44,9 @@ func (cp *compiler) rsNames() []string {
 // appendCols extends the rest schema with computed columns and returns the
 // positions of the resulting columns once earlier columns of the same names
 // are dropped.
-func (cp *compiler) appendCols(names []string, types []typ) []int {
+func (cp *compiler) appendCols(names []string, types []typ, lines []*Column) []int {
 	for i, n := range names {
-		cp.rs = append(cp.rs, rcol{name: n, src: -1, typ: types[i]})
+		cp.rs = append(cp.rs, rcol{name: n, src: -1, typ: types[i], line: lines[i]})
 	}
 	var idx []int
 	var cols []rcol
@@ -90,19 +91,23 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		var exprs []cexpr
 		var names []string
 		var types []typ
+		var lines []*Column
 		for _, a := range c.Fields {
 			e, ok := cp.operand(a.X)
 			if !ok {
+				cp.rs = cp.rs[:width]
 				return
 			}
+			line := cp.define(c, &Column{Name: a.Name, Origin: OriginEval, Type: typeName(e.typ), Expr: a.X})
 			exprs = append(exprs, e)
 			names = append(names, a.Name)
 			types = append(types, e.typ)
+			lines = append(lines, line)
 			// Later assignments of the same EVAL see earlier ones.
-			cp.rs = append(cp.rs, rcol{name: a.Name, src: -1, typ: e.typ})
+			cp.rs = append(cp.rs, rcol{name: a.Name, src: -1, typ: e.typ, line: line})
 		}
 		cp.rs = cp.rs[:width]
-		idx := cp.appendCols(names, types)
+		idx := cp.appendCols(names, types, lines)
 		proj := project(idx)
 		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
 			for r, row := range rows {
@@ -122,7 +127,7 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 			return
 		}
 		width := len(cp.rs)
-		idx := cp.appendCols(names, types)
+		idx := cp.appendCols(names, types, cp.extracted(cmd, names, types))
 		proj := project(idx)
 		t := cp.newTmp()
 		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
@@ -202,6 +207,7 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 				return
 			}
 			cp.rs[i].name = pr.New.Name
+			cp.rs[i].line = cp.define(c, &Column{Name: pr.New.Name, Origin: OriginRename, Type: typeName(cp.rs[i].typ), Of: cp.rs[i].line})
 			for j := range cp.rs {
 				if j != i && cp.rs[j].name == pr.New.Name {
 					cp.rs = append(cp.rs[:j], cp.rs[j+1:]...)
@@ -234,6 +240,7 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		}
 		cp.markUsed(cp.rs[pos])
 		cp.rs[pos].src = -1
+		cp.rs[pos].line = cp.define(c, &Column{Name: c.Field.Name, Origin: OriginExpand, Type: typeName(cp.rs[pos].typ), Of: cp.rs[pos].line})
 		p.rest = append(p.rest, func(_ *ctx, rows []Row) ([]Row, error) {
 			var out []Row
 			for _, row := range rows {

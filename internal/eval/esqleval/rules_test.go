@@ -125,10 +125,7 @@ func TestElasticExecRule(t *testing.T) {
 	ev := p.NewEvaluator(Env{})
 	match := func(uri string) Row {
 		t.Helper()
-		e, err := eventFromECS([]byte(`{"kubernetes":{"audit":{"objectRef":{"subresource":"exec"},"requestURI":` + quoteJSON(uri) + `}}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := ecsEvent(t, p, `{"kubernetes":{"audit":{"objectRef":{"subresource":"exec"},"requestURI":`+quoteJSON(uri)+`}}}`)
 		rows, err := ev.Eval(e)
 		if err != nil {
 			t.Fatal(err)
@@ -223,8 +220,9 @@ func quoteJSON(s string) string {
 	return b.String()
 }
 
-// seedEvents builds n events of an anonymous burst from one source.
-func seedEvents(t testing.TB, n int) []*event.Event {
+// seedEvents builds n events of an anonymous burst from one source, read
+// for p.
+func seedEvents(t testing.TB, p *Program, n int) []*event.Event {
 	t.Helper()
 	resources := []string{"pods", "secrets", "namespaces", "nodes", "configmaps", "deployments"}
 	var out []*event.Event
@@ -234,11 +232,7 @@ func seedEvents(t testing.TB, n int) []*event.Event {
 			`"sourceIPs":["203.0.113.7"],"requestURI":"/api/v1/` + res + `?limit=` + time.Duration(i).String() + `",` +
 			`"objectRef":{"resource":"` + res + `","namespace":"default"},"responseStatus":{"code":403,"message":"forbidden"},` +
 			`"annotations":{"authorization_k8s_io/decision":"forbid"},"user":{"groups":["system:unauthenticated"]}}}}`
-		e, err := eventFromECS([]byte(doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
+		out = append(out, ecsEvent(t, p, doc))
 	}
 	return out
 }

@@ -21,13 +21,10 @@ func mustProgram(t testing.TB, query string, opts ...Option) *Program {
 	return p
 }
 
-func uriEvent(t testing.TB, uri, verb string) *event.Event {
+// uriEvent reads an event with a request URI and a verb for p.
+func uriEvent(t testing.TB, p *Program, uri, verb string) *event.Event {
 	t.Helper()
-	e, err := eventFromECS([]byte(`{"kubernetes":{"audit":{"requestURI":` + quoteJSON(uri) + `,"verb":"` + verb + `"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return ecsEvent(t, p, `{"kubernetes":{"audit":{"requestURI":`+quoteJSON(uri)+`,"verb":"`+verb+`"}}}`)
 }
 
 func resultCell(t *testing.T, s *State, col int) []event.Value {
@@ -55,7 +52,7 @@ func TestCountDistinctApproximate(t *testing.T) {
 		if i%3 == 0 {
 			s = b
 		}
-		if err := s.AddEvent(ev, uriEvent(t, fmt.Sprintf("/api/v1/x/%d", i), "get")); err != nil {
+		if err := s.AddEvent(ev, uriEvent(t, p, fmt.Sprintf("/api/v1/x/%d", i), "get")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +74,7 @@ func TestCountDistinctApproximate(t *testing.T) {
 	// Below the threshold the count is exact.
 	c := p.NewState()
 	for i := range 100 {
-		if err := c.AddEvent(ev, uriEvent(t, fmt.Sprintf("/u/%d", i%100), "get")); err != nil {
+		if err := c.AddEvent(ev, uriEvent(t, p, fmt.Sprintf("/u/%d", i%100), "get")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +130,7 @@ func TestMemoryBudget(t *testing.T) {
 	s := p.NewState()
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ {
-		err = s.AddEvent(ev, uriEvent(t, fmt.Sprintf("/u/%d", i), "get"))
+		err = s.AddEvent(ev, uriEvent(t, p, fmt.Sprintf("/u/%d", i), "get"))
 	}
 	if !errors.Is(err, ErrBudgetExceeded) {
 		t.Fatalf("got %v, want ErrBudgetExceeded", err)
@@ -145,7 +142,7 @@ func TestMemoryBudget(t *testing.T) {
 	p = mustProgram(t, `from x | where kubernetes.audit.verb == "get" | sort kubernetes.audit.requestURI`, WithMemoryBudget(2048))
 	ev, s, err = p.NewEvaluator(Env{}), p.NewState(), nil
 	for i := 0; i < 1000 && err == nil; i++ {
-		err = s.AddEvent(ev, uriEvent(t, fmt.Sprintf("/u/%d", i), "get"))
+		err = s.AddEvent(ev, uriEvent(t, p, fmt.Sprintf("/u/%d", i), "get"))
 	}
 	if !errors.Is(err, ErrBudgetExceeded) {
 		t.Fatalf("rows: got %v, want ErrBudgetExceeded", err)
@@ -161,7 +158,7 @@ func TestImportRejectsForeignAndCorruptState(t *testing.T) {
 	ev := p.NewEvaluator(Env{})
 	s := p.NewState()
 	for i := range 5 {
-		if err := s.AddEvent(ev, uriEvent(t, fmt.Sprintf("/u/%d", i), "get")); err != nil {
+		if err := s.AddEvent(ev, uriEvent(t, p, fmt.Sprintf("/u/%d", i), "get")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +188,7 @@ func TestEvaluatorRowsAndPrefixColumns(t *testing.T) {
 		t.Fatal("STATS program is not aggregating")
 	}
 	ev := p.NewEvaluator(Env{})
-	rows, err := ev.Eval(uriEvent(t, "/a", "get"))
+	rows, err := ev.Eval(uriEvent(t, p, "/a", "get"))
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("rows %v, err %v", rows, err)
 	}
@@ -208,7 +205,7 @@ func TestEvaluatorRowsAndPrefixColumns(t *testing.T) {
 	if filled != 1 {
 		t.Fatalf("%d columns carried, want 1", filled)
 	}
-	if rows, _ := ev.Eval(uriEvent(t, "/a", "list")); len(rows) != 0 {
+	if rows, _ := ev.Eval(uriEvent(t, p, "/a", "list")); len(rows) != 0 {
 		t.Fatal("WHERE did not drop the event")
 	}
 }
@@ -218,7 +215,7 @@ func FuzzImport(f *testing.F) {
 	ev := p.NewEvaluator(Env{})
 	s := p.NewState()
 	for i := range 4 {
-		if err := s.AddEvent(ev, uriEvent(f, fmt.Sprintf("/u/%d", i%2), fmt.Sprint("v", i))); err != nil {
+		if err := s.AddEvent(ev, uriEvent(f, p, fmt.Sprintf("/u/%d", i%2), fmt.Sprint("v", i))); err != nil {
 			f.Fatal(err)
 		}
 	}

@@ -76,16 +76,23 @@ func (cp *compiler) compileStats(c *esql.StatsCmd) *statsPlan {
 	// of the same name replaces an earlier one.
 	var names []string
 	var types []typ
-	for _, a := range plan.aggs {
+	var lines []*Column
+	for i, a := range plan.aggs {
 		names = append(names, a.name)
 		types = append(types, a.typ)
+		lines = append(lines, cp.define(c, &Column{Name: a.name, Origin: OriginStats, Type: typeName(a.typ), Expr: c.Aggs[i].X}))
 	}
 	for i, n := range plan.byName {
 		names = append(names, n)
 		types = append(types, plan.by[i].typ)
+		line := &Column{Name: n, Origin: OriginStats, Type: typeName(plan.by[i].typ), Expr: c.By[i].X}
+		if f, ok := c.By[i].X.(*esql.FieldExpr); ok {
+			line.Of = cp.p.lineage.refs[f]
+		}
+		lines = append(lines, cp.define(c, line))
 	}
 	cp.rs = nil
-	cp.appendCols(names, types) // rows() drops duplicates the same way
+	cp.appendCols(names, types, lines) // rows() drops duplicates the same way
 	return plan
 }
 

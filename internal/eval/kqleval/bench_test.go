@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/kql"
 )
 
@@ -23,8 +24,8 @@ func benchMatch(b *testing.B, query, doc string, want bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := eventFromJSON([]byte(doc))
-	if err != nil {
+	var e *event.Event
+	if err := readAudit(doc, m.Fields(), func(ev *event.Event) { e = ev.Clone() }); err != nil {
 		b.Fatal(err)
 	}
 	if m.Match(e) != want {
@@ -70,13 +71,14 @@ func TestMatchAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range c.docs {
-			e, err := eventFromJSON([]byte(d.json))
+			err := readAudit(d.json, m.Fields(), func(e *event.Event) {
+				m.Match(e)
+				if n := testing.AllocsPerRun(100, func() { m.Match(e) }); n != 0 {
+					t.Errorf("%s:%d: Match allocates %v times per call", c.file, d.line, n)
+				}
+			})
 			if err != nil {
 				t.Fatal(err)
-			}
-			m.Match(e)
-			if n := testing.AllocsPerRun(100, func() { m.Match(e) }); n != 0 {
-				t.Errorf("%s:%d: Match allocates %v times per call", c.file, d.line, n)
 			}
 		}
 	}
@@ -107,5 +109,28 @@ func TestElasticRules(t *testing.T) {
 	}
 	if len(qs) < 25 {
 		t.Errorf("only %d kuery rules found", len(qs))
+	}
+}
+
+// wildcardDoc is the document of the wildcard benchmarks.
+const wildcardDoc = `{"user":{"username":"system:serviceaccount:kube-system:replicaset-controller","groups":["system:serviceaccounts","system:authenticated"]},"userAgent":"kube-controller-manager/v1.29.1 (linux/amd64) kubernetes/$Format","requestURI":"/api/v1/namespaces/kube-system/pods","requestObject":{"spec":{"nodeName":"node-17.example.internal"}}}`
+
+// BenchmarkMatchWildcard measures each kind of compiled wildcard pattern
+// (prefix, suffix, contains, general) on keyword, text and unmapped fields.
+func BenchmarkMatchWildcard(b *testing.B) {
+	for _, c := range []struct {
+		name, query string
+		want        bool
+	}{
+		{"keyword_prefix", `kubernetes.audit.userAgent:kube-controller-manager*`, true},
+		{"keyword_suffix", `kubernetes.audit.userAgent:*kubernetes/$Format`, true},
+		{"keyword_contains", `kubernetes.audit.userAgent:*linux*`, true},
+		{"keyword_general", `kubernetes.audit.userAgent:kube-*linux*$Format`, true},
+		{"keyword_general_miss", `kubernetes.audit.requestURI:/api/*/secrets*`, false},
+		{"text_prefix", `kubernetes.audit.user.groups:system\:authen*`, true},
+		{"text_general", `kubernetes.audit.user.groups:sys*\:auth*ted`, true},
+		{"unmapped_suffix", `kubernetes.audit.requestObject.spec.nodeName:*.internal`, true},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchMatch(b, c.query, wildcardDoc, c.want) })
 	}
 }

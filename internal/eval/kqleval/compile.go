@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/query/kql"
@@ -304,6 +305,14 @@ type chunk struct {
 	parts []string // nil: no wildcard
 }
 
+// pattern is the chunk as a pattern: its parts, or its exact text.
+func (ch chunk) pattern() wildcard.Pattern {
+	if ch.parts == nil {
+		return wildcard.ExactValue(ch.text)
+	}
+	return wildcard.Parts(ch.parts)
+}
+
 // chunks splits a wildcard literal as Elasticsearch's query_string does:
 // Kibana escapes query_string operators but not whitespace, so
 // "foo bar*" becomes the two alternatives "foo" and "bar*".
@@ -372,7 +381,7 @@ func (c *compiler) leaf(l kql.Literal, f event.Field, lenient bool) (node, bool)
 				exact = append(exact, ch.text)
 				continue
 			}
-			n.preds = append(n.preds, &kwPattern{newPattern(ch.parts, "")})
+			n.preds = append(n.preds, &kwPattern{wildcard.Parts(ch.parts)})
 		}
 		if len(exact) > 0 {
 			n.preds = append(n.preds, newKwSet(exact))
@@ -385,7 +394,7 @@ func (c *compiler) leaf(l kql.Literal, f event.Field, lenient bool) (node, bool)
 		}
 		n := &anyNode{f: f}
 		for _, ch := range chunks(l) {
-			n.preds = append(n.preds, &kwPattern{newPattern(ch.parts, ch.text)})
+			n.preds = append(n.preds, &kwPattern{ch.pattern()})
 		}
 		return n, true
 	case event.TypeText:
@@ -492,7 +501,7 @@ func (c *compiler) textLeaf(l kql.Literal, f event.Field) node {
 			for i, p := range ch.parts {
 				lower[i] = strings.Map(unicode.ToLower, p)
 			}
-			n.preds = append(n.preds, &textWild{newPattern(lower, "")})
+			n.preds = append(n.preds, &textWild{wildcard.Parts(lower)})
 		}
 		if len(n.preds) == 0 {
 			return constNode(false)

@@ -3,12 +3,10 @@ package kqleval
 import (
 	"bufio"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/pos"
@@ -108,115 +106,17 @@ func TestConformance(t *testing.T) {
 		}
 		for _, d := range c.docs {
 			docs++
-			e, err := eventFromJSON([]byte(d.json))
+			err := readAudit(d.json, m.Fields(), func(e *event.Event) {
+				if got := m.Match(e); got != d.match {
+					t.Errorf("%s:%d: %s\n  on %s\n  got match=%v, want %v (compiled %s)", c.file, d.line, c.query, d.json, got, d.match, describe(m.root))
+				}
+			})
 			if err != nil {
-				t.Errorf("%s:%d: bad document: %v", c.file, d.line, err)
-				continue
-			}
-			if got := m.Match(e); got != d.match {
-				t.Errorf("%s:%d: %s\n  on %s\n  got match=%v, want %v (compiled %s)", c.file, d.line, c.query, d.json, got, d.match, describe(m.root))
+				t.Errorf("%s:%d: the reader cannot read the document: %v", c.file, d.line, err)
 			}
 		}
 	}
 	if docs < 100 {
 		t.Errorf("only %d documents in the conformance suite", docs)
 	}
-}
-
-// auditJSON is the Kubernetes audit Event as conformance documents write it.
-type auditJSON struct {
-	Kind             string            `json:"kind"`
-	APIVersion       string            `json:"apiVersion"`
-	Level            string            `json:"level"`
-	AuditID          string            `json:"auditID"`
-	Stage            string            `json:"stage"`
-	RequestURI       string            `json:"requestURI"`
-	Verb             string            `json:"verb"`
-	User             userJSON          `json:"user"`
-	ImpersonatedUser userJSON          `json:"impersonatedUser"`
-	SourceIPs        []string          `json:"sourceIPs"`
-	UserAgent        string            `json:"userAgent"`
-	ObjectRef        map[string]string `json:"objectRef"`
-	ResponseStatus   *struct {
-		Code    *int64 `json:"code"`
-		Status  string `json:"status"`
-		Message string `json:"message"`
-		Reason  string `json:"reason"`
-	} `json:"responseStatus"`
-	RequestReceivedTimestamp string            `json:"requestReceivedTimestamp"`
-	StageTimestamp           string            `json:"stageTimestamp"`
-	Annotations              map[string]string `json:"annotations"`
-	RequestObject            json.RawMessage   `json:"requestObject"`
-	ResponseObject           json.RawMessage   `json:"responseObject"`
-}
-
-type userJSON struct {
-	Username string              `json:"username"`
-	UID      string              `json:"uid"`
-	Groups   []string            `json:"groups"`
-	Extra    map[string][]string `json:"extra"`
-}
-
-// eventFromJSON builds an Event from a Kubernetes audit Event in JSON, the
-// way Elastic's pipeline maps it (annotation keys with "." as "_"; request
-// and response objects and user.extra kept raw for lazy fields).
-func eventFromJSON(b []byte) (*event.Event, error) {
-	var a auditJSON
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return nil, err
-	}
-	e := &event.Event{
-		Kind: a.Kind, APIVersion: a.APIVersion, Level: a.Level, AuditID: a.AuditID, Stage: a.Stage,
-		RequestURI: a.RequestURI, Verb: a.Verb, UserAgent: a.UserAgent, SourceIPs: a.SourceIPs,
-		User:             event.UserInfo{Username: a.User.Username, UID: a.User.UID, Groups: a.User.Groups},
-		ImpersonatedUser: event.UserInfo{Username: a.ImpersonatedUser.Username, UID: a.ImpersonatedUser.UID, Groups: a.ImpersonatedUser.Groups},
-	}
-	for k := range a.ObjectRef {
-		switch k {
-		case "resource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion", "subresource":
-		default:
-			return nil, fmt.Errorf("unknown objectRef key %q", k)
-		}
-	}
-	o := a.ObjectRef
-	e.ObjectRef = event.ObjectRef{Resource: o["resource"], Namespace: o["namespace"], Name: o["name"], UID: o["uid"],
-		APIGroup: o["apiGroup"], APIVersion: o["apiVersion"], ResourceVersion: o["resourceVersion"], Subresource: o["subresource"]}
-	if rs := a.ResponseStatus; rs != nil {
-		e.ResponseStatus = event.ResponseStatus{Status: rs.Status, Message: rs.Message, Reason: rs.Reason}
-		if rs.Code != nil {
-			e.ResponseStatus.Code, e.ResponseStatus.HasCode = *rs.Code, true
-		}
-	}
-	for _, ts := range []struct {
-		raw string
-		dst *event.Timestamp
-	}{{a.RequestReceivedTimestamp, &e.RequestReceivedTimestamp}, {a.StageTimestamp, &e.StageTimestamp}} {
-		if ts.raw == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, ts.raw)
-		if err != nil {
-			return nil, err
-		}
-		*ts.dst = event.Timestamp{Raw: ts.raw, T: t.UTC()}
-	}
-	for k, v := range a.Annotations {
-		e.Annotations = append(e.Annotations, event.Annotation{Key: strings.ReplaceAll(k, ".", "_"), Value: v})
-	}
-	if len(a.RequestObject) > 0 {
-		e.Raws = append(e.Raws, event.Raw{Prefix: "kubernetes.audit", Key: "requestObject", JSON: a.RequestObject, DropKey: "metadata"})
-	}
-	if len(a.ResponseObject) > 0 {
-		e.Raws = append(e.Raws, event.Raw{Prefix: "kubernetes.audit", Key: "responseObject", JSON: a.ResponseObject, DropKey: "metadata"})
-	}
-	if len(a.User.Extra) > 0 {
-		extra, err := json.Marshal(a.User.Extra)
-		if err != nil {
-			return nil, err
-		}
-		e.Raws = append(e.Raws, event.Raw{Prefix: "kubernetes.audit.user", Key: "extra", JSON: extra})
-	}
-	return e, nil
 }

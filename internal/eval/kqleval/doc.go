@@ -37,7 +37,8 @@
 //
 // Compile works once per rule: it resolves fields, checks and converts
 // values, merges the values of one field under "or" into one set or list of
-// literal matchers (equal, prefix, suffix, contains, ordered parts), and
+// literal matchers (equal, prefix, suffix, contains, ordered parts: the
+// patterns of internal/eval/wildcard, built from kql.Literal.Parts), and
 // never uses regexp. Match allocates nothing once its pooled scratch buffers
 // have grown, and a Matcher is safe for concurrent use.
 //

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/kql"
 )
@@ -175,14 +176,14 @@ func (k *kwSet) test(v *event.Value, s *scratch) bool {
 }
 
 // kwPattern: the whole value matches a wildcard pattern (case-sensitive).
-type kwPattern struct{ p pattern }
+type kwPattern struct{ p wildcard.Pattern }
 
 func (k *kwPattern) test(v *event.Value, s *scratch) bool {
 	if v.Kind == event.KindString {
-		return k.p.match(v.S)
+		return k.p.Match(v.S)
 	}
 	s.num = appendValue(s.num[:0], v)
-	return k.p.matchBytes(s.num)
+	return k.p.MatchBytes(s.num)
 }
 
 // cmpOK reports whether c (-1, 0, 1: value compared to bound) satisfies op.
@@ -404,11 +405,11 @@ func (t *textPhrase) test(a *analyzer) bool {
 }
 
 // textWild: any token matches a lowercased wildcard pattern (query_string).
-type textWild struct{ p pattern }
+type textWild struct{ p wildcard.Pattern }
 
 func (t *textWild) test(a *analyzer) bool {
 	for i := range a.ends {
-		if t.p.matchBytes(a.token(i)) {
+		if t.p.MatchBytes(a.token(i)) {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package kqleval
 
 import (
+	"github.com/kanon-dev/kanon/internal/eval/wildcard"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/kql"
 )
@@ -147,13 +148,14 @@ func literalReq(l kql.Literal) (Requirement, bool) {
 	if ch.parts == nil {
 		return Requirement{Kind: ReqEqual, Values: []string{ch.text}}, true
 	}
-	if ch.parts[0] != "" {
-		return Requirement{Kind: ReqPrefix, Values: []string{ch.parts[0]}}, true
+	p := wildcard.Parts(ch.parts)
+	if lead := p.LeadingLiteral(); lead != "" {
+		return Requirement{Kind: ReqPrefix, Values: []string{lead}}, true
 	}
 	longest := ""
-	for _, p := range ch.parts {
-		if len(p) > len(longest) {
-			longest = p
+	for _, lit := range p.Literals() {
+		if len(lit) > len(longest) {
+			longest = lit
 		}
 	}
 	if longest == "" {

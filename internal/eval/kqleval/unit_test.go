@@ -36,31 +36,6 @@ func TestAnalyze(t *testing.T) {
 	f(strings.Repeat("a", 300), strings.Repeat("a", 255), strings.Repeat("a", 45))
 }
 
-func TestPattern(t *testing.T) {
-	f := func(parts []string, s string, want bool) {
-		t.Helper()
-		p := newPattern(parts, "")
-		if got := p.match(s); got != want {
-			t.Fatalf("%q match %q = %v, want %v", parts, s, got, want)
-		}
-		if got := p.matchBytes([]byte(s)); got != want {
-			t.Fatalf("%q matchBytes %q = %v, want %v", parts, s, got, want)
-		}
-	}
-	f([]string{"", ""}, "x", true)
-	f([]string{"ab", ""}, "abc", true)
-	f([]string{"ab", ""}, "xab", false)
-	f([]string{"", "ab"}, "xab", true)
-	f([]string{"", "b", ""}, "abc", true)
-	f([]string{"", "b", ""}, "ac", false)
-	f([]string{"a", "b", "c"}, "a-b-c", true)
-	f([]string{"a", "b", "c"}, "abc", true)
-	f([]string{"a", "b", "c"}, "acb", false)
-	f([]string{"ab", "ba"}, "aba", false)
-	f([]string{"", "a", "", "a", ""}, "aa", true)
-	f([]string{"", "a", "", "a", ""}, "a", false)
-}
-
 func TestRequired(t *testing.T) {
 	f := func(query, want string) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -152,6 +153,10 @@ func decodeKubernetes(d *ingest.Decoder, doc []byte, at int, e *event.Event, saw
 }
 
 // nest turns dotted keys into nested objects ({"a.b":1} -> {"a":{"b":1}}).
+// A document may mix both forms ({"a.b":1,"a":{"c":2}}): objects that meet
+// are merged, at any depth; a key given twice (a scalar and an object, or
+// two values) is a shape error naming it. Keys are taken in sorted order,
+// so the result and the errors do not depend on map order.
 func nest(rec []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(rec))
 	dec.UseNumber()
@@ -159,32 +164,21 @@ func nest(rec []byte) ([]byte, error) {
 	if err := dec.Decode(&flat); err != nil {
 		return nil, fmt.Errorf("%w: %v", ingest.ErrSyntax, err)
 	}
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	out := map[string]any{}
-	for k, v := range flat {
+	for _, k := range keys {
 		parts := strings.Split(k, ".")
-		cur := out
-		for _, p := range parts[:len(parts)-1] {
-			next, ok := cur[p].(map[string]any)
-			if !ok {
-				if _, taken := cur[p]; taken {
-					return nil, fmt.Errorf("%w: %s conflicts with another key", ingest.ErrShape, k)
-				}
-				next = map[string]any{}
-				cur[p] = next
-			}
-			cur = next
+		v := flat[k]
+		for i := len(parts) - 1; i > 0; i-- {
+			v = map[string]any{parts[i]: v}
 		}
-		last := parts[len(parts)-1]
-		if existing, ok := cur[last].(map[string]any); ok {
-			if m, ok := v.(map[string]any); ok {
-				for kk, vv := range m {
-					existing[kk] = vv
-				}
-				continue
-			}
-			return nil, fmt.Errorf("%w: %s conflicts with another key", ingest.ErrShape, k)
+		if err := mergeInto(out, parts[0], v, k); err != nil {
+			return nil, err
 		}
-		cur[last] = v
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -193,4 +187,31 @@ func nest(rec []byte) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSpace(buf.Bytes()), nil
+}
+
+// mergeInto sets dst[key] to v, merging objects that are already there
+// (recursively, in sorted key order); orig names the document key for
+// errors.
+func mergeInto(dst map[string]any, key string, v any, orig string) error {
+	old, taken := dst[key]
+	if !taken {
+		dst[key] = v
+		return nil
+	}
+	om, ok1 := old.(map[string]any)
+	vm, ok2 := v.(map[string]any)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("%w: %s conflicts with another key", ingest.ErrShape, orig)
+	}
+	keys := make([]string, 0, len(vm))
+	for k := range vm {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := mergeInto(om, k, vm[k], orig); err != nil {
+			return err
+		}
+	}
+	return nil
 }
