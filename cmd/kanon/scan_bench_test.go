@@ -53,7 +53,7 @@ func BenchmarkScan(b *testing.B) {
 	for b.Loop() {
 		store := mem.New()
 		sink := alert.NewJSONSink(discard{})
-		eng, err := engine.New(compiled, engine.Options{Sink: sink, Store: store, Materialize: reg.Materialize, Lateness: -1})
+		eng, err := engine.New(compiled, engine.Options{Sink: sink, Store: store, Materialize: reg.Materialize})
 		if err != nil {
 			b.Fatal(err)
 		}

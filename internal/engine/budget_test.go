@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/eval/esqleval"
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -20,7 +17,7 @@ import (
 
 // TestESQLRuleBudgetSumsRuns: the memory budget bounds a rule's open runs
 // together, not each run alone. A scan keeps every run open until the end
-// of the input (lateness -1); bursts spread over two hours open two dozen
+// of the input (untilClose); bursts spread over two hours open two dozen
 // runs, each small, that together exceed the rule's budget.
 func TestESQLRuleBudgetSumsRuns(t *testing.T) {
 	r := builtin(t, seed004)
@@ -34,27 +31,12 @@ func TestESQLRuleBudgetSumsRuns(t *testing.T) {
 		var errs []error
 		store := mem.New()
 		defer store.Close()
-		reg := formats.Registry()
-		eng, err := engine.New([]*rule.Compiled{r}, engine.Options{
-			Sink: &sink, Store: store, Materialize: reg.Materialize, Lateness: -1, RuleMemoryBudget: budget,
+		h := newHarness(t, []*rule.Compiled{r}, engine.Options{
+			Sink: &sink, Store: store, Materialize: formats.Registry().Materialize, RuleMemoryBudget: budget,
 			OnError: func(id string, err error) { errs = append(errs, err) },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		for i, rec := range log {
-			if err := rd.Record(event.Origin{Name: "log", Line: int64(i + 1)}, []byte(rec), func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := eng.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		}, untilClose)
+		h.feed(log)
+		h.close()
 		return len(sink.Alerts), errs
 	}
 	full, errs := run(0)

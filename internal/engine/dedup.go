@@ -29,8 +29,9 @@ import (
 //     delivered again as an update with the new count, last_seen and
 //     samples. A downstream SIEM upserts by id; the table shows "(xN)".
 //
-// A group closes when event time passes its end: at Advance (serve calls
-// it on the wall clock when idle; scan when --lateness is set), when an
+// A group closes when event time passes its end: at Advance (the caller's
+// watermark: internal/run's driver moves it as event time moves on when a
+// lateness is set, and by the wall clock when an input is idle), when an
 // alert with its key arrives after the end, and at Close, which delivers
 // every group whose count grew since its last delivery, closed or not (the
 // end of a scan, the shutdown of serve). A group still open at Close may

@@ -3,10 +3,6 @@ package engine_test
 import (
 	"fmt"
 	"testing"
-
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -116,32 +112,27 @@ func TestDedupImmediateWithUpdates(t *testing.T) {
 	rs := []*rule.Compiled{stRule(t, dedupRule)}
 	stStores(t, func(t *testing.T, newStore func() state.Store) {
 		var sink alert.Collector
-		eng, err := engine.New(rs, engine.Options{Sink: &sink, Store: newStore(), Lateness: 0, GroupUpdates: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stFeed(t, eng, stEv{id: "a", at: stT0, ua: "curl"})
+		h := newHarness(t, rs, engine.Options{Sink: &sink, Store: newStore(), GroupUpdates: true}, watermark{lateness: 0})
+		h.feedEvents(stEv{id: "a", at: stT0, ua: "curl"})
 		if gs := groupsOf(t, sink.Alerts); len(gs) != 1 || gs[0].count != 1 {
 			t.Fatalf("after the first event: %+v, want the alert at once with count 1", gs)
 		}
-		stFeed(t, eng, stEv{id: "b", at: stT0.Add(10 * time.Minute), ua: "curl"}, stEv{id: "c", at: stT0.Add(20 * time.Minute), ua: "curl"})
+		h.feedEvents(stEv{id: "b", at: stT0.Add(10 * time.Minute), ua: "curl"}, stEv{id: "c", at: stT0.Add(20 * time.Minute), ua: "curl"})
 		if len(sink.Alerts) != 1 {
 			t.Fatalf("joining alerts were delivered: %+v", groupsOf(t, sink.Alerts))
 		}
 		// Event time passes the group's end: Advance (lateness 0) closes it
 		// and delivers the update, before Close.
-		stFeed(t, eng, stEv{id: "z", at: stT0.Add(time.Hour), ua: "wget"})
+		h.feedEvents(stEv{id: "z", at: stT0.Add(time.Hour), ua: "wget"})
 		gs := groupsOf(t, sink.Alerts)
 		if len(gs) != 3 || gs[2].id != gs[0].id || gs[2].count != 3 || !gs[2].last.Equal(stT0.Add(20*time.Minute)) || gs[2].nsamp != 3 {
 			t.Fatalf("after the period: %+v; want wget's alert then curl's update with count 3", gs)
 		}
-		if err := eng.Close(stCtx); err != nil {
-			t.Fatal(err)
-		}
+		h.close()
 		if len(sink.Alerts) != 3 {
 			t.Fatalf("Close delivered again: %+v", groupsOf(t, sink.Alerts))
 		}
-		if st := eng.Stats().Rules["anon-dedup"]; st.Alerts != 2 || st.Grouped != 2 || st.Updates != 1 {
+		if st := h.eng.Stats().Rules["anon-dedup"]; st.Alerts != 2 || st.Grouped != 2 || st.Updates != 1 {
 			t.Fatalf("stats %+v", st)
 		}
 	})
@@ -156,10 +147,10 @@ func TestDedupCrashBeforeCommit(t *testing.T) {
 		evs := []stEv{{id: "a", at: stT0, ua: "curl"}, {id: "b", at: stT0.Add(time.Minute), ua: "curl"}, {id: "c", at: stT0.Add(2 * time.Minute), ua: "curl"}}
 		fl := &flakyStore{Store: s}
 		var sink alert.Collector
-		eng, _ := engine.New(rs, engine.Options{Sink: &sink, Store: fl, Lateness: -1})
-		stFeed(t, eng, evs[:2]...)
+		h := newHarness(t, rs, engine.Options{Sink: &sink, Store: fl}, untilClose)
+		h.feedEvents(evs[:2]...)
 		fl.fail = true // dies while counting c
-		if err := stFeedErr(eng, evs[2]); err == nil {
+		if err := h.readEvent(evs[2]); err == nil {
 			t.Fatal("a failing commit did not fail the engine")
 		}
 		as, _ := stRun(t, rs, s, engine.Options{}, evs...)
@@ -167,15 +158,6 @@ func TestDedupCrashBeforeCommit(t *testing.T) {
 			t.Fatalf("after the re-run: %+v, want one group of 3", gs)
 		}
 	})
-}
-
-// stFeedErr feeds one event and returns the engine's error.
-func stFeedErr(eng *engine.Engine, e stEv) error {
-	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		return err
-	}
-	return rd.Record(event.Origin{Name: e.id}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) })
 }
 
 // A group is delivered with its count when the next alert of its key comes

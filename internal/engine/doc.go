@@ -13,9 +13,15 @@
 // rule matches each event as it is read, within its runs' MaxSignals; a
 // scheduled ES|QL rule aggregates over each run. In a scan the runs are
 // laid over the input's time span, aligned to the interval (run ends are
-// multiples of the interval since the Unix epoch); a run closes when the
-// newest event time seen passes its end plus the allowed lateness, or at
-// the end of the input.
+// multiples of the interval since the Unix epoch).
+//
+// The caller moves the watermark: the engine never closes a run by
+// itself. A run closes when the caller's Advance passes its end, or at
+// Close (the end of the input); the expired state of the store is removed
+// when the caller calls Sweep. internal/run's driver, the only caller in
+// kanon, advances to the newest event time minus its lateness as event
+// time moves on (and by the wall clock when an input is idle), and sweeps
+// every so much event time and after Close.
 //
 // Alert ids are deterministic. An alert of one event hashes the rule id
 // and the event's identity (auditID and stage, or the record's bytes), so an

@@ -31,9 +31,6 @@ type Options struct {
 	// Materialize returns e with every field read, for the alert's event
 	// document (readers fill only the fields rules need). Optional.
 	Materialize func(e *event.Event) *event.Event
-	// Lateness is how far behind the newest event time seen a windowed run
-	// may still receive events; negative keeps every run open until Close.
-	Lateness time.Duration
 	// LearnOnly makes new_terms rules learn their history without alerting.
 	LearnOnly bool
 	// GroupUpdates chooses how groups of rules with a dedup key are
@@ -53,11 +50,6 @@ type Options struct {
 	// may hold together (0: rule.MemoryBudget). A run that would take the
 	// rule over it is dropped, with an error naming the rule.
 	RuleMemoryBudget int64
-	// SweepEvery, when positive, removes the store's expired entries each
-	// time the newest event time has moved on by this much, and at Close,
-	// so that the store's size follows the rules' history windows, not the
-	// age of the deployment. Zero leaves sweeping to the caller (Sweep).
-	SweepEvery time.Duration
 }
 
 // RuleStats counts what one rule did.
@@ -96,8 +88,7 @@ type Engine struct {
 	runners []runner
 	stats   Stats
 	fields  event.FieldSet
-	newest  time.Time
-	swept   time.Time // newest event time at the last sweep
+	newest  time.Time // newest event time seen, for Sweep
 	dedups  []*dedup
 	esql    []*esqlRunner // the ES|QL runners, for Checkpoint and Handover
 }
@@ -177,8 +168,11 @@ func (e *Engine) Fields() event.FieldSet { return e.fields }
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats { return e.stats }
 
-// Process runs every rule on one event. The event may be reused by the
-// caller after Process returns.
+// Process runs every rule on one event and notes its time if it is the
+// newest seen (Sweep's clock). It never closes runs or sweeps by itself:
+// the caller moves the watermark (Advance) and sweeps (Sweep), as
+// internal/run's driver does. The event may be reused by the caller after
+// Process returns.
 func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	e.stats.Events++
 	for _, r := range e.runners {
@@ -188,14 +182,6 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	}
 	if t := ev.Time(); t.After(e.newest) {
 		e.newest = t
-		if e.opts.Lateness >= 0 {
-			if err := e.Advance(ctx, t.Add(-e.opts.Lateness)); err != nil {
-				return err
-			}
-		}
-		if e.opts.SweepEvery > 0 && t.Sub(e.swept) >= e.opts.SweepEvery {
-			return e.Sweep(ctx)
-		}
 	}
 	return nil
 }
@@ -230,12 +216,13 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		return fmt.Errorf("cannot remove expired state: %w", err)
 	}
 	e.stats.Swept += int64(n)
-	e.swept = e.newest
 	return nil
 }
 
-// Advance closes every run that ended at or before watermark (serve calls
-// it by wall clock when an input is idle).
+// Advance closes every run, and every dedup group, that ended at or
+// before watermark. The caller owns the watermark: internal/run's driver
+// calls Advance with the newest event time minus its lateness as event
+// time moves on, and by the wall clock when an input is idle.
 func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
 	for _, r := range e.runners {
 		if err := r.advance(ctx, watermark); err != nil {
@@ -250,7 +237,9 @@ func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
 	return nil
 }
 
-// Close closes every open run (the end of the input) and flushes the sink.
+// Close closes every open run and delivers every dedup group whose count
+// grew (the end of the input). It does not sweep: the caller sweeps after
+// it if it sweeps at all.
 func (e *Engine) Close(ctx context.Context) error {
 	for _, r := range e.runners {
 		if err := r.flush(ctx); err != nil {
@@ -261,9 +250,6 @@ func (e *Engine) Close(ctx context.Context) error {
 		if err := d.flush(ctx); err != nil {
 			return err
 		}
-	}
-	if e.opts.SweepEvery > 0 {
-		return e.Sweep(ctx)
 	}
 	return nil
 }

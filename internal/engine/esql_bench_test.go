@@ -9,8 +9,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 )
 
@@ -48,28 +46,14 @@ func benchLog(n int) []string {
 func BenchmarkSeed004Engine(b *testing.B) {
 	r := builtin(b, seed004)
 	lines := benchLog(1024)
-	reg := formats.Registry()
 	var sink countSink
-	eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink}, watermark{lateness: 0})
 	var events []*event.Event
 	var size int64
 	for i, l := range lines {
 		size += int64(len(l))
-		if err := rd.Record(event.Origin{Name: "bench", Line: int64(i + 1)}, []byte(l), func(e *event.Event) error {
-			events = append(events, e.Clone())
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
+		events = h.decode(events, event.Origin{Name: "bench", Line: int64(i + 1)}, []byte(l))
 	}
-	ctx := context.Background()
 	b.SetBytes(size / int64(len(lines)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -78,15 +62,13 @@ func BenchmarkSeed004Engine(b *testing.B) {
 		e := events[i%len(events)]
 		e.Timestamp = at
 		at = at.Add(time.Second)
-		if err := eng.Process(ctx, e); err != nil {
+		if err := h.process(e); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := eng.Close(ctx); err != nil {
-		b.Fatal(err)
-	}
+	h.close()
 	b.StopTimer()
-	if st := eng.Stats().Rules[seed004]; st.Late != 0 || st.Errors != 0 {
+	if st := h.eng.Stats().Rules[seed004]; st.Late != 0 || st.Errors != 0 {
 		b.Fatalf("stats %+v", *st)
 	}
 	if b.N >= 100_000 && sink.n == 0 {
@@ -105,32 +87,21 @@ func BenchmarkSeed004Scan(b *testing.B) {
 		records[i] = []byte(l)
 		size += int64(len(l))
 	}
-	reg := formats.Registry()
 	var sink countSink
-	eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
+	h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink}, watermark{lateness: 0})
 	at := t0
 	process := func(e *event.Event) error {
 		e.Timestamp = at
-		return eng.Process(ctx, e)
+		return h.process(e)
 	}
 	b.SetBytes(size / int64(len(lines)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		at = at.Add(time.Second)
-		if err := rd.Record(event.Origin{Name: "bench", Line: int64(i + 1)}, records[i%len(records)], process); err != nil {
+		if err := h.rd.Record(event.Origin{Name: "bench", Line: int64(i + 1)}, records[i%len(records)], process); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := eng.Close(ctx); err != nil {
-		b.Fatal(err)
-	}
+	h.close()
 }

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +11,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/eval/esqleval"
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/rules"
@@ -59,51 +55,6 @@ func withMaxSignals(c *rule.Compiled, n int) *rule.Compiled {
 	cc := *c
 	cc.Rule = &r
 	return &cc
-}
-
-// result is what an engine did with a log.
-type result struct {
-	alerts []*alert.Alert
-	stats  engine.Stats
-	errs   []error
-}
-
-// runLog reads audit records (one per element, any format kanon reads)
-// through a fresh engine with an in-memory store and closes it.
-func runLog(t testing.TB, rs []*rule.Compiled, lateness time.Duration, records []string) result {
-	t.Helper()
-	ctx := context.Background()
-	var res result
-	var sink alert.Collector
-	store := mem.New()
-	defer store.Close()
-	reg := formats.Registry()
-	eng, err := engine.New(rs, engine.Options{
-		Sink: &sink, Store: store, Materialize: reg.Materialize, Lateness: lateness,
-		OnError: func(id string, err error) { res.errs = append(res.errs, err) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields(), OnBad: func(b ingest.BadRecord) {
-		t.Errorf("bad record %s: %v", b.Origin, b.Err)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, rec := range records {
-		if err := rd.Record(event.Origin{Name: "log", Line: int64(i + 1)}, []byte(rec), func(e *event.Event) error {
-			return eng.Process(ctx, e)
-		}); err != nil {
-			t.Fatalf("record %d: %v", i+1, err)
-		}
-	}
-	if err := eng.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res.alerts = sink.Alerts
-	res.stats = eng.Stats()
-	return res
 }
 
 // probe is one request of an enumeration burst.
@@ -343,29 +294,17 @@ func TestSeed004RunBoundary(t *testing.T) {
 	})
 	t.Run("re-scan with the same store raises nothing new", func(t *testing.T) {
 		log := burst("n", "203.0.113.7", probes, 8, at("09:14:10"), 5*time.Second)
-		ctx := context.Background()
 		store := mem.New()
 		defer store.Close()
-		reg := formats.Registry()
 		var total []*alert.Alert
 		var suppressed int64
 		for range 2 {
 			var sink alert.Collector
-			eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: store, Lateness: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd, _ := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
-			for i, rec := range log {
-				if err := rd.Record(event.Origin{Name: "log", Line: int64(i + 1)}, []byte(rec), func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := eng.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+			h := newHarness(t, []*rule.Compiled{r}, engine.Options{Sink: &sink, Store: store}, untilClose)
+			h.feed(log)
+			h.close()
 			total = append(total, sink.Alerts...)
-			suppressed += eng.Stats().Rules[seed004].Suppressed
+			suppressed += h.eng.Stats().Rules[seed004].Suppressed
 		}
 		if len(total) != 2 || suppressed != 2 {
 			t.Fatalf("%d alerts and %d suppressed over two scans, want 2 and 2", len(total), suppressed)

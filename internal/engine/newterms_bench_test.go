@@ -7,30 +7,17 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 )
 
-// ntEvents reads n matching seed-001 events with user agents ua(i).
-func ntEvents(b *testing.B, eng *engine.Engine, n int, ua func(i int) string) []*event.Event {
-	b.Helper()
-	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		b.Fatal(err)
-	}
+// ntEvents decodes n matching seed-001 events with user agents ua(i).
+func ntEvents(h *harness, n int, ua func(i int) string) []*event.Event {
 	events := make([]*event.Event, 0, n)
 	for i := range n {
-		rec := stEv{id: fmt.Sprint("b", i), at: stT0, ua: ua(i)}.record()
-		if err := rd.Record(event.Origin{Name: "bench"}, rec, func(e *event.Event) error {
-			events = append(events, e.Clone())
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
+		events = h.decode(events, event.Origin{Name: "bench"}, stEv{id: fmt.Sprint("b", i), at: stT0, ua: ua(i)}.record())
 	}
 	return events
 }
@@ -65,13 +52,10 @@ func BenchmarkNewTermsKnown(b *testing.B) {
 			s := ntStores()[name](b)
 			defer s.Close()
 			var sink countSink
-			eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s, Lateness: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			events := ntEvents(b, eng, 1000, func(i int) string { return fmt.Sprintf("agent-%d/1.0", i%100) })
+			h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s}, untilClose)
+			events := ntEvents(h, 1000, func(i int) string { return fmt.Sprintf("agent-%d/1.0", i%100) })
 			for _, e := range events[:100] { // learn the 100 agents
-				if err := eng.Process(stCtx, e); err != nil {
+				if err := h.process(e); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -80,7 +64,7 @@ func BenchmarkNewTermsKnown(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				e := events[i%len(events)]
 				e.Timestamp = stT0.Add(time.Duration(i%1000) * time.Millisecond)
-				if err := eng.Process(stCtx, e); err != nil {
+				if err := h.process(e); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -102,17 +86,14 @@ func BenchmarkNewTermsNew(b *testing.B) {
 			s := ntStores()[name](b)
 			defer s.Close()
 			var sink countSink
-			eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s, Lateness: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			events := ntEvents(b, eng, b.N, func(i int) string { return fmt.Sprintf("agent-%d/1.0", i) })
+			h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s}, untilClose)
+			events := ntEvents(h, b.N, func(i int) string { return fmt.Sprintf("agent-%d/1.0", i) })
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i, e := range events {
 				// 10 s apart: each 5-minute run stays under max_signals.
 				e.Timestamp = stT0.Add(time.Duration(i) * 10 * time.Second)
-				if err := eng.Process(stCtx, e); err != nil {
+				if err := h.process(e); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -136,16 +117,13 @@ func BenchmarkTermBytesOnDisk(b *testing.B) {
 			b.Fatal(err)
 		}
 		var sink countSink
-		eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s, Lateness: -1, LearnOnly: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		events := ntEvents(b, eng, terms, func(i int) string {
+		h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink, Store: s, LearnOnly: true}, untilClose)
+		events := ntEvents(h, terms, func(i int) string {
 			return fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64) tool-%d/1.%d", i, i%10)
 		})
 		for j, e := range events {
 			e.Timestamp = stT0.Add(time.Duration(j) * time.Second)
-			if err := eng.Process(stCtx, e); err != nil {
+			if err := h.process(e); err != nil {
 				b.Fatal(err)
 			}
 		}

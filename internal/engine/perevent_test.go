@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -249,32 +246,22 @@ func TestPantherRuleBurst(t *testing.T) {
 func TestPerEventNoAllocs(t *testing.T) {
 	rs := []*rule.Compiled{stRule(t, pantherRule), stRule(t, anonRule("anon-kql", "", rule.LangKuery)), stRule(t, anonRule("anon-esql", "", rule.LangESQL))}
 	var sink countSink
-	eng, err := engine.New(rs, engine.Options{Sink: &sink, Store: memStore(t), Lateness: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev *event.Event
+	h := newHarness(t, rs, engine.Options{Sink: &sink, Store: memStore(t)}, untilClose)
 	line := auditLine("n", "kubernetes-admin", "10.0.1.23", "kubectl/v1.30.2", probes[0], t0)
-	if err := rd.Record(event.Origin{Name: "log", Line: 1}, []byte(line), func(e *event.Event) error {
-		ev = e.Clone()
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	evs := h.decode(nil, event.Origin{Name: "log", Line: 1}, []byte(line))
+	if len(evs) != 1 {
+		t.Fatalf("%d events in one audit line", len(evs))
 	}
-	ctx := context.Background()
+	ev := evs[0]
 	if n := testing.AllocsPerRun(100, func() {
-		if err := eng.Process(ctx, ev); err != nil {
+		if err := h.process(ev); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
 		t.Fatalf("%v allocations per event", n)
 	}
 	for _, r := range rs {
-		if st := eng.Stats().Rules[r.ID]; st.Matched != 0 || st.Errors != 0 {
+		if st := h.eng.Stats().Rules[r.ID]; st.Matched != 0 || st.Errors != 0 {
 			t.Fatalf("rule %s: stats %+v", r.ID, *st)
 		}
 	}

@@ -13,9 +13,6 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
@@ -97,44 +94,6 @@ func stRule(t testing.TB, idOrYAML string) *rule.Compiled {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// run feeds events through a new engine on store and returns the alerts
-// delivered and the engine's stats.
-func stRun(t testing.TB, rs []*rule.Compiled, store state.Store, opts engine.Options, events ...stEv) ([]*alert.Alert, engine.Stats) {
-	t.Helper()
-	var sink alert.Collector
-	opts.Sink, opts.Store = &sink, store
-	if opts.Materialize == nil {
-		opts.Materialize = formats.Registry().Materialize
-	}
-	if opts.Lateness == 0 {
-		opts.Lateness = -1
-	}
-	opts.OnError = func(id string, err error) { t.Errorf("rule %s: %v", id, err) }
-	eng, err := engine.New(rs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stFeed(t, eng, events...)
-	if err := eng.Close(stCtx); err != nil {
-		t.Fatal(err)
-	}
-	return sink.Alerts, eng.Stats()
-}
-
-func stFeed(t testing.TB, eng *engine.Engine, events ...stEv) {
-	t.Helper()
-	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields(), OnBad: func(b ingest.BadRecord) { t.Errorf("bad record: %v", b) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range events {
-		err := rd.Record(event.Origin{Name: e.id}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) })
-		if err != nil {
-			t.Fatalf("event %s: %v", e.id, err)
-		}
-	}
 }
 
 // terms lists the new_terms values of alerts, sorted.
@@ -367,18 +326,16 @@ func TestNewTermAlertNotLost(t *testing.T) {
 
 	// The sink fails: nothing is recorded, so the next run alerts.
 	fs := &failingSink{fail: true}
-	eng, _ := engine.New(rs, engine.Options{Sink: fs, Store: s, Lateness: -1})
-	rd, _ := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-	err := rd.Record(event.Origin{Name: "a"}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) })
-	if err == nil {
+	h := newHarness(t, rs, engine.Options{Sink: fs, Store: s}, untilClose)
+	if err := h.readEvent(e); err == nil {
 		t.Fatal("a failing sink did not fail the engine")
 	}
 	// The alert is written but its commit fails (the process dies).
 	fl := &flakyStore{Store: s}
 	var sink alert.Collector
-	eng, _ = engine.New(rs, engine.Options{Sink: &sink, Store: fl, Lateness: -1})
+	h = newHarness(t, rs, engine.Options{Sink: &sink, Store: fl}, untilClose)
 	fl.fail = true
-	if err := rd.Record(event.Origin{Name: "a"}, e.record(), func(x *event.Event) error { return eng.Process(stCtx, x) }); err == nil {
+	if err := h.readEvent(e); err == nil {
 		t.Fatal("a failing commit did not fail the engine")
 	}
 	if len(sink.Alerts) != 1 {

@@ -11,9 +11,10 @@ import (
 )
 
 // TestSweepBoundsTheStore runs seed 001 over 60 days of traffic with a new
-// user agent every hour: with SweepEvery, the store keeps about a history
-// window's worth of terms (7 days), not the whole deployment's; without
-// it, everything stays.
+// user agent every hour: swept every hour of event time (as the driver
+// sweeps every Policy.SweepEvery), the store keeps about a history window's
+// worth of terms (7 days), not the whole deployment's; without sweeping,
+// everything stays.
 func TestSweepBoundsTheStore(t *testing.T) {
 	var events []stEv
 	for h := 0; h < 60*24; h++ {
@@ -25,7 +26,7 @@ func TestSweepBoundsTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		as, st := stRun(t, []*rule.Compiled{stRule(t, seed001)}, store, engine.Options{SweepEvery: sweep}, events...)
+		as, st := stRunWith(t, []*rule.Compiled{stRule(t, seed001)}, store, engine.Options{}, watermark{lateness: -1, sweepEvery: sweep}, events...)
 		if len(as) != len(events) {
 			t.Fatalf("%d alerts for %d new user agents", len(as), len(events))
 		}
@@ -56,7 +57,7 @@ func TestSweepDeliversGroupsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	as, _ := stRun(t, []*rule.Compiled{stRule(t, "Kubernetes.API.AnonymousAccess")}, store, engine.Options{SweepEvery: time.Hour},
+	as, _ := stRunWith(t, []*rule.Compiled{stRule(t, "Kubernetes.API.AnonymousAccess")}, store, engine.Options{}, watermark{lateness: -1, sweepEvery: time.Hour},
 		stEv{id: "g1", at: stT0, ua: "python-requests/2.31.0", ips: []string{"203.0.113.9"}},
 		stEv{id: "g2", at: stT0.Add(5 * time.Hour), ua: "curl/8.5.0", ips: []string{"203.0.113.9"}},
 	)

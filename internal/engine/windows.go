@@ -30,11 +30,15 @@ import (
 // Keys and values are laid out by package state (AppendWindowRunKey and
 // WindowRun for a run, AppendWindowMetaKey and WindowMeta for the
 // watermark and counts). Every value carries a fingerprint of the rule's
-// canonical query and schedule (windowFingerprint); an
-// entry with another fingerprint (the query or schedule changed) is not
-// restored but deleted, and reported through Options.OnError. A run entry
-// expires at its end plus the lateness plus WindowRetention, so that runs
-// nobody restores (a rule removed) are swept.
+// canonical query and schedule (windowFingerprint); an entry with another
+// fingerprint (the query or schedule changed) is not restored but deleted,
+// and reported through Options.OnError. A run entry expires
+// WindowRetention after its end, the meta entry WindowRetention plus the
+// look-back after the latest of its watermark and the runs it counts, so
+// that entries nobody restores (a rule removed) are swept. How long a run
+// stays open after its end (the lateness) is the caller's choice, made
+// through Advance, not the engine's to know: the retention is far beyond
+// any lateness.
 
 // WindowMode chooses what the engine does with the open runs of ES|QL
 // rules and the store.
@@ -80,8 +84,9 @@ func ParseWindowMode(s string) (WindowMode, error) {
 	return 0, fmt.Errorf("unknown window mode %q (memory, rebuild or restore)", s)
 }
 
-// WindowRetention is how long after its end plus the lateness a stored
-// run (or a rule's watermark) is kept before it expires.
+// WindowRetention is how long (in event time) after its end a stored run,
+// or a rule's watermark, is kept before it expires: far longer than any
+// lateness the caller keeps runs open for.
 const WindowRetention = 24 * time.Hour
 
 // windowFingerprint identifies what stored runs of r can be restored
@@ -116,11 +121,6 @@ func (r *esqlRunner) touch(end int64) {
 	r.dirty = append(r.dirty, end)
 }
 
-// lateness is the engine's lateness, at least 0, for expiries.
-func (r *esqlRunner) lateness() time.Duration {
-	return max(r.eng.opts.Lateness, 0)
-}
-
 // windowWrite is one write of a checkpoint.
 type windowWrite struct {
 	key, val []byte
@@ -151,7 +151,7 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 			ws = append(ws, windowWrite{key: r.runKey(end), del: true})
 			continue
 		}
-		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(r.lateness() + WindowRetention)})
+		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(WindowRetention)})
 	}
 	if r.metaDirty && !r.retired {
 		horizon := r.closed
@@ -161,7 +161,7 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 			horizon = max(horizon, end)
 		}
 		val := state.AppendWindowMeta(nil, meta)
-		exp := time.Unix(0, horizon).Add(r.sched.Lookback + r.lateness() + WindowRetention)
+		exp := time.Unix(0, horizon).Add(r.sched.Lookback + WindowRetention)
 		ws = append(ws, windowWrite{key: r.metaKey(), val: val, exp: exp})
 	}
 	return ws

@@ -13,8 +13,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
@@ -53,37 +51,6 @@ func windowRules(t *testing.T) []*rule.Compiled {
 	return []*rule.Compiled{builtin(t, seed004), withMaxSignals(compileYAML(t, "per-event.yaml", nonAggregating), 3)}
 }
 
-// feeder runs records through an engine.
-type feeder struct {
-	t   *testing.T
-	eng *engine.Engine
-	rd  *ingest.Reader
-}
-
-func newFeeder(t *testing.T, rs []*rule.Compiled, opts engine.Options) *feeder {
-	t.Helper()
-	eng, err := engine.New(rs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &feeder{t: t, eng: eng, rd: rd}
-}
-
-func (f *feeder) feed(records []string) {
-	f.t.Helper()
-	for i, rec := range records {
-		if err := f.rd.Record(event.Origin{Name: "log", Line: int64(i + 1)}, []byte(rec), func(e *event.Event) error {
-			return f.eng.Process(context.Background(), e)
-		}); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-}
-
 // alertKeys returns "id fields" of each alert, sorted.
 func alertKeys(as []*alert.Alert) []string {
 	var out []string
@@ -115,11 +82,9 @@ func TestWindowsRestore(t *testing.T) {
 	log := windowLog()
 	const lateness = 30 * time.Second
 	var whole alert.Collector
-	f := newFeeder(t, rs, engine.Options{Sink: &whole, Lateness: lateness})
+	f := newHarness(t, rs, engine.Options{Sink: &whole}, watermark{lateness: lateness})
 	f.feed(log)
-	if err := f.eng.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.close()
 	want := alertKeys(whole.Alerts)
 	if n := len(want); n < 4 {
 		t.Fatalf("the uninterrupted engine raised %d alerts; the log should raise more", n)
@@ -131,27 +96,21 @@ func TestWindowsRestore(t *testing.T) {
 		var errs []error
 		onErr := func(id string, err error) { errs = append(errs, err) }
 		store := openBolt(t, dir)
-		f := newFeeder(t, rs, engine.Options{Sink: &a, Store: store, Lateness: lateness, Windows: engine.WindowsRestore, OnError: onErr})
+		f := newHarness(t, rs, engine.Options{Sink: &a, Store: store, Windows: engine.WindowsRestore, OnError: onErr}, watermark{lateness: lateness})
 		last := 0
 		for i := 0; i < kill; i++ {
 			f.feed(log[i : i+1])
 			if (i+1)%every == 0 {
-				if err := f.eng.Checkpoint(context.Background()); err != nil {
-					t.Fatal(err)
-				}
+				f.checkpoint()
 				last = i + 1
 			}
 		}
 		store.Close() // killed: no Close, no checkpoint of the events since last
 		store = openBolt(t, dir)
-		g := newFeeder(t, rs, engine.Options{Sink: &b, Store: store, Lateness: lateness, Windows: engine.WindowsRestore, OnError: onErr})
+		g := newHarness(t, rs, engine.Options{Sink: &b, Store: store, Windows: engine.WindowsRestore, OnError: onErr}, watermark{lateness: lateness})
 		g.feed(log[last:])
-		if err := g.eng.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.eng.Checkpoint(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		g.close()
+		g.checkpoint()
 		got := alertKeys(append(a.Alerts, b.Alerts...))
 		if !slices.Equal(got, want) {
 			t.Fatalf("killed after %d events, resumed at %d: alerts\n%s\nwant\n%s", kill, last, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -181,20 +140,20 @@ func TestWindowsLostWithoutRestore(t *testing.T) {
 	rs := windowRules(t)
 	log := windowLog()
 	var whole, a, b alert.Collector
-	f := newFeeder(t, rs, engine.Options{Sink: &whole, Lateness: 30 * time.Second})
+	f := newHarness(t, rs, engine.Options{Sink: &whole}, watermark{lateness: 30 * time.Second})
 	f.feed(log)
-	f.eng.Close(context.Background())
+	f.close()
 	dir := t.TempDir()
 	store := openBolt(t, dir)
-	f = newFeeder(t, rs, engine.Options{Sink: &a, Store: store, Lateness: 30 * time.Second, Windows: engine.WindowsRebuild})
+	f = newHarness(t, rs, engine.Options{Sink: &a, Store: store, Windows: engine.WindowsRebuild}, watermark{lateness: 30 * time.Second})
 	f.feed(log[:10])
-	f.eng.Checkpoint(context.Background())
+	f.checkpoint()
 	store.Close()
 	store = openBolt(t, dir)
 	defer store.Close()
-	g := newFeeder(t, rs, engine.Options{Sink: &b, Store: store, Lateness: 30 * time.Second, Windows: engine.WindowsRebuild})
+	g := newHarness(t, rs, engine.Options{Sink: &b, Store: store, Windows: engine.WindowsRebuild}, watermark{lateness: 30 * time.Second})
 	g.feed(log[10:])
-	g.eng.Close(context.Background())
+	g.close()
 	if got := alertKeys(append(a.Alerts, b.Alerts...)); slices.Equal(got, alertKeys(whole.Alerts)) {
 		t.Fatal("resuming without the stored runs gave the same alerts: the log does not exercise open runs")
 	}
@@ -206,19 +165,17 @@ func TestWindowsRebuild(t *testing.T) {
 	rs := windowRules(t)
 	log := windowLog()
 	var whole alert.Collector
-	f := newFeeder(t, rs, engine.Options{Sink: &whole, Lateness: -1})
+	f := newHarness(t, rs, engine.Options{Sink: &whole}, untilClose)
 	f.feed(log)
-	f.eng.Close(context.Background())
+	f.close()
 	want := alertKeys(whole.Alerts)
 
 	dir := t.TempDir()
 	store := openBolt(t, dir)
 	var a, b alert.Collector
-	f = newFeeder(t, rs, engine.Options{Sink: &a, Store: store, Lateness: -1, Windows: engine.WindowsRebuild})
+	f = newHarness(t, rs, engine.Options{Sink: &a, Store: store, Windows: engine.WindowsRebuild}, untilClose)
 	f.feed(log[:len(log)/2])
-	if err := f.eng.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.checkpoint()
 	stored := countRuns(t, store)
 	if stored == 0 {
 		t.Fatal("no run checkpointed")
@@ -226,12 +183,12 @@ func TestWindowsRebuild(t *testing.T) {
 	store.Close()
 	store = openBolt(t, dir)
 	defer store.Close()
-	g := newFeeder(t, rs, engine.Options{Sink: &b, Store: store, Lateness: -1, Windows: engine.WindowsRebuild})
+	g := newHarness(t, rs, engine.Options{Sink: &b, Store: store, Windows: engine.WindowsRebuild}, untilClose)
 	if n := countRuns(t, store); n != 0 {
 		t.Fatalf("%d stored runs left after building a rebuilding engine", n)
 	}
 	g.feed(log)
-	g.eng.Close(context.Background())
+	g.close()
 	if got := alertKeys(append(a.Alerts, b.Alerts...)); !slices.Equal(got, want) {
 		t.Fatalf("alerts\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -258,11 +215,9 @@ func TestWindowsChangedQuery(t *testing.T) {
 	dir := t.TempDir()
 	store := openBolt(t, dir)
 	var a alert.Collector
-	f := newFeeder(t, []*rule.Compiled{r}, engine.Options{Sink: &a, Store: store, Lateness: -1, Windows: engine.WindowsRestore})
+	f := newHarness(t, []*rule.Compiled{r}, engine.Options{Sink: &a, Store: store, Windows: engine.WindowsRestore}, untilClose)
 	f.feed(burst("a", "203.0.113.7", probes, 8, t0, time.Second))
-	if err := f.eng.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.checkpoint()
 	if countRuns(t, store) == 0 {
 		t.Fatal("no run checkpointed")
 	}
@@ -275,15 +230,15 @@ func TestWindowsChangedQuery(t *testing.T) {
 	}
 	var b alert.Collector
 	var errs []error
-	g := newFeeder(t, []*rule.Compiled{changed}, engine.Options{Sink: &b, Store: store, Lateness: -1, Windows: engine.WindowsRestore,
-		OnError: func(id string, err error) { errs = append(errs, err) }})
+	g := newHarness(t, []*rule.Compiled{changed}, engine.Options{Sink: &b, Store: store, Windows: engine.WindowsRestore,
+		OnError: func(id string, err error) { errs = append(errs, err) }}, untilClose)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "query or schedule changed") {
 		t.Fatalf("errors %v; want one saying the query changed", errs)
 	}
 	if n := countRuns(t, store); n != 0 {
 		t.Fatalf("%d runs of the old query left", n)
 	}
-	g.eng.Close(context.Background())
+	g.close()
 	if len(b.Alerts) != 0 {
 		t.Fatalf("%d alerts from runs of another query", len(b.Alerts))
 	}
@@ -304,37 +259,27 @@ func TestWindowsHandover(t *testing.T) {
 	rs := windowRules(t)
 	log := windowLog()
 	var whole alert.Collector
-	f := newFeeder(t, rs, engine.Options{Sink: &whole, Lateness: 30 * time.Second})
+	f := newHarness(t, rs, engine.Options{Sink: &whole}, watermark{lateness: 30 * time.Second})
 	f.feed(log)
-	f.eng.Close(context.Background())
+	f.close()
 	want := alertKeys(whole.Alerts)
 	for _, mode := range []engine.WindowMode{engine.WindowsInMemory, engine.WindowsRestore} {
 		for at := 1; at < len(log); at += 4 {
 			store := openBolt(t, t.TempDir())
 			var sink alert.Collector
-			opts := engine.Options{Sink: &sink, Store: store, Lateness: 30 * time.Second, Windows: mode,
+			opts := engine.Options{Sink: &sink, Store: store, Windows: mode,
 				OnError: func(id string, err error) { t.Errorf("rule %s: %v", id, err) }}
-			f := newFeeder(t, rs, opts)
+			f := newHarness(t, rs, opts, watermark{lateness: 30 * time.Second})
 			f.feed(log[:at])
-			if err := f.eng.Checkpoint(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			f.checkpoint()
 			f.feed(log[at : at+1]) // not checkpointed: only the handover carries it
-			g := newFeeder(t, rs, opts)
-			moved := f.eng.Handover(g.eng)
-			if err := f.eng.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.eng.Checkpoint(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			g := newHarness(t, rs, opts, watermark{lateness: 30 * time.Second})
+			moved := f.handover(g)
+			f.close()
+			f.checkpoint()
 			g.feed(log[at+1:])
-			if err := g.eng.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := g.eng.Checkpoint(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			g.close()
+			g.checkpoint()
 			if got := alertKeys(sink.Alerts); !slices.Equal(got, want) {
 				t.Fatalf("%s, reload after %d events (%d runs moved): alerts\n%s\nwant\n%s", mode, at+1, moved, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
@@ -354,21 +299,19 @@ func TestWindowsCheckpointRetry(t *testing.T) {
 	store := openBolt(t, dir)
 	fs := &failOnce{Store: store}
 	var a alert.Collector
-	f := newFeeder(t, []*rule.Compiled{r}, engine.Options{Sink: &a, Store: fs, Lateness: -1, Windows: engine.WindowsRestore})
+	f := newHarness(t, []*rule.Compiled{r}, engine.Options{Sink: &a, Store: fs, Windows: engine.WindowsRestore}, untilClose)
 	f.feed(burst("a", "203.0.113.7", probes, 8, t0, time.Second))
 	fs.fail = true
 	if err := f.eng.Checkpoint(context.Background()); err == nil {
 		t.Fatal("checkpoint on a failing store returned nil")
 	}
-	if err := f.eng.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.checkpoint()
 	store.Close()
 	store = openBolt(t, dir)
 	defer store.Close()
 	var b alert.Collector
-	g := newFeeder(t, []*rule.Compiled{r}, engine.Options{Sink: &b, Store: store, Lateness: -1, Windows: engine.WindowsRestore})
-	g.eng.Close(context.Background())
+	g := newHarness(t, []*rule.Compiled{r}, engine.Options{Sink: &b, Store: store, Windows: engine.WindowsRestore}, untilClose)
+	g.close()
 	if len(b.Alerts) != 1 {
 		t.Fatalf("%d alerts from the restored run, want 1", len(b.Alerts))
 	}
@@ -404,22 +347,10 @@ func BenchmarkSeed004Windows(b *testing.B) {
 			}
 			defer store.Close()
 			var sink countSink
-			eng, err := engine.New([]*rule.Compiled{r}, engine.Options{Sink: &sink, Store: store, Windows: mode})
-			if err != nil {
-				b.Fatal(err)
-			}
-			rd, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: eng.Fields()})
-			if err != nil {
-				b.Fatal(err)
-			}
+			h := newHarness(b, []*rule.Compiled{r}, engine.Options{Sink: &sink, Store: store, Windows: mode}, watermark{lateness: 0})
 			var events []*event.Event
 			for i, l := range lines {
-				if err := rd.Record(event.Origin{Name: "bench", Line: int64(i + 1)}, []byte(l), func(e *event.Event) error {
-					events = append(events, e.Clone())
-					return nil
-				}); err != nil {
-					b.Fatal(err)
-				}
+				events = h.decode(events, event.Origin{Name: "bench", Line: int64(i + 1)}, []byte(l))
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -429,21 +360,17 @@ func BenchmarkSeed004Windows(b *testing.B) {
 				e := events[i%len(events)]
 				e.Timestamp = at
 				at = at.Add(time.Second)
-				if err := eng.Process(ctx, e); err != nil {
+				if err := h.process(e); err != nil {
 					b.Fatal(err)
 				}
 				if i%5000 == 4999 {
-					if err := eng.Checkpoint(ctx); err != nil {
+					if err := h.eng.Checkpoint(ctx); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			if err := eng.Close(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if err := eng.Checkpoint(ctx); err != nil {
-				b.Fatal(err)
-			}
+			h.close()
+			h.checkpoint()
 		})
 	}
 }

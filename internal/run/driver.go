@@ -154,7 +154,7 @@ func New(cfg Config) (*Driver, error) {
 func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 	return engine.New(rules, engine.Options{
 		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
-		Lateness: -1, LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates,
+		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates,
 		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget,
 		OnError: func(id string, err error) {
 			d.m.ruleErrors.WithLabelValues(id).Inc()
