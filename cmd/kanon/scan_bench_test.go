@@ -8,10 +8,10 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
-	"github.com/kanon-dev/kanon/internal/event"
-	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/loadgen"
-	"github.com/kanon-dev/kanon/internal/state/mem"
+	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/bolt"
 )
 
 var (
@@ -36,46 +36,62 @@ func realisticLog(b *testing.B) []byte {
 }
 
 // BenchmarkScan measures kanon scan's whole path — read, frame, parse,
-// normalise, evaluate every built-in rule, raise alerts (into a discarding
-// JSON sink) — on a realistic generated log. Run on one core with
-// go test -run XXX -bench BenchmarkScan -cpu 1 ./cmd/kanon
+// normalise, dedup, evaluate every built-in rule, raise alerts (into a
+// discarding JSON sink), commit — through the driver with the scan's
+// batch policy, on a realistic generated log: with state in memory
+// (--no-state) and in the embedded store on disk (the default). Run on
+// one core with go test -run XXX -bench BenchmarkScan -cpu 1 ./cmd/kanon
 func BenchmarkScan(b *testing.B) {
+	for _, store := range []string{"memory", "bolt"} {
+		b.Run(store, func(b *testing.B) { benchScan(b, store == "bolt") })
+	}
+	b.Run("memory-nodedup", func(b *testing.B) {
+		defer func(d int) { benchDedup = d }(benchDedup)
+		benchDedup = 0
+		benchScan(b, false)
+	})
+}
+
+func benchScan(b *testing.B, onDisk bool) {
 	data := realisticLog(b)
 	var rf ruleFlags
 	compiled, err := rf.load()
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := registry()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var alerts int64
 	for b.Loop() {
-		store := mem.New()
-		sink := alert.NewJSONSink(discard{})
-		eng, err := engine.New(compiled, engine.Options{Sink: sink, Store: store, Materialize: reg.Materialize})
-		if err != nil {
-			b.Fatal(err)
+		pol := run.BatchPolicy()
+		var store state.Store
+		if onDisk {
+			if store, err = bolt.Open(b.TempDir(), bolt.Options{}); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			pol.Windows = engine.WindowsInMemory
 		}
-		rd, err := ingest.NewReader(reg, ingest.Options{Fields: eng.Fields()})
+		d, err := run.New(run.Config{Rules: compiled, Registry: registry(), Store: store, Sink: alert.NewJSONSink(discard{}),
+			Policy: pol, Dedup: benchDedup})
 		if err != nil {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
-		if err := rd.ReadStream(ctx, "bench", bytes.NewReader(data), func(e *event.Event) error { return eng.Process(ctx, e) }); err != nil {
+		if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data)}); err != nil {
 			b.Fatal(err)
 		}
-		if err := eng.Close(ctx); err != nil {
+		if err := d.Close(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if rd.Stats().Bad != 0 {
-			b.Fatalf("%d bad records in the generated log", rd.Stats().Bad)
+		st := d.Stats()
+		if st.Bad != 0 {
+			b.Fatalf("%d bad records in the generated log", st.Bad)
 		}
-		alerts = 0
-		for _, s := range eng.Stats().Rules {
-			alerts += s.Alerts
+		alerts = alertsRaised(st)
+		if store != nil {
+			store.Close()
 		}
-		store.Close()
 	}
 	b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(alerts), "alerts/scan")
@@ -84,3 +100,6 @@ func BenchmarkScan(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// benchDedup is the redelivery dedup of BenchmarkScan (kanon scan's default).
+var benchDedup = run.DefaultDedup
