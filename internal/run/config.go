@@ -8,6 +8,7 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
@@ -129,6 +130,9 @@ type Config struct {
 	// OnAlert, if set, is called in the driver's goroutine with each alert
 	// and the time since its batch was received (tests, load tests).
 	OnAlert func(a *alert.Alert, sinceReceipt time.Duration)
+	// Observers see every event evaluated, after the rules (a report's
+	// counts of activity).
+	Observers []Observer
 	// Now is the wall clock (nil: time.Now). The driver is the only part
 	// of kanon that reads it while judging events: for alert latency, for
 	// the pace of commits, and for the idle clock.
@@ -177,4 +181,15 @@ func (c *Config) validate() error {
 		c.Now = time.Now
 	}
 	return nil
+}
+
+// Observer sees every event the driver evaluates, after the rules: what an
+// incident report counts (requests per minute, top sources). Observe runs
+// in the driver's goroutine; the event is valid only during the call and
+// must not be changed.
+type Observer interface {
+	// Fields are the fields Observe reads: the readers fill them beside
+	// those the rules read.
+	Fields() event.FieldSet
+	Observe(e *event.Event)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kanon-dev/kanon/examples"
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
@@ -291,5 +292,38 @@ func TestFilesFromFS(t *testing.T) {
 	}
 	if st := d.Stats(); st.Files != int64(len(names)) {
 		t.Fatalf("%d files, want %d", st.Files, len(names))
+	}
+}
+
+// countNames counts the events it sees by objectRef.name, a field no
+// built-in rule reads.
+type countNames struct {
+	f     event.Field
+	names map[string]int
+	n     int
+}
+
+func (c *countNames) Fields() event.FieldSet {
+	var fs event.FieldSet
+	fs.Add(c.f)
+	return fs
+}
+
+func (c *countNames) Observe(e *event.Event) {
+	c.n++
+	var buf [1]event.Value
+	for _, v := range e.Get(c.f, buf[:0]) {
+		c.names[v.String()]++
+	}
+}
+
+// Observers see every event evaluated, with the fields they ask for
+// filled although no rule reads them.
+func TestObservers(t *testing.T) {
+	obs := &countNames{f: event.Lookup("kubernetes.audit.objectRef.name"), names: map[string]int{}}
+	data := exampleLog(t)
+	_, st := scan(t, data, run.Config{Policy: run.TestPolicy(), Observers: []run.Observer{obs}})
+	if obs.n != int(st.Events) || obs.n == 0 || len(obs.names) == 0 {
+		t.Fatalf("observer saw %d events (%d names), the driver evaluated %d", obs.n, len(obs.names), st.Events)
 	}
 }

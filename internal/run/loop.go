@@ -216,8 +216,12 @@ func (d *Driver) reader(input string) *ingest.Reader {
 	if rd := d.readers[input]; rd != nil {
 		return rd
 	}
+	fields := d.eng.Fields()
+	for _, o := range d.cfg.Observers {
+		fields.Union(o.Fields())
+	}
 	opts := ingest.Options{
-		Format: d.cfg.Format, Fields: d.eng.Fields(), MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
+		Format: d.cfg.Format, Fields: fields, MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
 		OnBad:  func(b ingest.BadRecord) { d.reportBad(input, b) },
 		OnSkip: func(ingest.BadRecord) { d.m.skipped.WithLabelValues(input).Inc() },
 	}
@@ -279,6 +283,9 @@ func (d *Driver) runBatch(j *job) {
 			return err
 		}
 		evaluated++
+		for _, o := range d.cfg.Observers {
+			o.Observe(e)
+		}
 		return d.observe(e.Time())
 	}
 	for i := range b.Records {
