@@ -166,6 +166,8 @@ func runCase(t *testing.T, c conformanceCase) (*Table, error) {
 	for i, doc := range c.events {
 		var addErr error
 		err := readECS(doc, p.Fields(), func(e *event.Event) error {
+			// Each event has an origin of its own, for the evidence.
+			e.Origin = event.Origin{Name: c.file, Line: int64(i + 1)}
 			if addErr = whole.AddEvent(ev, e); addErr != nil {
 				return nil
 			}
@@ -208,10 +210,57 @@ func runCase(t *testing.T, c conformanceCase) (*Table, error) {
 		if p.Aggregates() && w != g {
 			t.Errorf("%s:%d: merged state differs:\n%s\nwhole:\n%s", c.file, c.line, g, w)
 		}
+		if w, g := evidenceText(want), evidenceText(got); p.Aggregates() && w != g {
+			t.Errorf("%s:%d: merged evidence differs:\n%s\nwhole:\n%s", c.file, c.line, g, w)
+		}
 	} else {
 		t.Errorf("%s:%d: merged state has %d rows, whole %d", c.file, c.line, len(got.Rows), len(want.Rows))
 	}
+	checkEvidence(t, c, p, want)
 	return want, nil
+}
+
+// evidenceText renders a table's evidence, one line per row.
+func evidenceText(tb *Table) string {
+	var b strings.Builder
+	for _, ev := range tb.Evidence {
+		fmt.Fprintf(&b, "%d:", ev.Total)
+		for _, r := range ev.Events {
+			fmt.Fprintf(&b, " %s", r.Origin)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// checkEvidence checks what every case's output rows say they count: one
+// evidence per row, at most EvidenceLimit events named, in order, each one
+// of the case's events, and for a program without a second aggregation no
+// more events than the case has.
+func checkEvidence(t *testing.T, c conformanceCase, p *Program, tb *Table) {
+	t.Helper()
+	if p.PerEvent() {
+		if tb.Evidence != nil {
+			t.Errorf("%s:%d: a per-event program has evidence", c.file, c.line)
+		}
+		return
+	}
+	if len(tb.Evidence) != len(tb.Rows) {
+		t.Fatalf("%s:%d: %d evidence for %d rows", c.file, c.line, len(tb.Evidence), len(tb.Rows))
+	}
+	for i, ev := range tb.Evidence {
+		if len(ev.Events) > EvidenceLimit || int64(len(ev.Events)) > ev.Total || len(ev.Events) < int(min(ev.Total, EvidenceLimit)) {
+			t.Errorf("%s:%d: row %d: %d events named of %d", c.file, c.line, i, len(ev.Events), ev.Total)
+		}
+		for k, r := range ev.Events {
+			if !strings.HasPrefix(r.Origin, c.file+":") {
+				t.Errorf("%s:%d: row %d names %q", c.file, c.line, i, r.Origin)
+			}
+			if k > 0 && compareRef(&ev.Events[k-1], &ev.Events[k]) >= 0 {
+				t.Errorf("%s:%d: row %d: events out of order", c.file, c.line, i)
+			}
+		}
+	}
 }
 
 func tableText(tb *Table) string {

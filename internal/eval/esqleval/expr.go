@@ -57,6 +57,8 @@ type ctx struct {
 	loaded []bool
 	fields []event.Field
 	tmp    [][]event.Value
+	// prov is the evidence of each row of the rest (State.Result).
+	prov []*evidence
 	// ips caches the parsing of IP strings within one evaluation.
 }
 

@@ -16,8 +16,18 @@ type rcol struct {
 	line *Column
 }
 
-// restOp is one command of the rest, run over all rows of a window.
+// restOp is one command of the rest, run over all rows of a window. When
+// c.prov is set it holds each row's evidence, and the op keeps it in step
+// with the rows it returns (an op that neither drops, reorders nor adds
+// rows leaves it alone).
 type restOp func(c *ctx, rows []Row) ([]Row, error)
+
+// cutProv cuts the evidence to the first n rows.
+func (c *ctx) cutProv(n int) {
+	if c.prov != nil && len(c.prov) > n {
+		c.prov = c.prov[:n]
+	}
+}
 
 // project returns an op that maps each row to the given input positions.
 func project(idx []int) restOp {
@@ -77,12 +87,18 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		}
 		t := cp.newTmp()
 		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
-			out := rows[:0]
-			for _, row := range rows {
+			out, prov := rows[:0], cx.prov[:0]
+			for r, row := range rows {
 				cx.cols = row
 				if v, known := truth(evalTmp(cx, &cond, t)); known && v {
 					out = append(out, row)
+					if cx.prov != nil {
+						prov = append(prov, cx.prov[r])
+					}
 				}
+			}
+			if cx.prov != nil {
+				cx.prov = prov
 			}
 			return out, nil
 		})
@@ -149,13 +165,21 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		}
 		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
 			t := newAggTable(plan, p)
-			for _, row := range rows {
+			for r, row := range rows {
 				cx.cols = row
+				if cx.prov != nil {
+					t.seq++
+					t.from = cx.prov[r]
+				}
 				if err := t.add(cx); err != nil {
 					return nil, err
 				}
 			}
-			return t.rows(), nil
+			out, evs := t.rows()
+			if cx.prov != nil {
+				cx.prov = evs
+			}
+			return out, nil
 		})
 	case *esql.KeepCmd:
 		names := cp.rsNames()
@@ -221,9 +245,10 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		p.rest = append(p.rest, cp.compileSort(c))
 	case *esql.LimitCmd:
 		n := c.N
-		p.rest = append(p.rest, func(_ *ctx, rows []Row) ([]Row, error) {
+		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
 			if int64(len(rows)) > n {
 				rows = rows[:n]
+				cx.cutProv(len(rows))
 			}
 			return rows, nil
 		})
@@ -241,11 +266,18 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 		cp.markUsed(cp.rs[pos])
 		cp.rs[pos].src = -1
 		cp.rs[pos].line = cp.define(c, &Column{Name: c.Field.Name, Origin: OriginExpand, Type: typeName(cp.rs[pos].typ), Of: cp.rs[pos].line})
-		p.rest = append(p.rest, func(_ *ctx, rows []Row) ([]Row, error) {
+		p.rest = append(p.rest, func(cx *ctx, rows []Row) ([]Row, error) {
 			var out []Row
-			for _, row := range rows {
+			var prov []*evidence
+			for i, row := range rows {
 				vals := row[pos]
-				if len(vals) <= 1 {
+				n := max(len(vals), 1)
+				if cx.prov != nil {
+					for range n {
+						prov = append(prov, cx.prov[i])
+					}
+				}
+				if n == 1 {
 					out = append(out, row)
 					continue
 				}
@@ -254,6 +286,9 @@ func (cp *compiler) compileRestCmd(cmd esql.Cmd) {
 					r[pos] = vals[k : k+1 : k+1]
 					out = append(out, r)
 				}
+			}
+			if cx.prov != nil {
+				cx.prov = prov
 			}
 			return out, nil
 		})
@@ -282,12 +317,16 @@ func (cp *compiler) compileSort(c *esql.SortCmd) restOp {
 	return func(cx *ctx, rows []Row) ([]Row, error) {
 		type sortRow struct {
 			row  Row
+			ev   *evidence
 			vals []event.Value // one per key; KindNull for null
 		}
 		srs := make([]sortRow, len(rows))
 		for r, row := range rows {
 			cx.cols = row
 			srs[r] = sortRow{row: row, vals: make([]event.Value, len(keys))}
+			if cx.prov != nil {
+				srs[r].ev = cx.prov[r]
+			}
 			for k := range keys {
 				vs := keys[k].e.fn(cx, nil)
 				if len(vs) == 0 {
@@ -332,6 +371,9 @@ func (cp *compiler) compileSort(c *esql.SortCmd) restOp {
 		})
 		for r := range srs {
 			rows[r] = srs[r].row
+			if cx.prov != nil {
+				cx.prov[r] = srs[r].ev
+			}
 		}
 		return rows, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/kanon-dev/kanon/internal/event"
 )
@@ -12,6 +13,13 @@ import (
 type Table struct {
 	Columns []string
 	Rows    []Row
+	// Evidence holds, for each row of a program with a rest (not
+	// PerEvent), the events it counts: those of its STATS group (through
+	// every later command: a second STATS adds up the evidence of the
+	// rows it aggregates), or for a program without STATS the event the
+	// row came from. Events fed with State.Add instead of AddFrom or
+	// AddEvent are counted in no evidence.
+	Evidence []*Evidence
 }
 
 // State is the state of one program over one window: the aggregation
@@ -23,6 +31,8 @@ type State struct {
 	p     *Program
 	table *aggTable
 	rows  []Row
+	rowEv []evidence // the event of each row kept (rows mode)
+	seq   uint64     // AddFrom calls
 	size  int64
 	c     ctx
 }
@@ -36,7 +46,7 @@ func (p *Program) NewState() *State {
 
 // Reset empties the state.
 func (s *State) Reset() {
-	s.rows, s.size = nil, 0
+	s.rows, s.rowEv, s.size = nil, nil, 0
 	s.c = ctx{tmp: make([][]event.Value, s.p.ntmp)}
 	if s.p.stats != nil {
 		s.table = newAggTable(s.p.stats, s.p)
@@ -66,7 +76,21 @@ func (s *State) Size() int64 {
 // STATS. It returns an error wrapping ErrBudgetExceeded when the state
 // outgrows the program's budget; the state is then incomplete and should be
 // discarded.
-func (s *State) Add(env Env, rows []Row) (err error) {
+func (s *State) Add(env Env, rows []Row) error {
+	return s.add(env, rows, nil)
+}
+
+// AddFrom is Add for the rows that Evaluator.Eval returned for event e:
+// each group the rows fall in (or each row kept) also counts e in its
+// Evidence (once, however many of the rows fall in the group). Only the
+// earliest EvidenceLimit events of a group are named, so the per-event
+// cost beyond Add is a comparison, and for the events named a copy of the
+// auditID and the origin.
+func (s *State) AddFrom(env Env, rows []Row, e *event.Event) error {
+	return s.add(env, rows, e)
+}
+
+func (s *State) add(env Env, rows []Row, e *event.Event) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = bugError(r)
@@ -74,6 +98,11 @@ func (s *State) Add(env Env, rows []Row) (err error) {
 	}()
 	if s.table != nil {
 		s.c.env = &env
+		if e != nil {
+			s.seq++
+			s.table.cur, s.table.seq = e, s.seq
+			defer func() { s.table.cur = nil }()
+		}
 		for _, row := range rows {
 			s.c.cols = row
 			if err := s.table.add(&s.c); err != nil {
@@ -82,10 +111,16 @@ func (s *State) Add(env Env, rows []Row) (err error) {
 		}
 		return nil
 	}
+	var ref evidence
+	if e != nil && len(rows) > 0 {
+		s.seq++
+		ref.note(e, s.seq)
+	}
 	for _, row := range rows {
 		r := row.Clone()
 		s.rows = append(s.rows, r)
-		s.size += rowSize(r)
+		s.rowEv = append(s.rowEv, evidence{total: ref.total, refs: ref.refs[:len(ref.refs):len(ref.refs)]})
+		s.size += rowSize(r) + evidenceSize(&ref)
 		if s.size > s.p.opts.budget {
 			return s.p.budgetErr(s.size)
 		}
@@ -93,14 +128,23 @@ func (s *State) Add(env Env, rows []Row) (err error) {
 	return nil
 }
 
+// evidenceSize estimates the memory the references of ev take.
+func evidenceSize(ev *evidence) int64 {
+	var n int64
+	for i := range ev.refs {
+		n += refSize(&ev.refs[i])
+	}
+	return n
+}
+
 // AddEvent runs the per-event prefix of the program on e with ev and adds
-// the rows to the state.
+// the rows to the state, counting e in their evidence (AddFrom).
 func (s *State) AddEvent(ev *Evaluator, e *event.Event) error {
 	rows, err := ev.Eval(e)
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	return s.Add(ev.Env, rows)
+	return s.AddFrom(ev.Env, rows, e)
 }
 
 func rowSize(r Row) int64 {
@@ -124,15 +168,18 @@ func (s *State) Result(env Env) (t *Table, err error) {
 	}()
 	p := s.p
 	var rows []Row
+	var prov []*evidence
 	if s.table != nil {
-		rows = s.table.rows()
+		rows, prov = s.table.rows()
 	} else {
 		rows = append(rows, s.rows...)
+		prov = make([]*evidence, len(rows))
 		for i, r := range rows {
 			rows[i] = append(Row(nil), r...)
+			prov[i] = &s.rowEv[i]
 		}
 	}
-	c := &ctx{env: &env, tmp: make([][]event.Value, p.ntmp)}
+	c := &ctx{env: &env, tmp: make([][]event.Value, p.ntmp), prov: prov}
 	for _, op := range p.rest {
 		if rows, err = op(c, rows); err != nil {
 			return nil, err
@@ -140,13 +187,27 @@ func (s *State) Result(env Env) (t *Table, err error) {
 	}
 	if !p.lastLimit && p.opts.limit > 0 && len(rows) > p.opts.limit {
 		rows = rows[:p.opts.limit]
+		c.cutProv(len(rows))
 	}
-	return &Table{Columns: p.columns, Rows: rows}, nil
+	t = &Table{Columns: p.columns, Rows: rows}
+	if p.hasRest {
+		t.Evidence = make([]*Evidence, len(c.prov))
+		for i, ev := range c.prov {
+			t.Evidence[i] = ev.export()
+		}
+	}
+	return t, nil
 }
 
-// Export state format: magic, version, program hash, then either the groups
-// (sorted by key; each key and its aggregation states) or the rows.
-const exportMagic = "KES\x01"
+// Export state format: magic with the version, program hash, then either
+// the groups (sorted by key; each key, its aggregation states and, from
+// version 2, its evidence) or the rows (each row's cells and, from version
+// 2, its evidence). Import reads both versions; a state of version 1 has
+// no evidence.
+const (
+	exportMagic   = "KES\x02"
+	exportMagicV1 = "KES\x01"
+)
 
 // Export encodes the state deterministically: equal states give equal bytes.
 func (s *State) Export() []byte {
@@ -163,12 +224,13 @@ func (s *State) Export() []byte {
 				tmp = st.appendTo(tmp[:0])
 				b = appendBytes(b, tmp)
 			}
+			b = g.ev.appendTo(b)
 		}
 		return b
 	}
 	b = append(b, 'R')
 	b = binary.AppendUvarint(b, uint64(len(s.rows)))
-	for _, r := range s.rows {
+	for i, r := range s.rows {
 		b = binary.AppendUvarint(b, uint64(len(r)))
 		for _, cell := range r {
 			b = binary.AppendUvarint(b, uint64(len(cell)))
@@ -176,6 +238,7 @@ func (s *State) Export() []byte {
 				b = appendValue(b, v)
 			}
 		}
+		b = s.rowEv[i].appendTo(b)
 	}
 	return b
 }
@@ -196,7 +259,15 @@ func (s *State) Import(b []byte) error {
 }
 
 func (s *State) decode(b []byte) error {
-	if len(b) < len(exportMagic)+9 || string(b[:len(exportMagic)]) != exportMagic {
+	if len(b) < len(exportMagic)+9 {
+		return errCorrupt
+	}
+	var withEv bool
+	switch string(b[:len(exportMagic)]) {
+	case exportMagic:
+		withEv = true
+	case exportMagicV1:
+	default:
 		return errCorrupt
 	}
 	if binary.BigEndian.Uint64(b[len(exportMagic):]) != s.p.hash {
@@ -240,6 +311,14 @@ func (s *State) decode(b []byte) error {
 				}
 				s.table.size += int64(len(enc))
 			}
+			if withEv {
+				rest, n, err := g.ev.decode(b)
+				if err != nil {
+					return err
+				}
+				b = rest
+				s.table.size += n
+			}
 			s.table.groups[g.key] = g
 		}
 	case mode == 'R' && s.table == nil:
@@ -270,7 +349,17 @@ func (s *State) decode(b []byte) error {
 					r[i] = append(r[i], v)
 				}
 			}
+			var ev evidence
+			if withEv {
+				rest, n, err := ev.decode(b)
+				if err != nil {
+					return err
+				}
+				b = rest
+				s.size += n
+			}
 			s.rows = append(s.rows, r)
+			s.rowEv = append(s.rowEv, ev)
 			s.size += rowSize(r)
 		}
 	default:
@@ -291,9 +380,12 @@ func (s *State) Merge(o *State) error {
 	if s.table != nil {
 		return s.table.merge(o.table)
 	}
-	for _, r := range o.rows {
+	for i, r := range o.rows {
 		s.rows = append(s.rows, r.Clone())
-		s.size += rowSize(r)
+		ev := o.rowEv[i]
+		ev.refs = slices.Clone(ev.refs)
+		s.rowEv = append(s.rowEv, ev)
+		s.size += rowSize(r) + evidenceSize(&ev)
 	}
 	if s.size > s.p.opts.budget {
 		return s.p.budgetErr(s.size)

@@ -186,6 +186,7 @@ func nameOf(c *esql.CallExpr) string {
 type group struct {
 	key    string
 	states []aggState
+	ev     evidence // the events (or rows) the group counts
 }
 
 // aggTable is the state of one STATS: groups by encoded key. Group keys are
@@ -201,6 +202,14 @@ type aggTable struct {
 	parts [][]event.Value
 	idx   []int
 	skip  []bool // per aggregation: its WHERE rejected the current row
+	// What the current row counts in its groups' evidence: the event cur
+	// (a leading STATS fed by State.AddFrom), or the evidence from of an
+	// earlier STATS's row (a STATS in the rest); seq numbers the event or
+	// row, so that a group counts it once however many of its values or
+	// rows fall in the group.
+	cur  *event.Event
+	from *evidence
+	seq  uint64
 }
 
 func newAggTable(plan *statsPlan, p *Program) *aggTable {
@@ -264,6 +273,13 @@ func (t *aggTable) add(c *ctx) error {
 			g = t.newGroup(string(t.keyBuf))
 			t.groups[g.key] = g
 		}
+		switch {
+		case t.cur != nil:
+			t.size += g.ev.note(t.cur, t.seq)
+		case t.from != nil && g.ev.seq != t.seq:
+			g.ev.seq = t.seq
+			t.size += g.ev.merge(t.from)
+		}
 		for i := range plan.aggs {
 			a := &plan.aggs[i]
 			if t.skip[i] {
@@ -304,6 +320,7 @@ func (t *aggTable) merge(o *aggTable) error {
 		for i := range g.states {
 			t.size += g.states[i].merge(og.states[i])
 		}
+		t.size += g.ev.merge(&og.ev)
 	}
 	if t.size > t.p.opts.budget {
 		return t.p.budgetErr(t.size)
@@ -321,15 +338,19 @@ func (t *aggTable) sortedGroups() []*group {
 	return gs
 }
 
-// rows returns one row per group: the aggregations, then the BY values.
-// Without BY there is always exactly one row, even with no input.
-func (t *aggTable) rows() []Row {
+// rows returns one row per group: the aggregations, then the BY values,
+// and each row's evidence. Without BY there is always exactly one row, even
+// with no input.
+func (t *aggTable) rows() ([]Row, []*evidence) {
 	plan := t.plan
 	if len(plan.by) == 0 && len(t.groups) == 0 {
 		t.groups[""] = t.newGroup("")
 	}
 	var out []Row
-	for _, g := range t.sortedGroups() {
+	gs := t.sortedGroups()
+	evs := make([]*evidence, len(gs))
+	for i, g := range gs {
+		evs[i] = &g.ev
 		row := make(Row, 0, len(plan.aggs)+len(plan.by))
 		for _, s := range g.states {
 			row = append(row, s.result())
@@ -349,7 +370,7 @@ func (t *aggTable) rows() []Row {
 		}
 		out = append(out, dedupRow(row, plan))
 	}
-	return out
+	return out, evs
 }
 
 // dedupRow drops earlier columns whose names a later column repeats.
