@@ -3,6 +3,7 @@ package esqleval
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/query/esql"
@@ -201,4 +202,79 @@ func (cp *compiler) lineOf(col *pcol) *Column {
 		}
 	}
 	return col.line
+}
+
+// MultiValued reports whether the cells of column c may hold several
+// values, judged from the query alone, so that an output column has one
+// shape (a list or a single value) in every row of every run. isList says
+// which event fields are lists (the reader's arrays, such as source IPs).
+// A column is multi-valued when it reads such a field (through RENAME), is
+// a VALUES aggregation, or is an EVAL whose expression can give several
+// values: such a field or column, SPLIT, MV_DEDUPE or a conversion of one,
+// or a CASE or COALESCE with such a branch. MV_EXPAND, the groups of
+// STATS, its other aggregations, GROK and DISSECT captures, METADATA
+// columns and every other function give one value.
+func (l *Lineage) MultiValued(c *Column, isList func(event.Field) bool) bool {
+	for depth := 0; c != nil && depth < 1000; depth++ {
+		switch c.Origin {
+		case OriginEvent:
+			return isList(c.Field)
+		case OriginRename:
+			c = c.Of
+			continue
+		case OriginStats:
+			s, ok := c.Cmd.(*esql.StatsCmd)
+			if !ok {
+				return false
+			}
+			for _, a := range s.Aggs {
+				if a.X == c.Expr {
+					call, ok := a.X.(*esql.CallExpr)
+					return ok && aggByName[strings.ToUpper(call.Name)] == aggValues
+				}
+			}
+			return false // a group: one value per row
+		case OriginEval:
+			return l.multiExpr(c.Expr, isList, 0)
+		}
+		return false
+	}
+	return false
+}
+
+// multiExpr reports whether x may give several values (see MultiValued).
+func (l *Lineage) multiExpr(x esql.Expr, isList func(event.Field) bool, depth int) bool {
+	if depth > 100 {
+		return false
+	}
+	switch x := x.(type) {
+	case *esql.FieldExpr:
+		c, ok := l.Ref(x)
+		return ok && l.MultiValued(c, isList)
+	case *esql.CastExpr:
+		return l.multiExpr(x.X, isList, depth+1)
+	case *esql.CallExpr:
+		name := strings.ToUpper(x.Name)
+		switch {
+		case name == "SPLIT":
+			return true
+		case name == "MV_DEDUPE", strings.HasPrefix(name, "TO_") && name != "TO_LOWER" && name != "TO_UPPER":
+			return len(x.Args) > 0 && l.multiExpr(x.Args[0], isList, depth+1)
+		case name == "COALESCE":
+			for _, a := range x.Args {
+				if l.multiExpr(a, isList, depth+1) {
+					return true
+				}
+			}
+		case name == "CASE":
+			// CASE(cond, value, ..., [else]): the values are the odd
+			// arguments, and the last one when their number is odd.
+			for i, a := range x.Args {
+				if (i%2 == 1 || i == len(x.Args)-1) && l.multiExpr(a, isList, depth+1) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
