@@ -16,8 +16,16 @@ type Alert struct {
 	// Fields are the output fields (short names, e.g. "username") or, for
 	// aggregating ES|QL rules, the columns of the output row.
 	Fields Fields `json:"fields"`
-	// Window is the rule run that raised the alert (windowed rules).
+	// Window is the rule run that raised the alert: the run of a
+	// scheduled rule (Elastic's semantics), with its max_signals.
 	Window *Window `json:"window,omitempty"`
+	// Evidence names the events an aggregating (ES|QL STATS) alert counts.
+	Evidence *Evidence `json:"evidence,omitempty"`
+	// Dropped marks a hit that was not raised because its run reached
+	// max_signals: delivered only when asked for (kanon scan
+	// --dropped-hits), never counted as raised, never recorded in the
+	// state store.
+	Dropped bool `json:"dropped,omitempty"`
 	// Group is set when repeated alerts are grouped (dedup).
 	Group *Group `json:"group,omitempty"`
 	// Origin is where the event came from (file:line or input name).
@@ -75,6 +83,28 @@ type Technique struct {
 type Window struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// MaxSignals is the run's cap on alerts (0: lifted, or no cap).
+	MaxSignals int `json:"max_signals,omitempty"`
+	// Dropped is how many hits of the run were not raised because it
+	// reached MaxSignals, when known: always for aggregating rules, whose
+	// runs close before they alert; for per-event hits, only in outputs
+	// written once the input ended (a table, -o json), as a streamed
+	// alert is written before its run is over.
+	Dropped int64 `json:"dropped,omitempty"`
+}
+
+// Evidence is what an aggregating alert counts: Total events, of which
+// Events are the first few (at most esqleval.EvidenceLimit) in time order.
+type Evidence struct {
+	Total  int64      `json:"total"`
+	Events []EventRef `json:"events"`
+}
+
+// EventRef names one event behind an alert.
+type EventRef struct {
+	Timestamp time.Time `json:"@timestamp"`
+	AuditID   string    `json:"audit_id,omitempty"`
+	Origin    string    `json:"origin,omitempty"`
 }
 
 // Group describes a group of repeated alerts (Panther's dedup).

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -50,6 +49,9 @@ type Options struct {
 	// may hold together (0: rule.MemoryBudget). A run that would take the
 	// rule over it is dropped, with an error naming the rule.
 	RuleMemoryBudget int64
+	// Hunt narrows the events judged and says what becomes of the hits
+	// dropped at max_signals (kanon scan); see Hunt.
+	Hunt Hunt
 }
 
 // RuleStats counts what one rule did.
@@ -70,6 +72,13 @@ type Stats struct {
 	Rules  map[string]*RuleStats
 	// Swept counts expired store entries removed by Sweep.
 	Swept int64
+	// OutOfRange counts the events outside Hunt.Since and Hunt.Until,
+	// which no rule judged (they are not in Events).
+	OutOfRange int64
+	// RunDrops are the hits each run dropped at max_signals, by rule id
+	// and the run's end in Unix nanoseconds (with Hunt.TallyRuns; nil
+	// otherwise).
+	RunDrops map[string]map[int64]int64
 }
 
 // runner runs one rule.
@@ -174,6 +183,15 @@ func (e *Engine) Stats() Stats { return e.stats }
 // internal/run's driver does. The event may be reused by the caller after
 // Process returns.
 func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
+	if h := &e.opts.Hunt; h.Cluster != "" || h.bounded() {
+		if h.bounded() && !h.inRange(ev.Time()) {
+			e.stats.OutOfRange++
+			return nil
+		}
+		if ev.ClusterName == "" {
+			ev.ClusterName = h.Cluster
+		}
+	}
 	e.stats.Events++
 	for _, r := range e.runners {
 		if err := r.process(ctx, ev); err != nil {
@@ -412,83 +430,28 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 	return a
 }
 
-// OutputFields returns the rule's output fields of e. An output field that
-// names an object (kubernetes.audit.annotations, ...) carries that part of
-// doc, the event's canonical document (nil: such fields are null).
-func OutputFields(r *rule.Compiled, e *event.Event, doc map[string]any) alert.Fields {
-	var buf [8]event.Value
-	out := make(alert.Fields, 0, len(r.Outputs))
-	for _, o := range r.Outputs {
-		if o.Field.Type == event.TypeObject || o.Field.Type == event.TypeUnknown && len(e.Get(o.Field, buf[:0])) == 0 {
-			if v := docPath(doc, o.Field.Name); v != nil {
-				out = append(out, alert.Field{Name: o.Name, Value: v})
-				continue
-			}
-		}
-		vs := e.Get(o.Field, buf[:0])
-		out = append(out, alert.Field{Name: o.Name, Value: valuesAny(vs, o.Field.Type == event.TypeText && isArrayField(o.Field))})
-	}
-	return out
-}
-
-// docPath returns the value at a dotted path of a document, or nil.
-func docPath(doc map[string]any, path string) any {
-	var cur any = doc
-	for _, p := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		if cur, ok = m[p]; !ok {
-			return nil
-		}
-	}
-	return cur
-}
-
-func isArrayField(f event.Field) bool {
-	switch f.ID() {
-	case event.FieldSourceIPs, event.FieldGroups, event.FieldImpGroups, event.FieldSourceIP:
-		return true
-	}
-	return false
-}
-
-func valuesAny(vs []event.Value, array bool) any {
-	switch {
-	case len(vs) == 0:
-		return nil
-	case len(vs) == 1 && !array:
-		return vs[0].Any()
-	}
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v.Any()
-	}
-	return out
-}
-
 // runCounter counts alerts per run for max_signals.
 type runCounter struct {
 	counts map[int64]int
 }
 
 // take finds the earliest run covering t with room for one more alert and
-// counts it there; it reports false when every run is full.
-func (c *runCounter) take(s Schedule, t time.Time, max int) bool {
+// counts it there, returning its end; when every run is full it returns
+// the end of the first and false.
+func (c *runCounter) take(s Schedule, t time.Time, max int) (int64, bool) {
 	if c.counts == nil {
 		c.counts = map[int64]int{}
 	}
-	ok := false
+	first, ok := s.FirstRun(t), false
 	s.Runs(t, func(end int64) bool {
 		if c.counts[end] < max {
 			c.counts[end]++
-			ok = true
+			first, ok = end, true
 			return false
 		}
 		return true
 	})
-	return ok
+	return first, ok
 }
 
 // prune forgets runs that ended before watermark.
@@ -513,12 +476,14 @@ func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	q.stats.Matched++
-	if !q.runs.take(q.sched, e.Time(), q.rule.Schedule.MaxSignals) {
-		q.stats.Dropped++
-		return nil
-	}
 	id := alert.ID(q.rule.ID, identity(e))
-	return q.emit(ctx, q.eventAlert(e, id), e.Time())
+	end, ok := q.take(&q.runs, e.Time())
+	if !ok {
+		return q.dropEvent(ctx, e, id, end)
+	}
+	a := q.eventAlert(e, id)
+	a.Window = q.window(end)
+	return q.emit(ctx, a, e.Time())
 }
 
 func (q *queryRunner) advance(_ context.Context, w time.Time) error {

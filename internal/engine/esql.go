@@ -31,6 +31,7 @@ import (
 type esqlRunner struct {
 	*base
 	ev      *esqleval.Evaluator
+	lists   []bool                    // which output columns are lists
 	runs    map[int64]*esqleval.State // by run end; nil: dropped
 	closed  int64                     // runs ending at or before this have closed
 	counter runCounter
@@ -51,7 +52,7 @@ type esqlRunner struct {
 
 func newESQLRunner(b *base) *esqlRunner {
 	r := &esqlRunner{base: b, ev: b.rule.Program.NewEvaluator(esqleval.Env{}), runs: map[int64]*esqleval.State{},
-		persist: b.eng.persist(), stored: map[int64]struct{}{}}
+		persist: b.eng.persist(), stored: map[int64]struct{}{}, lists: columnShapes(b.rule.Program)}
 	r.fp = windowFingerprint(r)
 	return r
 }
@@ -73,12 +74,12 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 	if p.PerEvent() {
 		// Elastic's run of a query without STATS: its alerts count
 		// against max_signals in the runs that read the event.
-		if !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
-			r.stats.Dropped++
-			return nil
+		end, ok := r.take(&r.counter, t)
+		if !ok {
+			return r.drop(ctx, end, 1, func() []*alert.Alert { return r.rowAlerts(e, rows, r.lists) })
 		}
 		r.metaDirty = r.persist
-		return r.emitRows(ctx, e, p.Columns(), rows)
+		return r.emitRows(ctx, e, rows, r.lists, r.window(end))
 	}
 	late := false
 	r.sched.Runs(t, func(end int64) bool {
@@ -96,7 +97,7 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 			r.size = r.openSize()
 		}
 		before := st.Size()
-		err := st.Add(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows)
+		err := st.AddFrom(esqleval.Env{Now: time.Unix(0, end).UTC()}, rows, e)
 		r.size += st.Size() - before
 		if budget := r.eng.ruleBudget(); err == nil && r.size > budget {
 			err = fmt.Errorf("the rule's open runs hold %d bytes, over its memory budget of %d bytes: %w", r.size, budget, esqleval.ErrBudgetExceeded)
@@ -194,38 +195,66 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 		r.ruleError(fmt.Errorf("rule %s: run %s–%s failed: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
 		return nil
 	}
-	for i, row := range tbl.Rows {
-		if i >= r.rule.Schedule.MaxSignals {
-			r.stats.Dropped += int64(len(tbl.Rows) - i)
-			break
-		}
-		fields := rowFields(tbl.Columns, row)
+	raise := len(tbl.Rows)
+	if max := r.maxSignals(); max > 0 && raise > max {
+		raise = max
+	}
+	dropped := int64(len(tbl.Rows) - raise)
+	build := func(i int) *alert.Alert {
+		fields := rowFields(tbl.Columns, tbl.Rows[i], r.lists)
 		key, _ := json.Marshal(fields)
-		a := &alert.Alert{
+		w := r.window(end)
+		w.Dropped = dropped
+		return &alert.Alert{
 			ID:        alert.ID(r.rule.ID, start.Format(time.RFC3339Nano), stop.Format(time.RFC3339Nano), string(key)),
 			Timestamp: stop,
+			Title:     r.rule.Name,
 			Rule:      RuleInfo(r.rule),
 			Fields:    fields,
-			Window:    &alert.Window{Start: start, End: stop},
+			Window:    w,
+			Evidence:  evidenceOf(tbl, i),
 		}
-		a.Title = r.rule.Name
-		if err := r.emit(ctx, a, stop); err != nil {
+	}
+	for i := range raise {
+		if err := r.emit(ctx, build(i), stop); err != nil {
 			return err
 		}
+	}
+	if dropped > 0 {
+		return r.drop(ctx, end, dropped, func() []*alert.Alert {
+			out := make([]*alert.Alert, 0, dropped)
+			for i := raise; i < len(tbl.Rows); i++ {
+				out = append(out, build(i))
+			}
+			return out
+		})
 	}
 	return nil
 }
 
+// evidenceOf returns the alert's evidence of output row i of tbl.
+func evidenceOf(tbl *esqleval.Table, i int) *alert.Evidence {
+	if i >= len(tbl.Evidence) || tbl.Evidence[i] == nil {
+		return nil
+	}
+	ev := tbl.Evidence[i]
+	out := &alert.Evidence{Total: ev.Total, Events: make([]alert.EventRef, len(ev.Events))}
+	for k, r := range ev.Events {
+		out.Events[k] = alert.EventRef{Timestamp: r.Time, AuditID: r.AuditID, Origin: r.Origin}
+	}
+	return out
+}
+
 // emitRows raises the alerts of e's output rows of a non-aggregating
-// ES|QL query: one per row, with the row's columns (cols) before the
-// rule's output fields. Alert ids hash the rule, the event's identity and
-// the row's index, so an event read twice alerts once.
-func (b *base) emitRows(ctx context.Context, e *event.Event, cols []string, rows []esqleval.Row) error {
+// ES|QL query (rowAlerts), in the run w (nil for per-event rules).
+func (b *base) emitRows(ctx context.Context, e *event.Event, rows []esqleval.Row, lists []bool, w *alert.Window) error {
 	t := e.Time()
 	for i, row := range rows {
-		id := alert.ID(b.rule.ID, identity(e), strconv.Itoa(i))
-		a := b.eventAlert(e, id)
-		a.Fields = append(rowFields(cols, row), a.Fields...)
+		a := b.rowAlert(e, i, row, lists)
+		if w != nil {
+			c := *w
+			a.Window = &c
+		}
 		if err := b.emit(ctx, a, t); err != nil {
 			return err
 		}
@@ -233,28 +262,22 @@ func (b *base) emitRows(ctx context.Context, e *event.Event, cols []string, rows
 	return nil
 }
 
-// rowFields turns an output row into alert fields (a multi-valued cell
-// becomes a list, a null cell null).
-func rowFields(cols []string, row esqleval.Row) alert.Fields {
-	out := make(alert.Fields, 0, len(cols))
-	for i, c := range cols {
-		var cell []event.Value
-		if i < len(row) {
-			cell = row[i]
-		}
-		var v any
-		switch len(cell) {
-		case 0:
-		case 1:
-			v = cell[0].Any()
-		default:
-			list := make([]any, len(cell))
-			for j, x := range cell {
-				list[j] = x.Any()
-			}
-			v = list
-		}
-		out = append(out, alert.Field{Name: c, Value: v})
+// rowAlerts builds the alerts of e's output rows, never grouped (dropped
+// hits).
+func (b *base) rowAlerts(e *event.Event, rows []esqleval.Row, lists []bool) []*alert.Alert {
+	out := make([]*alert.Alert, len(rows))
+	for i, row := range rows {
+		out[i] = b.rowAlert(e, i, row, lists)
 	}
+	b.keyOf = nil
 	return out
+}
+
+// rowAlert builds the alert of output row i of e: the row's columns
+// before the rule's output fields. Alert ids hash the rule, the event's
+// identity and the row's index, so an event read twice alerts once.
+func (b *base) rowAlert(e *event.Event, i int, row esqleval.Row, lists []bool) *alert.Alert {
+	a := b.eventAlert(e, alert.ID(b.rule.ID, identity(e), strconv.Itoa(i)))
+	a.Fields = append(rowFields(b.rule.Program.Columns(), row, lists), a.Fields...)
+	return a
 }

@@ -369,8 +369,10 @@ func TestESQLNonAggregating(t *testing.T) {
 		seen[a.ID] = true
 		uri := field(t, a, "kubernetes.audit.requestURI").(string)
 		wantField(t, a, "Esql.path_length", len(uri))
-		if a.Window != nil || a.Event == nil {
-			t.Errorf("a per-event alert has a window or lacks its event: %+v", a)
+		// The alert names the run that raised it (it has no evidence: it
+		// is its event).
+		if a.Window == nil || a.Evidence != nil || a.Event == nil || a.Timestamp.Before(a.Window.Start) || !a.Timestamp.Before(a.Window.End) {
+			t.Errorf("a per-event alert lacks its run or its event, or has evidence: %+v", a)
 		}
 	}
 	// max_signals 2: an alert counts in the earliest run that reads the

@@ -121,15 +121,36 @@ func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) 
 	if seen && !t.Before(ti.FirstSeen) && t.Sub(ti.LastSeen) < r.slack {
 		return nil // known and recorded recently: nothing to write
 	}
-	if seen || r.eng.opts.LearnOnly || !r.counter.take(r.sched, t, r.rule.Schedule.MaxSignals) {
-		if !seen && !r.eng.opts.LearnOnly {
-			r.stats.Dropped++
+	var end int64
+	ok := false
+	if !seen && !r.eng.opts.LearnOnly {
+		if end, ok = r.take(&r.counter, t); !ok {
+			if err := r.drop(ctx, end, 1, func() []*alert.Alert {
+				a := r.termAlert(e)
+				r.keyOf = nil // a dropped hit is never grouped
+				return []*alert.Alert{a}
+			}); err != nil {
+				return err
+			}
 		}
+	}
+	if !ok {
 		if _, _, err := r.terms.Observe(ctx, r.key, t); err != nil {
 			return fmt.Errorf("rule %s: cannot record new-terms history: %w", r.rule.ID, err)
 		}
 		return nil
 	}
+	a := r.termAlert(e)
+	a.Window = r.window(end)
+	return r.emitWith(ctx, a, t, func(tx state.Tx) error {
+		_, _, err := r.terms.ObserveTx(tx, r.key)
+		return err
+	})
+}
+
+// termAlert builds the alert of the new term in r.key (values r.vals at
+// r.idx) of event e.
+func (r *newTermsRunner) termAlert(e *event.Event) *alert.Alert {
 	id := alert.ID(r.rule.ID, "new_terms", string(r.key), identity(e))
 	a := r.eventAlert(e, id)
 	terms := make([]any, len(r.vals))
@@ -137,10 +158,7 @@ func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) 
 		terms[i] = vs[r.idx[i]].String()
 	}
 	a.Fields = append(alert.Fields{{Name: "new_terms", Value: terms}}, a.Fields...)
-	return r.emitWith(ctx, a, t, func(tx state.Tx) error {
-		_, _, err := r.terms.ObserveTx(tx, r.key)
-		return err
-	})
+	return a
 }
 
 func (r *newTermsRunner) advance(_ context.Context, w time.Time) error {

@@ -40,7 +40,8 @@ func (q *kqlEventRunner) flush(context.Context) error { return nil }
 // event's time.
 type esqlEventRunner struct {
 	*base
-	ev *esqleval.Evaluator
+	ev    *esqleval.Evaluator
+	lists []bool // which output columns are lists
 }
 
 func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
@@ -48,7 +49,7 @@ func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
 	if !p.PerEvent() {
 		return nil, fmt.Errorf("engine: rule %s fires per event, but its ES|QL query needs runs (STATS, SORT or LIMIT)", b.rule.ID)
 	}
-	return &esqlEventRunner{base: b, ev: p.NewEvaluator(esqleval.Env{})}, nil
+	return &esqlEventRunner{base: b, ev: p.NewEvaluator(esqleval.Env{}), lists: columnShapes(p)}, nil
 }
 
 func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
@@ -62,7 +63,7 @@ func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	r.stats.Matched++
-	return r.emitRows(ctx, e, r.rule.Program.Columns(), rows)
+	return r.emitRows(ctx, e, rows, r.lists, nil)
 }
 
 func (r *esqlEventRunner) advance(context.Context, time.Time) error { return nil }

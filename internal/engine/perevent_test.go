@@ -101,8 +101,14 @@ func TestPerEventHasNoMaxSignals(t *testing.T) {
 				if a.Rule.Language != c.language || a.Rule.Firing != c.firing || a.Rule.Type != c.typ {
 					t.Fatalf("alert's rule: language %q firing %q type %q; want %q %q %q", a.Rule.Language, a.Rule.Firing, a.Rule.Type, c.language, c.firing, c.typ)
 				}
-				if a.Window != nil || a.Event == nil {
-					t.Fatalf("an alert per event has a window or no event: %+v", a)
+				// A scheduled rule's alert says which run raised it, and
+				// the run's cap; a per-event rule has no runs.
+				scheduled := c.firing == rule.FiringScheduled
+				if a.Event == nil || (a.Window != nil) != scheduled {
+					t.Fatalf("an alert per event has no event, or a window (%+v) when it should not: %+v", a.Window, a)
+				}
+				if scheduled && (a.Window.MaxSignals != 100 || a.Timestamp.Before(a.Window.Start) || !a.Timestamp.Before(a.Window.End)) {
+					t.Fatalf("alert at %v in run %+v", a.Timestamp, *a.Window)
 				}
 			}
 			if int64(len(ids)) != c.wantAlerts {
