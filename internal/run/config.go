@@ -116,6 +116,9 @@ type Config struct {
 	// RuleMemoryBudget bounds the open runs of one windowed rule
 	// (0: rule.MemoryBudget).
 	RuleMemoryBudget int64
+	// Hunt is passed to the engine (engine.Options.Hunt): kanon scan's
+	// narrowing and its hits dropped at max_signals.
+	Hunt engine.Hunt
 	// Metrics is the registry the driver's metrics go to (nil: a new one;
 	// see Driver.Metrics).
 	Metrics *prometheus.Registry

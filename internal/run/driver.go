@@ -155,7 +155,7 @@ func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 	return engine.New(rules, engine.Options{
 		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
 		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates,
-		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget,
+		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget, Hunt: d.cfg.Hunt,
 		OnError: func(id string, err error) {
 			d.m.ruleErrors.WithLabelValues(id).Inc()
 			if d.cfg.OnRuleError != nil {
