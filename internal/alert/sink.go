@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
-	"time"
 )
 
 // Sink delivers alerts. Write must not keep a reference to the alert
@@ -46,19 +44,40 @@ type StatsReporter interface {
 // stdout output of Outputs flushes whenever its queue is empty). It is
 // safe for concurrent use; lines are never interleaved.
 type JSONSink struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-	c  io.Closer
+	mu   sync.Mutex
+	w    *bufio.Writer
+	slim bool
 }
 
-// NewJSONSink writes NDJSON to w (closed with the sink if it is a Closer
-// other than os.Stdout — callers pass nopCloser wrappers as they see fit).
+// NewJSONSink writes NDJSON to w, each alert whole (the outputs of kanon
+// serve).
 func NewJSONSink(w io.Writer) *JSONSink {
 	return &JSONSink{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
+// NewJSONLinesSink writes NDJSON to w for kanon scan: unless ruleDetails,
+// each alert carries its rule's id, name, severity and risk score only
+// (SlimRule), not the rest of its static description.
+func NewJSONLinesSink(w io.Writer, ruleDetails bool) *JSONSink {
+	s := NewJSONSink(w)
+	s.slim = !ruleDetails
+	return s
+}
+
+// SlimRule is what an alert says of its rule when the rule's static
+// description is given once elsewhere (the rules section of -o json):
+// its id, name, severity and risk score.
+func SlimRule(r Rule) Rule {
+	return Rule{ID: r.ID, Name: r.Name, Severity: r.Severity, RiskScore: r.RiskScore}
+}
+
 // Write implements Sink.
 func (s *JSONSink) Write(_ context.Context, a *Alert) error {
+	if s.slim {
+		c := *a
+		c.Rule = SlimRule(a.Rule)
+		a = &c
+	}
 	b, err := Marshal(a)
 	if err != nil {
 		return err
@@ -99,94 +118,6 @@ func (s *JSONSink) Flush() error {
 
 // Close implements Sink.
 func (s *JSONSink) Close() error { return s.Flush() }
-
-// TableSink prints alerts as aligned rows for people at a terminal.
-type TableSink struct {
-	mu      sync.Mutex
-	w       io.Writer
-	header  bool
-	verbose bool
-}
-
-// NewTableSink prints a table to w; verbose adds the title and runbook
-// link lines under each alert.
-func NewTableSink(w io.Writer, verbose bool) *TableSink {
-	return &TableSink{w: w, verbose: verbose}
-}
-
-func str(fs Fields, name string) string {
-	v, ok := fs.Get(name)
-	if !ok || v == nil {
-		return "-"
-	}
-	switch x := v.(type) {
-	case []any:
-		parts := make([]string, len(x))
-		for i, p := range x {
-			parts[i] = fmt.Sprint(p)
-		}
-		return strings.Join(parts, ",")
-	}
-	return fmt.Sprint(v)
-}
-
-// first returns the first of names that the fields hold (aggregate alerts
-// carry their group's columns instead of the output fields).
-func first(fs Fields, names ...string) string {
-	for _, n := range names {
-		if v, ok := fs.Get(n); ok && v != nil {
-			return str(fs, n)
-		}
-	}
-	return "-"
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "…"
-}
-
-// Write implements Sink.
-func (s *TableSink) Write(_ context.Context, a *Alert) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.header {
-		fmt.Fprintf(s.w, "%-24s %-8s %-44s %-22s %-18s %-6s %s\n", "TIME", "SEVERITY", "RULE", "USER", "SOURCE", "VERB", "REQUEST / DETAILS")
-		s.header = true
-	}
-	detail := str(a.Fields, "request_uri")
-	if a.Window != nil {
-		// Aggregate alerts: show the group and the counts.
-		var parts []string
-		for _, f := range a.Fields {
-			if len(parts) >= 4 {
-				break
-			}
-			parts = append(parts, fmt.Sprintf("%s=%s", f.Name, clip(str(Fields{f}, f.Name), 40)))
-		}
-		detail = strings.Join(parts, " ")
-	}
-	if a.Group != nil && a.Group.Count > 1 {
-		detail += fmt.Sprintf(" (x%d)", a.Group.Count)
-	}
-	fmt.Fprintf(s.w, "%-24s %-8s %-44s %-22s %-18s %-6s %s\n",
-		a.Timestamp.UTC().Format(time.RFC3339), a.Rule.Severity, clip(a.Rule.Name, 44),
-		clip(first(a.Fields, "username", "kubernetes.audit.user.username", "Esql.kubernetes_audit_user_username_values"), 22),
-		clip(first(a.Fields, "source_ips", "kubernetes.audit.sourceIPs", "source.ip"), 18),
-		clip(str(a.Fields, "verb"), 6), detail)
-	if s.verbose {
-		if a.Title != "" {
-			fmt.Fprintf(s.w, "    title:  %s\n", a.Title)
-		}
-		fmt.Fprintf(s.w, "    id:     %s  origin: %s\n", a.ID, a.Origin)
-	}
-	return nil
-}
-
-// Close implements Sink.
-func (s *TableSink) Close() error { return nil }
 
 // Multi writes every alert to several sinks; the first error is returned
 // after all have been tried.

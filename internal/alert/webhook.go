@@ -417,7 +417,7 @@ func (s *WebhookSink) post(e entry) (wait time.Duration, err error) {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return 0, nil
 	}
-	err = fmt.Errorf("%s output %q: cannot deliver alert %s: %s: %s", s.typ, s.cfg.Name, e.id, resp.Status, clip(string(bytes.TrimSpace(msg)), 200))
+	err = fmt.Errorf("%s output %q: cannot deliver alert %s: %s: %s", s.typ, s.cfg.Name, e.id, resp.Status, cut(clean(string(bytes.TrimSpace(msg))), 200))
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		return min(retryAfter(resp.Header.Get("Retry-After"), time.Now()), s.cfg.MaxBackoff), err
