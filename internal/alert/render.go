@@ -9,25 +9,35 @@ import (
 )
 
 // column is a column of the table: its header, what it shows of a view,
-// the fewest (min) and the most (max) columns it takes when the table must
-// fit a width (min 0: never cut), how it is cut, its priority (when the
-// table does not fit, the columns of lowest priority are left out first)
-// and its weight: when columns must shrink, the one widest for its weight
-// shrinks first, so a column of weight 20 keeps twice the width of one of
-// weight 10 (0 counts as 10).
+// the most columns it takes (max), the fewest it is cut to while columns
+// of lower priority can be left out instead (want), and the fewest at all
+// (min; 0: never cut), how it is cut, its priority (when the table does
+// not fit, the columns of lowest priority are left out first; those of
+// priority essential or more stay) and its weight: when columns must
+// shrink, the one widest for its weight shrinks first, so a column of
+// weight 20 keeps twice the width of one of weight 10 (0 counts as 10).
 type column struct {
-	header   string
-	cell     func(v *view, c *tableCtx) string
-	min, max int
-	middle   bool // cut out the middle, not the end
-	prio     int
-	weight   int
+	header         string
+	cell           func(v *view, c *tableCtx) string
+	min, want, max int
+	middle         bool // cut out the middle, not the end
+	prio           int
+	weight         int
 }
 
-// tableCtx is what cells need beyond their view.
+// essential is the priority of the columns a narrow table keeps.
+const essential = 80
+
+// tableCtx is what cells need beyond their view: how times are written,
+// and the shorter forms a narrow table takes.
 type tableCtx struct {
 	layout, rulePrefix string
+	shortSeverity      bool // four letters: crit, high, med, low, info, drop
+	compactRequest     bool // the verb and the resource, not the URI
 }
+
+// shortSeverities are the four-letter severities of a narrow table.
+var shortSeverities = map[string]string{"critical": "crit", "medium": "med", "dropped": "drop"}
 
 func dash(s string) string {
 	if s == "" {
@@ -48,20 +58,24 @@ func join(parts ...string) string {
 
 var (
 	colTime = column{header: "TIME", prio: 100, cell: func(v *view, c *tableCtx) string { return v.at.UTC().Format(c.layout) }}
-	colSev  = column{header: "SEVERITY", prio: 95, cell: func(v *view, _ *tableCtx) string {
+	colSev  = column{header: "SEVERITY", prio: 95, cell: func(v *view, c *tableCtx) string {
+		s := dash(v.severity)
 		if v.dropped {
-			return "dropped"
+			s = "dropped"
 		}
-		return dash(v.severity)
+		if short, ok := shortSeverities[s]; ok && c.shortSeverity {
+			return short
+		}
+		return s
 	}}
-	colRule = column{header: "RULE", prio: 90, min: 14, max: 32, middle: true, weight: 14, cell: func(v *view, c *tableCtx) string {
+	colRule = column{header: "RULE", prio: 90, min: 14, want: 24, max: 32, middle: true, weight: 14, cell: func(v *view, c *tableCtx) string {
 		return strings.TrimPrefix(v.rule, c.rulePrefix)
 	}}
-	colUser   = column{header: "USER", prio: 70, min: 10, max: 18, cell: func(v *view, _ *tableCtx) string { return dash(v.user) }}
-	colSource = column{header: "SOURCE", prio: 84, min: 11, max: 15, cell: func(v *view, _ *tableCtx) string { return dash(v.source) }}
-	colAgent  = column{header: "USER AGENT", prio: 50, min: 12, max: 32, cell: func(v *view, _ *tableCtx) string { return dash(v.agent) }}
-	colClust  = column{header: "CLUSTER", prio: 40, min: 8, max: 16, cell: func(v *view, _ *tableCtx) string { return dash(v.cluster) }}
-	colReason = column{header: "REASON", prio: 35, min: 12, max: 40, cell: func(v *view, _ *tableCtx) string { return dash(v.reason) }}
+	colUser   = column{header: "USER", prio: 70, min: 10, want: 16, max: 18, cell: func(v *view, _ *tableCtx) string { return dash(v.user) }}
+	colSource = column{header: "SOURCE", prio: 84, min: 11, want: 13, max: 15, cell: func(v *view, _ *tableCtx) string { return dash(v.source) }}
+	colAgent  = column{header: "USER AGENT", prio: 50, min: 12, want: 20, max: 32, cell: func(v *view, _ *tableCtx) string { return dash(v.agent) }}
+	colClust  = column{header: "CLUSTER", prio: 40, min: 8, want: 10, max: 16, cell: func(v *view, _ *tableCtx) string { return dash(v.cluster) }}
+	colReason = column{header: "REASON", prio: 35, min: 12, want: 24, max: 40, cell: func(v *view, _ *tableCtx) string { return dash(v.reason) }}
 )
 
 // narrowColumns are the table's columns: the first ones a responder reads
@@ -69,8 +83,17 @@ var (
 // code and the authorizer's decision) and what was asked (verb and URI).
 var narrowColumns = []column{
 	colTime, colSev, colRule, colUser, colSource,
-	{header: "RESULT", prio: 86, min: 10, max: 18, cell: func(v *view, _ *tableCtx) string { return join(v.code, v.decision) }},
-	{header: "REQUEST", prio: 88, min: 16, max: 60, weight: 20, cell: func(v *view, _ *tableCtx) string { return join(v.verb, v.target()) }},
+	{header: "RESULT", prio: 86, min: 10, want: 10, max: 18, cell: func(v *view, _ *tableCtx) string { return join(v.code, v.decision) }},
+	{header: "REQUEST", prio: 88, min: 16, want: 28, max: 60, weight: 20, cell: func(v *view, c *tableCtx) string {
+		if c.compactRequest && v.resource != "" {
+			res := v.resource
+			if v.namespace != "" {
+				res = v.namespace + "/" + res
+			}
+			return join(v.verb, v.countTag(), res)
+		}
+		return join(v.verb, v.target())
+	}},
 	colAgent, colClust, colReason,
 }
 
@@ -109,10 +132,11 @@ func gapFor(width int) int {
 // is as wide as its widest cell. Otherwise each column first takes its
 // widest cell up to its max; when that fits, the room left goes to the
 // columns cut by their max, in priority order; when it does not, the cut
-// columns shrink in their shrink order down to their min, and when that is
-// not enough the column of lowest priority is left out and the fitting
-// starts again. Unless keepEmpty, a column with nothing in it ("-" in
-// every row) is left out.
+// columns shrink (by weight) down to their want, and when that is not
+// enough the column of lowest priority is left out and the fitting starts
+// again; once only essential columns are left they shrink down to their
+// min. Unless keepEmpty, a column with nothing in it ("-" in every row) is
+// left out.
 func fit(cols []column, cells [][]string, width, gap int, keepEmpty bool) (keep []int, widths []int) {
 	natural := make([]int, len(cols))
 	for i, c := range cols {
@@ -150,10 +174,17 @@ func fit(cols []column, cells [][]string, width, gap int, keepEmpty bool) (keep 
 			}
 			return keep, widths
 		}
+		last := true // only essential columns are left
+		for _, i := range keep {
+			last = last && cols[i].prio >= essential
+		}
 		for total > width {
 			best, bestScore := -1, 0
 			for k, i := range keep {
 				floor := max(cols[i].min, displayWidth(cols[i].header))
+				if !last {
+					floor = max(floor, cols[i].want)
+				}
 				if cols[i].min == 0 || widths[k] <= floor {
 					continue
 				}
@@ -171,7 +202,7 @@ func fit(cols []column, cells [][]string, width, gap int, keepEmpty bool) (keep 
 			widths[best]--
 			total--
 		}
-		if total <= width || len(keep) == 1 {
+		if total <= width || last {
 			return keep, widths
 		}
 		low := 1
@@ -184,6 +215,15 @@ func fit(cols []column, cells [][]string, width, gap int, keepEmpty bool) (keep 
 	}
 }
 
+// maxCell is the width of the widest cell of column i.
+func maxCell(cells [][]string, i int) int {
+	n := 0
+	for _, row := range cells {
+		n = max(n, displayWidth(row[i]))
+	}
+	return n
+}
+
 // severityColor is the ANSI colour of each severity.
 var severityColor = map[string]string{
 	"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m", "info": "\x1b[2m", "dropped": "\x1b[2m",
@@ -192,20 +232,45 @@ var severityColor = map[string]string{
 // renderTable writes the views in order as a table fitted to opts.
 func renderTable(b *strings.Builder, vs []view, order []int, notes [][]string, opts TableOptions) {
 	layout, caption := timeFormat(vs)
-	ctx := &tableCtx{layout: layout, rulePrefix: commonPrefix(vs)}
+	ctx := &tableCtx{layout: layout}
 	cols, width := narrowColumns, opts.Width
 	if opts.Wide {
 		cols, width = wideColumns, 0
 	}
 	gap := gapFor(width)
-	cells := make([][]string, len(order))
-	for r, i := range order {
-		cells[r] = make([]string, len(cols))
-		for k := range cols {
-			cells[r][k] = cols[k].cell(&vs[i], ctx)
+	if ctx.shortSeverity = width > 0 && width <= 100; ctx.shortSeverity {
+		cols = slices.Clone(cols)
+		cols[1].header = "SEV"
+	}
+	var cells [][]string
+	fill := func() {
+		cells = make([][]string, len(order))
+		for r, i := range order {
+			cells[r] = make([]string, len(cols))
+			for k := range cols {
+				cells[r][k] = cols[k].cell(&vs[i], ctx)
+			}
 		}
 	}
+	fill()
 	keep, widths := fit(cols, cells, width, gap, opts.Wide)
+	// When rule names must be cut, the words they all begin with go
+	// first (Kubernetes ...): what is left tells the rules apart. When
+	// requests must be cut, they say the verb and the resource.
+	refit := false
+	if k := slices.Index(keep, 2); k >= 0 && widths[k] < maxCell(cells, 2) {
+		ctx.rulePrefix = commonPrefix(vs)
+		refit = ctx.rulePrefix != ""
+	}
+	if i := slices.IndexFunc(cols, func(c column) bool { return c.header == "REQUEST" }); i >= 0 {
+		if k := slices.Index(keep, i); k >= 0 && widths[k] < maxCell(cells, i) {
+			ctx.compactRequest, refit = true, true
+		}
+	}
+	if refit {
+		fill()
+		keep, widths = fit(cols, cells, width, gap, opts.Wide)
+	}
 	if caption != "" {
 		b.WriteString(caption + "\n")
 	}
@@ -241,7 +306,7 @@ func renderTable(b *strings.Builder, vs []view, order []int, notes [][]string, o
 		}
 		line(func(i int) string { return cells[r][i] }, color)
 		for _, n := range notes[i] {
-			b.WriteString("    " + n + "\n")
+			b.WriteString(cut("    "+n, width) + "\n")
 		}
 	}
 	writeRunNotes(b, vs, order, width)

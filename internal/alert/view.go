@@ -151,19 +151,28 @@ func newView(a *Alert) view {
 }
 
 // target is what the request reached: the URI, or for an aggregate the
-// URIs of the events it counts, with their number.
+// URIs of the events it counts, after their number (countTag).
 func (v *view) target() string {
 	t := v.uri
 	if t == "" {
 		t = v.resource
 	}
-	switch {
-	case v.aggregate:
-		return fmt.Sprintf("[%d events] %s", v.count, t)
-	case v.count > 1:
-		return fmt.Sprintf("[x%d] %s", v.count, t)
+	if c := v.countTag(); c != "" {
+		return c + " " + t
 	}
 	return t
+}
+
+// countTag says how many events an aggregate counts ("[10 events]"), or
+// how many alerts a group holds ("[x5]").
+func (v *view) countTag() string {
+	switch {
+	case v.aggregate:
+		return fmt.Sprintf("[%d events]", v.count)
+	case v.count > 1:
+		return fmt.Sprintf("[x%d]", v.count)
+	}
+	return ""
 }
 
 // runDropped is how many hits the alert's run dropped at max_signals.
@@ -199,3 +208,7 @@ func orderOf(vs []view) []int {
 	})
 	return idx
 }
+
+// SeverityRank orders the rule schema's severities, lowest first: info 0,
+// low 1, medium 2, high 3, critical 4; -1 for another word.
+func SeverityRank(s string) int { return severityRank(s) }
