@@ -33,7 +33,7 @@ func TestCloudSamplesRaiseSeedAlerts(t *testing.T) {
 		{"gke-logentry.json", "3f1c2a9e-7b4d-4c1e-9a55-0d2e8b6f4a11 e973134d-b4d5-4e2f-92b8-82bba13fdb92", "3f1c2a9e-7b4d-4c1e-9a55-0d2e8b6f4a11 b7e0d6c4-2f38-4e5a-8c19-6a7f3d2e9b40 k8s-nonmatch-0001", "gcp"},
 	}
 	for _, c := range cases {
-		out, errOut, code := runCLI(t, "", "scan", "--no-state", "-o", "json", "--rule", s000, "--rule", s003, filepath.Join(dir, c.file))
+		out, errOut, code := runCLI(t, "", "scan", "-o", "jsonl", "--rule", s000, "--rule", s003, filepath.Join(dir, c.file))
 		if code != 2 {
 			t.Fatalf("%s: exit %d\n%s", c.file, code, errOut)
 		}

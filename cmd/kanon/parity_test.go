@@ -147,7 +147,7 @@ func TestParityScanWebhookTail(t *testing.T) {
 	if err := os.WriteFile(logPath, append(bytes.Join(lines, []byte("\n")), '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "scan", "--no-state", "-o", "json", logPath)
+	cmd := exec.Command(bin, "scan", "-o", "jsonl", logPath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -83,7 +83,7 @@ func genLog(t *testing.T, path string, start time.Time, n, uaOffset int) {
 func scanCmd(bin, rulesDir, dir, file string, logs ...string) *exec.Cmd {
 	args := []string{"scan", "--rules", rulesDir, "--rule", "elastic-k8s-anonymous-request-authorized",
 		"--rule", "elastic-k8s-anonymous-request-authorized-unusual-user-agent", "--rule", "restart-anon-by-ip",
-		"--state-dir", dir, "--alerts-file", file, "-o", "json", "--progress", "never"}
+		"--state-dir", dir, "--alerts-file", file, "-o", "jsonl", "--progress", "never"}
 	cmd := exec.Command(bin, append(args, logs...)...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	return cmd
@@ -241,7 +241,7 @@ func TestScanTwice(t *testing.T) {
 	dir := filepath.Join(work, "state")
 	scan := func(file, log string) (int, string) {
 		cmd := exec.Command(bin, "scan", "--rule", "elastic-k8s-anonymous-request-authorized-unusual-user-agent",
-			"--state-dir", dir, "--alerts-file", file, "-o", "json", "--progress", "never", log)
+			"--state-dir", dir, "--alerts-file", file, "-o", "jsonl", "--progress", "never", log)
 		var out strings.Builder
 		cmd.Stdout = &out
 		code, stderr := runExit(t, cmd)

@@ -20,11 +20,11 @@ func exampleLog(t *testing.T) []byte {
 	return b
 }
 
-// scanIDs scans args with --no-state and returns the sorted alert ids,
+// scanIDs scans args (stateless) and returns the sorted alert ids,
 // stderr and the exit code.
 func scanIDs(t *testing.T, args ...string) ([]string, string, int) {
 	t.Helper()
-	out, errOut, code := runCLI(t, "", append([]string{"scan", "--no-state", "-o", "json"}, args...)...)
+	out, errOut, code := runCLI(t, "", append([]string{"scan", "-o", "jsonl"}, args...)...)
 	var ids []string
 	for _, a := range alertsOf(t, out) {
 		ids = append(ids, a["id"].(string))
@@ -117,7 +117,7 @@ func TestScanExitStatus(t *testing.T) {
 	if _, errOut, code := scanIDs(t, bad, filepath.Join(dir, "missing.log")); code != 1 || strings.Contains(errOut, "scanned") || !strings.Contains(errOut, "missing.log") {
 		t.Fatalf("missing input: exit %d, want 1 before any summary\n%s", code, errOut)
 	}
-	_, errOut, _ := runCLI(t, string(exampleLog(t)), "scan", "--no-state", "-o", "json", "-")
+	_, errOut, _ := runCLI(t, string(exampleLog(t)), "scan", "-o", "jsonl", "-")
 	if !strings.Contains(errOut, "from 1 input") {
 		t.Fatalf("standard input is not counted:\n%s", errOut)
 	}

@@ -7,17 +7,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/run"
 )
 
 // scanSummary is what kanon scan prints on stderr once it ends.
 type scanSummary struct {
-	start    time.Time
-	store    string // where the state is: a directory, or "memory"
-	bundled  bool
-	badShown int
-	skipped  []ingest.SkippedPath
+	start        time.Time
+	store        string // where the state is: a directory, or "memory"
+	bundled      bool
+	badShown     int
+	skipped      []ingest.SkippedPath
+	hunt         engine.Hunt
+	droppedShown bool // --dropped-hits
 }
 
 func (s *scanSummary) print(w io.Writer, st run.Stats) {
@@ -57,6 +60,7 @@ func (s *scanSummary) print(w io.Writer, st run.Stats) {
 	if st.Skipped > 0 {
 		fmt.Fprintf(w, "skipped records (not audit events, e.g. other AKS log categories): %s\n", humanCount(st.Skipped))
 	}
+	s.printNarrowing(w)
 	ids := make([]string, 0, len(es.Rules))
 	width := 0
 	for id := range es.Rules {
@@ -64,12 +68,13 @@ func (s *scanSummary) print(w io.Writer, st run.Stats) {
 		width = max(width, len(id))
 	}
 	sort.Strings(ids)
-	var total, suppressed int64
+	var total, suppressed, dropped int64
 	fmt.Fprintf(w, "alerts by rule:\n")
 	for _, id := range ids {
 		r := es.Rules[id]
 		total += r.Alerts
 		suppressed += r.Suppressed
+		dropped += r.Dropped
 		line := fmt.Sprintf("  %-*s %6d", width, id, r.Alerts)
 		var extra []string
 		for _, c := range []struct {
@@ -90,9 +95,41 @@ func (s *scanSummary) print(w io.Writer, st run.Stats) {
 	}
 	fmt.Fprintf(w, "total alerts: %d", total)
 	if suppressed > 0 {
-		fmt.Fprintf(w, "; %d not raised again: already raised by an earlier scan (state: %s; --no-state scans afresh)", suppressed, s.store)
+		fmt.Fprintf(w, "; %d not raised again: already raised by an earlier scan (state: %s; without --state-dir a scan starts afresh)", suppressed, s.store)
 	}
 	fmt.Fprintln(w)
+	if dropped > 0 {
+		runs := s.hunt.Counts.Runs()
+		what := "--dropped-hits outputs them"
+		if s.droppedShown {
+			what = "they are in the output, marked \"dropped\""
+		}
+		fmt.Fprintf(w, "%s hits not raised: %d runs reached max_signals, as in Elastic (%s; --no-max-signals raises them)\n",
+			humanCount(dropped), runs, what)
+	}
+}
+
+// printNarrowing says what narrowed the scan and what its state is.
+func (s *scanSummary) printNarrowing(w io.Writer) {
+	h := s.hunt
+	if !h.Since.IsZero() || !h.Until.IsZero() {
+		bound := func(t time.Time) string {
+			if t.IsZero() {
+				return "…"
+			}
+			return t.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "events judged: %s to %s; %s outside were not\n", bound(h.Since), bound(h.Until), humanCount(h.Counts.OutOfRange))
+	}
+	if h.Cluster != "" {
+		fmt.Fprintf(w, "cluster of events that name none: %s\n", h.Cluster)
+	}
+	if h.NoMaxSignals {
+		fmt.Fprintln(w, "max_signals lifted (--no-max-signals): every hit of every run raised, unlike Elastic's runs")
+	}
+	if s.store != "memory" {
+		fmt.Fprintf(w, "state: %s (incremental: alerts raised before are not raised again)\n", s.store)
+	}
 }
 
 // alertsRaised is the number of alerts the run raised.

@@ -45,7 +45,7 @@ func alertsOf(t *testing.T, out string) []map[string]any {
 // endpoints and authenticated requests, and checks exactly which alerts
 // its query defines.
 func TestScanSeed000(t *testing.T) {
-	out, errOut, code := runCLI(t, "", "scan", "--no-state", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", "testdata/scan/seed000.log")
+	out, errOut, code := runCLI(t, "", "scan", "-o", "jsonl", "--rule-details", "--rule", "elastic-k8s-anonymous-request-authorized", "testdata/scan/seed000.log")
 	if code != 2 {
 		t.Fatalf("exit %d, want 2 (alerts raised); stderr:\n%s", code, errOut)
 	}
@@ -78,12 +78,12 @@ func TestScanSeed000(t *testing.T) {
 		}
 	}
 	// Same input, same ids.
-	out2, _, _ := runCLI(t, "", "scan", "--no-state", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", "testdata/scan/seed000.log")
+	out2, _, _ := runCLI(t, "", "scan", "-o", "jsonl", "--rule-details", "--rule", "elastic-k8s-anonymous-request-authorized", "testdata/scan/seed000.log")
 	if out != out2 {
 		t.Fatal("a second scan gave different alerts")
 	}
 	// --strict stops at the first bad record.
-	_, errOut, code = runCLI(t, "", "scan", "--no-state", "--strict", "-o", "json", "testdata/scan/seed000.log")
+	_, errOut, code = runCLI(t, "", "scan", "--strict", "-o", "jsonl", "testdata/scan/seed000.log")
 	if code != 1 || !strings.Contains(errOut, "seed000.log:11") {
 		t.Fatalf("strict: exit %d\n%s", code, errOut)
 	}
@@ -94,18 +94,18 @@ func TestScanStdinAndTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := runCLI(t, string(data), "scan", "--no-state", "-o", "table", "-")
+	out, _, code := runCLI(t, string(data), "scan", "-o", "table", "-")
 	if code != 2 || !strings.Contains(out, "SEVERITY") || !strings.Contains(out, "Kubernetes Anonymous Request Authorized") {
 		t.Fatalf("exit %d, table:\n%s", code, out)
 	}
-	_, _, code = runCLI(t, "", "scan", "--no-state", "--exit-zero", "-o", "json", "testdata/scan/seed000.log")
+	_, _, code = runCLI(t, "", "scan", "--exit-zero", "-o", "jsonl", "testdata/scan/seed000.log")
 	if code != 0 {
 		t.Fatalf("--exit-zero: exit %d", code)
 	}
 }
 
 func TestScanBundledExamples(t *testing.T) {
-	out, errOut, code := runCLI(t, "", "scan", "-o", "json")
+	out, errOut, code := runCLI(t, "", "scan", "-o", "jsonl")
 	if code != 2 || len(alertsOf(t, out)) == 0 || !strings.Contains(errOut, "bundled example logs") {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -117,7 +117,7 @@ func TestBadRuleFileIsRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := runCLI(t, "", "scan", "--no-state", "--rules", dir, "testdata/scan/seed000.log")
+	_, errOut, code := runCLI(t, "", "scan", "--rules", dir, "testdata/scan/seed000.log")
 	if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "bad.yaml")+":4:") || !strings.Contains(errOut, "^") {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -172,11 +172,11 @@ func TestScanDropsRepeatedDeliveries(t *testing.T) {
 	if err := os.WriteFile(path, []byte(first+first), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, _ := runCLI(t, "", "scan", "--no-state", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", path)
+	out, errOut, _ := runCLI(t, "", "scan", "-o", "jsonl", "--rule", "elastic-k8s-anonymous-request-authorized", path)
 	if n := len(alertsOf(t, out)); n != 1 || !strings.Contains(errOut, "repeated deliveries dropped (same auditID and stage): 1") {
 		t.Fatalf("%d alerts\n%s", n, errOut)
 	}
-	out, errOut, _ = runCLI(t, "", "scan", "--no-state", "--dedup", "0", "-o", "json", "--rule", "elastic-k8s-anonymous-request-authorized", path)
+	out, errOut, _ = runCLI(t, "", "scan", "--dedup", "0", "-o", "jsonl", "--rule", "elastic-k8s-anonymous-request-authorized", path)
 	if strings.Contains(errOut, "repeated deliveries") {
 		t.Fatalf("--dedup 0 still dropped:\n%s", errOut)
 	}

@@ -75,7 +75,7 @@ func scanAlertIDs(t *testing.T, bin string, lines [][]byte) []string {
 	if err := os.WriteFile(path, append(bytes.Join(lines, []byte("\n")), '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "scan", "--no-state", "-o", "json", "-q", path)
+	cmd := exec.Command(bin, "scan", "-o", "jsonl", "-q", path)
 	out, err := cmd.Output()
 	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
 		t.Fatalf("kanon scan: %v", err)

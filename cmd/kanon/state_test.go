@@ -26,7 +26,7 @@ func scanState(t *testing.T) (work, rulesDir, log string) {
 	log = filepath.Join(work, "audit.log")
 	genLog(t, log, time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC), 21, 0) // agents tool-0..2, 5 IPs
 	_, stderr, code := runCLI(t, "", "scan", "--rules", rulesDir, "--rule", ntRule, "--rule", "restart-anon-by-ip",
-		"--state-dir", filepath.Join(work, "state"), "-o", "json", "--progress", "never", log)
+		"--state-dir", filepath.Join(work, "state"), "-o", "jsonl", "--progress", "never", log)
 	if code != 2 {
 		t.Fatalf("scan exited %d:\n%s", code, stderr)
 	}
@@ -92,7 +92,7 @@ func TestStateCommands(t *testing.T) {
 	}
 	// The forgotten agents alert again; the other rule's alerts do not.
 	_, _, code = runCLI(t, "", "scan", "--rules", rulesDir, "--rule", nt, "--rule", "restart-anon-by-ip",
-		"--state-dir", dir, "-o", "json", "--progress", "never", log)
+		"--state-dir", dir, "-o", "jsonl", "--progress", "never", log)
 	if code != 2 {
 		t.Fatalf("scan after reset exited %d, want 2 (alerts again)", code)
 	}

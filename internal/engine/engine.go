@@ -72,13 +72,6 @@ type Stats struct {
 	Rules  map[string]*RuleStats
 	// Swept counts expired store entries removed by Sweep.
 	Swept int64
-	// OutOfRange counts the events outside Hunt.Since and Hunt.Until,
-	// which no rule judged (they are not in Events).
-	OutOfRange int64
-	// RunDrops are the hits each run dropped at max_signals, by rule id
-	// and the run's end in Unix nanoseconds (with Hunt.TallyRuns; nil
-	// otherwise).
-	RunDrops map[string]map[int64]int64
 }
 
 // runner runs one rule.
@@ -185,7 +178,9 @@ func (e *Engine) Stats() Stats { return e.stats }
 func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	if h := &e.opts.Hunt; h.Cluster != "" || h.bounded() {
 		if h.bounded() && !h.inRange(ev.Time()) {
-			e.stats.OutOfRange++
+			if h.Counts != nil {
+				h.Counts.OutOfRange++
+			}
 			return nil
 		}
 		if ev.ClusterName == "" {

@@ -15,7 +15,7 @@ import (
 type Hunt struct {
 	// Since and Until, when set, bound the events judged by event time:
 	// an event before Since, or at or after Until, is skipped (an event
-	// without a time too) and counted in Stats.OutOfRange.
+	// without a time too) and counted in Counts.OutOfRange.
 	Since, Until time.Time
 	// Cluster is the cluster name (orchestrator.cluster.name) given to
 	// events that carry none, such as a file written by kube-apiserver's
@@ -32,11 +32,45 @@ type Hunt struct {
 	// the store and not grouped; an error from it stops the engine as the
 	// Sink's does.
 	DroppedHits alert.Sink
-	// TallyRuns keeps, in Stats.RunDrops, how many hits each run
-	// dropped, so that outputs written once the input ended can say it
-	// in every alert of the run. Its size grows with the runs that drop
-	// hits: for a scan, not for a long-running serve.
-	TallyRuns bool
+	// Counts, if set, receives what the hunt counts beyond Stats: the
+	// events out of range, and how many hits each run dropped, so that
+	// outputs written once the input ended can say it in every alert of
+	// the run. Its size grows with the runs that drop hits: for a scan,
+	// not for a long-running serve.
+	Counts *HuntCounts
+}
+
+// HuntCounts are what a hunt counts beyond Stats. Every engine built with
+// the same Hunt adds to them (a rule reload builds a new engine), from the
+// goroutine that drives it; read them once the engines are closed.
+type HuntCounts struct {
+	// OutOfRange counts the events outside Since and Until, which no
+	// rule judged (they are not in Stats.Events).
+	OutOfRange int64
+	// RunDrops are the hits each run dropped at max_signals, by rule id
+	// and the run's end in Unix nanoseconds.
+	RunDrops map[string]map[int64]int64
+}
+
+// Dropped returns how many hits the run of rule ruleID ending at end
+// dropped at max_signals.
+func (c *HuntCounts) Dropped(ruleID string, end time.Time) int64 {
+	if c == nil {
+		return 0
+	}
+	return c.RunDrops[ruleID][end.UnixNano()]
+}
+
+// Runs returns how many runs dropped hits.
+func (c *HuntCounts) Runs() int {
+	if c == nil {
+		return 0
+	}
+	n := 0
+	for _, m := range c.RunDrops {
+		n += len(m)
+	}
+	return n
 }
 
 // inRange reports whether an event at t is judged under the hunt's bounds.
@@ -81,15 +115,14 @@ func (b *base) window(end int64) *alert.Window {
 func (b *base) drop(ctx context.Context, end int64, n int64, build func() []*alert.Alert) error {
 	b.stats.Dropped += n
 	h := &b.eng.opts.Hunt
-	if h.TallyRuns {
-		st := &b.eng.stats
-		if st.RunDrops == nil {
-			st.RunDrops = map[string]map[int64]int64{}
+	if c := h.Counts; c != nil {
+		if c.RunDrops == nil {
+			c.RunDrops = map[string]map[int64]int64{}
 		}
-		if st.RunDrops[b.rule.ID] == nil {
-			st.RunDrops[b.rule.ID] = map[int64]int64{}
+		if c.RunDrops[b.rule.ID] == nil {
+			c.RunDrops[b.rule.ID] = map[int64]int64{}
 		}
-		st.RunDrops[b.rule.ID][end] += n
+		c.RunDrops[b.rule.ID][end] += n
 	}
 	if h.DroppedHits == nil {
 		return nil

@@ -26,13 +26,14 @@ func TestDroppedHits(t *testing.T) {
 			r := stRule(t, anonRule("anon", c.head, c.language))
 			store := memStore(t)
 			var dropped alert.Collector
-			as, st := stRun(t, []*rule.Compiled{r}, store, engine.Options{Hunt: engine.Hunt{DroppedHits: &dropped, TallyRuns: true}}, evs...)
+			counts := &engine.HuntCounts{}
+			as, st := stRun(t, []*rule.Compiled{r}, store, engine.Options{Hunt: engine.Hunt{DroppedHits: &dropped, Counts: counts}}, evs...)
 			rs := st.Rules["anon"]
 			if len(as) != 100 || rs.Alerts != 100 || rs.Dropped != 50 || len(dropped.Alerts) != 50 {
 				t.Fatalf("%d alerts, %d dropped hits delivered, stats %+v", len(as), len(dropped.Alerts), *rs)
 			}
 			end := time.Date(2025, 6, 2, 10, 5, 0, 0, time.UTC)
-			if got := st.RunDrops["anon"]; len(got) != 1 || got[end.UnixNano()] != 50 {
+			if got := counts.RunDrops["anon"]; len(got) != 1 || counts.Dropped("anon", end) != 50 || counts.Runs() != 1 {
 				t.Fatalf("run tally %v, want 50 in the run ending %v", got, end)
 			}
 			raised := map[string]bool{}
@@ -144,10 +145,10 @@ func TestEvidenceOfAggregateAlerts(t *testing.T) {
 func TestHuntRangeAndCluster(t *testing.T) {
 	evs := anonBurst("e", []string{"curl/8.5.0"}, []int{10}) // 10:00:00 .. 10:00:09
 	r := stRule(t, anonRule("anon", "firing: per_event\n", rule.LangKuery))
-	hunt := engine.Hunt{Since: stT0.Add(2 * time.Second), Until: stT0.Add(5 * time.Second), Cluster: "prod-eu"}
+	hunt := engine.Hunt{Since: stT0.Add(2 * time.Second), Until: stT0.Add(5 * time.Second), Cluster: "prod-eu", Counts: &engine.HuntCounts{}}
 	as, st := stRun(t, []*rule.Compiled{r}, memStore(t), engine.Options{Hunt: hunt}, evs...)
-	if len(as) != 3 || st.OutOfRange != 7 || st.Events != 3 {
-		t.Fatalf("%d alerts, %d out of range, %d events; want 3, 7, 3", len(as), st.OutOfRange, st.Events)
+	if len(as) != 3 || hunt.Counts.OutOfRange != 7 || st.Events != 3 {
+		t.Fatalf("%d alerts, %d out of range, %d events; want 3, 7, 3", len(as), hunt.Counts.OutOfRange, st.Events)
 	}
 	for i, a := range as {
 		if want := stT0.Add(time.Duration(2+i) * time.Second); !a.Timestamp.Equal(want) {
