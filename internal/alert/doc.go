@@ -7,8 +7,19 @@
 // came from, and the matching event in its canonical ECS form. In JSON an
 // alert is one line.
 //
-// A Sink delivers alerts. The package has sinks for people and tools
-// (JSONSink, TableSink, Collector) and the outputs of `kanon serve`:
+// A Sink delivers alerts. The package has the outputs of `kanon scan`:
+//
+//   - TableSink: a table for people, in time order, fitted to a width
+//     (cut by display width, never splitting a character, the columns a
+//     responder reads first kept longest), or every column (-o wide);
+//   - JSONSink: NDJSON as alerts are raised (NewJSONLinesSink: with a slim
+//     rule, SlimRule);
+//   - DocumentSink: one JSON or YAML document with a rules section;
+//   - CSVSink: CSV rows;
+//
+// the sinks that hold their alerts to the end (Tallied) say in each how
+// many hits its run dropped at max_signals. Collector keeps alerts in
+// memory. And the outputs of `kanon serve`:
 //
 //   - stdout: NDJSON on a writer (JSONSink);
 //   - file: appending NDJSON, rotated by size and age, deduplicated by

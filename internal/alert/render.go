@@ -86,9 +86,13 @@ var narrowColumns = []column{
 	{header: "RESULT", prio: 86, min: 10, want: 10, max: 18, cell: func(v *view, _ *tableCtx) string { return join(v.code, v.decision) }},
 	{header: "REQUEST", prio: 88, min: 16, want: 28, max: 60, weight: 20, cell: func(v *view, c *tableCtx) string {
 		if c.compactRequest && v.resource != "" {
+			// namespace/resource/name, as kubectl names objects.
 			res := v.resource
 			if v.namespace != "" {
 				res = v.namespace + "/" + res
+			}
+			if v.name != "" && !v.aggregate {
+				res += "/" + v.name
 			}
 			return join(v.verb, v.countTag(), res)
 		}

@@ -26,6 +26,7 @@ type view struct {
 	at                             time.Time
 	severity, rule, ruleID, title  string
 	user, source, verb, resource   string
+	name                           string // the object's name
 	namespace, uri, code, decision string
 	reason, cluster, agent         string
 	count                          int64 // events an aggregate counts, or alerts a group holds
@@ -44,6 +45,7 @@ var (
 	fVerb      = field{"verb", "kubernetes.audit.verb"}
 	fResource  = field{"resource", "kubernetes.audit.objectRef.resource"}
 	fSub       = field{"subresource", "kubernetes.audit.objectRef.subresource"}
+	fName      = field{"name", "kubernetes.audit.objectRef.name"}
 	fNamespace = field{"namespace", "kubernetes.audit.objectRef.namespace"}
 	fURI       = field{"request_uri", "kubernetes.audit.requestURI"}
 	fCode      = field{"response_code", "kubernetes.audit.responseStatus.code"}
@@ -130,7 +132,7 @@ func newView(a *Alert) view {
 	v := view{
 		at: a.Timestamp, severity: a.Rule.Severity, rule: clean(a.Rule.Name), ruleID: a.Rule.ID, title: clean(a.Title),
 		user: get(a, fUser), source: get(a, fSource), verb: get(a, fVerb), resource: get(a, fResource),
-		namespace: get(a, fNamespace), uri: get(a, fURI), code: get(a, fCode), decision: get(a, fDecision),
+		namespace: get(a, fNamespace), name: get(a, fName), uri: get(a, fURI), code: get(a, fCode), decision: get(a, fDecision),
 		reason: get(a, fReason), cluster: get(a, fCluster), agent: get(a, fAgent),
 		dropped: a.Dropped, origin: clean(a.Origin), id: a.ID,
 	}
