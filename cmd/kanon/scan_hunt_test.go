@@ -32,7 +32,7 @@ func burstLog(t *testing.T, n int) string {
 
 // jsonDoc is what -o json writes.
 type jsonDoc struct {
-	Alerts []map[string]any           `json:"alerts"`
+	Alerts []map[string]any          `json:"alerts"`
 	Rules  map[string]map[string]any `json:"rules"`
 }
 
