@@ -54,7 +54,7 @@ func TestScanMaxSignals(t *testing.T) {
 	out, errOut, code := runCLI(t, "", "scan", "-o", "json", "--rule", authorizedRule, log)
 	d := docOf(t, out)
 	if code != 2 || len(d.Alerts) != 100 || !strings.Contains(errOut, "(50 dropped at max_signals)") ||
-		!strings.Contains(errOut, "50 hits not raised: 1 runs reached max_signals") || !strings.Contains(errOut, "--dropped-hits") {
+		!strings.Contains(errOut, "50 hits not raised: over max_signals in 1 run,") || !strings.Contains(errOut, "--dropped-hits") {
 		t.Fatalf("default: exit %d, %d alerts\n%s", code, len(d.Alerts), errOut)
 	}
 	for _, a := range d.Alerts {

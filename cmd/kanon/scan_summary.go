@@ -104,8 +104,12 @@ func (s *scanSummary) print(w io.Writer, st run.Stats) {
 		if s.droppedShown {
 			what = "they are in the output, marked \"dropped\""
 		}
-		fmt.Fprintf(w, "%s hits not raised: %d runs reached max_signals, as in Elastic (%s; --no-max-signals raises them)\n",
-			humanCount(dropped), runs, what)
+		plural := "s"
+		if runs == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(w, "%s hits not raised: over max_signals in %d run%s, as in Elastic (%s; --no-max-signals raises them)\n",
+			humanCount(dropped), runs, plural, what)
 	}
 }
 
