@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
+	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/internal/tail"
 	"github.com/kanon-dev/kanon/rules"
 )
@@ -325,5 +328,54 @@ func TestObservers(t *testing.T) {
 	_, st := scan(t, data, run.Config{Policy: run.TestPolicy(), Observers: []run.Observer{obs}})
 	if obs.n != int(st.Events) || obs.n == 0 || len(obs.names) == 0 {
 		t.Fatalf("observer saw %d events (%d names), the driver evaluated %d", obs.n, len(obs.names), st.Events)
+	}
+}
+
+// failingStore fails every Update while failing is set: a full disk.
+type failingStore struct {
+	state.Store
+	failing atomic.Bool
+}
+
+func (f *failingStore) Update(ctx context.Context, now time.Time, fn func(state.Tx) error) error {
+	if f.failing.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.Store.Update(ctx, now, fn)
+}
+
+// While the state store cannot be written, the driver is not healthy and
+// its batches are answered with the error; once the store takes writes
+// again, the driver commits what was pending at its next tick and is
+// healthy, without a new batch.
+func TestHealthFollowsTheStore(t *testing.T) {
+	fs := &failingStore{Store: mem.New()}
+	pol := run.LivePolicy(time.Second)
+	pol.IdleCheck = 10 * time.Millisecond
+	d, _ := newDriver(t, run.Config{Store: fs, Policy: pol, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	defer d.Close(ctx)
+	fr := ingest.NewFramer("webhook", 0)
+	var recs []ingest.Record
+	for i, l := range bytes.Split(bytes.TrimSpace(exampleLog(t)), []byte{'\n'}) {
+		recs = fr.Line(int64(i+1), l, recs)
+	}
+	fs.failing.Store(true)
+	res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: recs[:50]}, true)
+	if err != nil || res.Err == nil || d.Health() == nil || d.Ready() {
+		t.Fatalf("a batch whose commit failed: %+v, %v; health %v", res, err, d.Health())
+	}
+	fs.failing.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Health() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unhealthy after the store recovered: %v", d.Health())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	n := 0
+	fs.Scan(ctx, nil, time.Time{}, func(state.Entry) error { n++; return nil })
+	if n == 0 {
+		t.Fatal("the pending writes were not committed once the store recovered")
 	}
 }

@@ -54,6 +54,9 @@ func (d *Driver) loop() {
 	finish := func(err error) {
 		committing = false
 		d.m.commitTime.Observe(d.cfg.Now().Sub(started).Seconds())
+		d.mu.Lock()
+		d.storeErr = err
+		d.mu.Unlock()
 		if err != nil {
 			d.commitFailed(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server/servertest"
+	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/rules"
 )
@@ -209,6 +212,8 @@ func TestWebhookAuthentication(t *testing.T) {
 	}{
 		{"client certificate", "client", nil, 200},
 		{"bearer token", "", []string{"Authorization", "Bearer s3cret-token"}, 200},
+		{"bearer, any case (RFC 7235)", "", []string{"Authorization", "bearer s3cret-token"}, 200},
+		{"BEARER", "", []string{"Authorization", "BEARER s3cret-token"}, 200},
 		{"no credentials", "", nil, 401},
 		{"wrong token", "", []string{"Authorization", "Bearer guess"}, 403},
 		{"basic auth", "", []string{"Authorization", "Basic a2Fub246cHc="}, 401},
@@ -452,4 +457,52 @@ func replaceItem(items [][]byte, i int, with []byte) [][]byte {
 	out := append([][]byte{}, items...)
 	out[i] = with
 	return out
+}
+
+// failingStore fails every Update while failing is set: a full disk.
+type failingStore struct {
+	state.Store
+	failing atomic.Bool
+}
+
+func (f *failingStore) Update(ctx context.Context, now time.Time, fn func(state.Tx) error) error {
+	if f.failing.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.Store.Update(ctx, now, fn)
+}
+
+// /readyz fails while the state store cannot be written, and batches get
+// 503 (kube-apiserver keeps and resends them) instead of 500 for each.
+func TestReadyzFollowsTheStore(t *testing.T) {
+	fs := &failingStore{Store: mem.New()}
+	ts := startServer(t, func(dc *run.Config, _ *Config) { dc.Store = fs; dc.Policy.IdleCheck = 10 * time.Millisecond })
+	c := ts.client("client")
+	fs.failing.Store(true)
+	if r := mustPost(t, c, ts.url+"/audit", eventList(exampleLines(t)[:20])); r.code != 500 {
+		t.Fatalf("the first batch on a failing store: %d %s", r.code, r.body)
+	}
+	readyz := func() (int, string) {
+		resp, err := c.Get(ts.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := readyz(); code != 503 || !strings.Contains(body, "state store cannot be written") {
+		t.Fatalf("readyz on a failing store: %d %s", code, body)
+	}
+	if r := mustPost(t, c, ts.url+"/audit", eventList(exampleLines(t)[20:30])); r.code != 503 || r.retryAfter == "" {
+		t.Fatalf("a batch while the store fails: %d %s", r.code, r.body)
+	}
+	fs.failing.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for code, _ := readyz(); code != 200; code, _ = readyz() {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz still fails after the store recovered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
