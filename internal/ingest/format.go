@@ -20,6 +20,10 @@ var (
 	ErrUnknown    = errors.New("unknown record format")
 	ErrTruncated  = errors.New("truncated record")
 	ErrSkipped    = errors.New("skipped record")
+	// ErrNoTime is an event with no time of its own (no stageTimestamp,
+	// requestReceivedTimestamp or its format's time): rules judge events
+	// in event time, so it cannot be judged.
+	ErrNoTime = errors.New("event without a time")
 	ErrBadOptions = errors.New("bad reader options")
 )
 

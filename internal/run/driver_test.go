@@ -379,3 +379,24 @@ func TestHealthFollowsTheStore(t *testing.T) {
 		t.Fatal("the pending writes were not committed once the store recovered")
 	}
 }
+
+// An event with no time of its own is a bad record in a scan (reported,
+// not evaluated: no alert dated the year 1); in rule tests it is judged at
+// the time the test runs.
+func TestUntimedEvents(t *testing.T) {
+	rec := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"u1","stage":"ResponseComplete","verb":"get","requestURI":"/api/v1/secrets","user":{"username":"system:anonymous"},"sourceIPs":["203.0.113.1"],"userAgent":"curl/8","annotations":{"authorization.k8s.io/decision":"allow"},"objectRef":{"resource":"secrets"}}` + "\n")
+	var bad []ingest.BadRecord
+	as, st := scan(t, rec, run.Config{Policy: run.BatchPolicy(), OnBad: func(_ string, b ingest.BadRecord) { bad = append(bad, b) }})
+	if len(as) != 0 || st.Bad != 1 || len(bad) != 1 || !errors.Is(bad[0].Err, ingest.ErrNoTime) {
+		t.Fatalf("scan: %d alerts, %d bad (%v)", len(as), st.Bad, bad)
+	}
+	as, st = scan(t, rec, run.Config{Policy: run.TestPolicy()})
+	if len(as) == 0 || st.Bad != 0 {
+		t.Fatalf("rule test policy: %d alerts, %d bad", len(as), st.Bad)
+	}
+	for _, a := range as {
+		if a.Timestamp.Year() < 2000 {
+			t.Fatalf("alert %s dated %s", a.ID, a.Timestamp)
+		}
+	}
+}

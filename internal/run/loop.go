@@ -276,12 +276,20 @@ func (d *Driver) runBatch(j *job) {
 	d.cur = j
 	defer func() { d.cur = nil }()
 	t0 := d.cfg.Now()
-	received, evaluated := 0, 0
+	received, evaluated, untimed := 0, 0, 0
 	fn := func(e *event.Event) error {
 		if e.ClusterName == "" {
 			e.ClusterName = b.Cluster
 		}
 		received++
+		if e.Time().IsZero() {
+			if !d.cfg.Policy.UntimedAtReceipt {
+				untimed++
+				d.reportBad(b.Input, ingest.BadRecord{Origin: e.Origin, Err: fmt.Errorf("%w: none of stageTimestamp, requestReceivedTimestamp or the format's time", ingest.ErrNoTime)})
+				return nil
+			}
+			e.Timestamp = j.received
+		}
 		if err := d.eng.Process(d.ctx, e); err != nil {
 			return err
 		}
@@ -329,7 +337,7 @@ func (d *Driver) runBatch(j *job) {
 	d.stats.Bytes += b.Bytes
 	d.stats.Records += after.Records - before.Records
 	d.stats.Events += after.Events - before.Events
-	d.stats.Bad += after.Bad - before.Bad
+	d.stats.Bad += after.Bad - before.Bad + int64(untimed)
 	d.stats.Skipped += after.Skipped - before.Skipped
 	d.stats.Duplicates += int64(j.res.Duplicates)
 	d.mu.Unlock()
