@@ -13,17 +13,17 @@ import (
 
 // Errors categorising bad records; test with errors.Is.
 var (
-	ErrSyntax     = jsonx.ErrSyntax       // not valid JSON
-	ErrDuplicate  = jsonx.ErrDuplicateKey // an object has a key twice
-	ErrShape      = errors.New("wrong shape")
-	ErrTooLarge   = errors.New("record over the size limit")
-	ErrUnknown    = errors.New("unknown record format")
-	ErrTruncated  = errors.New("truncated record")
-	ErrSkipped    = errors.New("skipped record")
+	ErrSyntax    = jsonx.ErrSyntax       // not valid JSON
+	ErrDuplicate = jsonx.ErrDuplicateKey // an object has a key twice
+	ErrShape     = errors.New("wrong shape")
+	ErrTooLarge  = errors.New("record over the size limit")
+	ErrUnknown   = errors.New("unknown record format")
+	ErrTruncated = errors.New("truncated record")
+	ErrSkipped   = errors.New("skipped record")
 	// ErrNoTime is an event with no time of its own (no stageTimestamp,
 	// requestReceivedTimestamp or its format's time): rules judge events
 	// in event time, so it cannot be judged.
-	ErrNoTime = errors.New("event without a time")
+	ErrNoTime     = errors.New("event without a time")
 	ErrBadOptions = errors.New("bad reader options")
 )
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kanon-dev/kanon/examples"
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
@@ -386,7 +387,9 @@ func TestHealthFollowsTheStore(t *testing.T) {
 func TestUntimedEvents(t *testing.T) {
 	rec := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"u1","stage":"ResponseComplete","verb":"get","requestURI":"/api/v1/secrets","user":{"username":"system:anonymous"},"sourceIPs":["203.0.113.1"],"userAgent":"curl/8","annotations":{"authorization.k8s.io/decision":"allow"},"objectRef":{"resource":"secrets"}}` + "\n")
 	var bad []ingest.BadRecord
-	as, st := scan(t, rec, run.Config{Policy: run.BatchPolicy(), OnBad: func(_ string, b ingest.BadRecord) { bad = append(bad, b) }})
+	pol := run.BatchPolicy()
+	pol.Windows = engine.WindowsInMemory
+	as, st := scan(t, rec, run.Config{Policy: pol, OnBad: func(_ string, b ingest.BadRecord) { bad = append(bad, b) }})
 	if len(as) != 0 || st.Bad != 1 || len(bad) != 1 || !errors.Is(bad[0].Err, ingest.ErrNoTime) {
 		t.Fatalf("scan: %d alerts, %d bad (%v)", len(as), st.Bad, bad)
 	}
