@@ -175,6 +175,9 @@ type Decoder struct {
 	depth    int
 	dedup    Deduper
 	MaxBytes int
+
+	collect *[]*event.Event // the events of a reading, while Readings decodes it
+	warn    func(BadRecord)
 }
 
 // Deduper drops events already seen (repeated deliveries of the same
@@ -198,6 +201,7 @@ func (d *Decoder) Emit(e *event.Event) error {
 	if d.emitErr != nil {
 		return d.emitErr
 	}
+
 	if e.CloudProvider == "" {
 		e.CloudProvider = d.CloudProvider
 	}
@@ -215,6 +219,10 @@ func (d *Decoder) Emit(e *event.Event) error {
 	if e.Origin.Name == "" {
 		e.Origin = d.Origin
 	}
+	if d.collect != nil {
+		*d.collect = append(*d.collect, e.Clone())
+		return nil
+	}
 	if d.dedup != nil && d.dedup(e) {
 		return nil
 	}
@@ -225,6 +233,10 @@ func (d *Decoder) Emit(e *event.Event) error {
 	}
 	return nil
 }
+
+// EmitErr is the consumer's error, once Emit has returned one: decoding
+// must stop and return it.
+func (d *Decoder) EmitErr() error { return d.emitErr }
 
 // Bad reports a bad part of a record and lets decoding go on. An error
 // wrapping ErrSkipped reports a part skipped on purpose instead: the
@@ -243,6 +255,17 @@ func (d *Decoder) Dispatch(rec []byte) error { return d.dispatch(rec, d.forced) 
 func (d *Decoder) DispatchInner(rec []byte) error { return d.dispatch(rec, nil) }
 
 func (d *Decoder) dispatch(rec []byte, forced Format) error {
+	emitted := d.emitted
+	err := d.dispatchOnce(rec, forced)
+	if err != nil && errors.Is(err, ErrDuplicate) && d.emitErr == nil && d.emitted == emitted && d.collect == nil {
+		// A repeated key, and nothing of the record read yet: read it
+		// both ways.
+		return d.Readings(rec, func(r []byte) error { return d.dispatchOnce(r, forced) })
+	}
+	return err
+}
+
+func (d *Decoder) dispatchOnce(rec []byte, forced Format) error {
 	if d.depth > 8 {
 		return fmt.Errorf("%w: envelopes nested too deeply", ErrShape)
 	}
@@ -255,7 +278,9 @@ func (d *Decoder) dispatch(rec []byte, forced Format) error {
 	if rec[i] == '[' {
 		n := 0
 		_, err := jsonx.ArrayEach(rec, i, func(at int) (int, error) {
-			end, err := jsonx.Skip(rec, at)
+			// The element's syntax only: a repeated key inside it is the
+			// element's to resolve, not the array's.
+			end, err := jsonx.SkipSyntax(rec, at)
 			if err != nil {
 				return end, err
 			}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -49,5 +50,6 @@ func (r *Registry) Materialize(e *event.Event) *event.Event {
 	if out.Time().IsZero() {
 		out.Timestamp = e.Timestamp // a time given by the reader of the event
 	}
+	out.Ambiguous = slices.Clone(e.Ambiguous)
 	return out
 }

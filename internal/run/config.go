@@ -131,6 +131,9 @@ type Config struct {
 	// OnBad, if set, is called in the driver's goroutine for every bad
 	// record, with its input.
 	OnBad func(input string, b ingest.BadRecord)
+	// OnWarn, if set, is called in the driver's goroutine for every record
+	// read with a warning (ingest.ErrAmbiguous), with its input.
+	OnWarn func(input string, b ingest.BadRecord)
 	// OnRuleError, if set, is called for a rule-level problem that does
 	// not stop the run (a memory budget exceeded).
 	OnRuleError func(ruleID string, err error)

@@ -90,6 +90,9 @@ type Stats struct {
 	Records, Events, Bad, Skipped int64
 	// Duplicates are events dropped as repeated deliveries.
 	Duplicates int64
+	// Warnings are records read with a warning: repeated object keys that
+	// the rules' fields read two ways (ingest.ErrAmbiguous).
+	Warnings int64
 	// Engine holds the engine's counts per rule.
 	Engine engine.Stats
 }

@@ -227,6 +227,13 @@ func (d *Driver) reader(input string) *ingest.Reader {
 		Format: d.cfg.Format, Fields: fields, MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
 		OnBad:  func(b ingest.BadRecord) { d.reportBad(input, b) },
 		OnSkip: func(ingest.BadRecord) { d.m.skipped.WithLabelValues(input).Inc() },
+		OnWarn: func(b ingest.BadRecord) {
+			if d.cfg.OnWarn != nil {
+				d.cfg.OnWarn(input, b)
+			} else {
+				d.log.Warn("record read two ways", "input", input, "err", b)
+			}
+		},
 	}
 	if d.dedup != nil {
 		opts.Dedup = d.dedup.Duplicate
@@ -302,7 +309,7 @@ func (d *Driver) runBatch(j *job) {
 	for i := range b.Records {
 		rec := &b.Records[i]
 		var err error
-		if b.Validated && rec.Err == nil {
+		if rec.Validated && rec.Err == nil {
 			err = rd.RecordValidated(rec.Origin, rec.Data, fn)
 		} else {
 			err = rd.Frame(*rec, fn)
@@ -339,6 +346,7 @@ func (d *Driver) runBatch(j *job) {
 	d.stats.Events += after.Events - before.Events
 	d.stats.Bad += after.Bad - before.Bad + int64(untimed)
 	d.stats.Skipped += after.Skipped - before.Skipped
+	d.stats.Warnings += after.Warnings - before.Warnings
 	d.stats.Duplicates += int64(j.res.Duplicates)
 	d.mu.Unlock()
 	d.snapshot()
