@@ -65,4 +65,3 @@ func FuzzRepeatedKeys(f *testing.F) {
 		}
 	})
 }
-
