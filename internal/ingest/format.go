@@ -177,6 +177,7 @@ type Decoder struct {
 	MaxBytes int
 
 	collect *[]*event.Event // the events of a reading, while Readings decodes it
+	bads    *[]BadRecord    // the bad parts of a reading, likewise
 	warn    func(BadRecord)
 }
 
@@ -242,6 +243,10 @@ func (d *Decoder) EmitErr() error { return d.emitErr }
 // wrapping ErrSkipped reports a part skipped on purpose instead: the
 // Reader counts it in Stats.Skipped, not as bad.
 func (d *Decoder) Bad(err error) {
+	if d.bads != nil {
+		*d.bads = append(*d.bads, BadRecord{Origin: d.Origin, Err: err})
+		return
+	}
 	d.bad(BadRecord{Origin: d.Origin, Err: err})
 }
 

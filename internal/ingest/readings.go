@@ -35,13 +35,16 @@ func (d *Decoder) Readings(rec []byte, decode func(rec []byte) error) error {
 	if err != nil {
 		return err
 	}
-	a, errA := d.reading(first, decode)
-	b, errB := d.reading(last, decode)
+	a, badA, errA := d.reading(first, decode)
+	b, badB, errB := d.reading(last, decode)
+	// The bad parts reported are those of the reading whose events are
+	// emitted: reporting both would count a part twice.
+	bads := badA
 	switch {
 	case errA != nil && errB != nil:
 		return errA
 	case errA != nil:
-		a, b = b, nil
+		a, b, bads = b, nil, badB
 		for _, e := range a {
 			e.Ambiguous = []string{"(the record read with the first of each repeated key is not an event)"}
 		}
@@ -49,6 +52,9 @@ func (d *Decoder) Readings(rec []byte, decode func(rec []byte) error) error {
 		for _, e := range a {
 			e.Ambiguous = []string{"(the record read with the last of each repeated key is not an event)"}
 		}
+	}
+	for _, br := range bads {
+		d.Bad(br.Err)
 	}
 	for i, e := range a {
 		if i < len(b) {
@@ -67,15 +73,38 @@ func (d *Decoder) Readings(rec []byte, decode func(rec []byte) error) error {
 	return nil
 }
 
-// reading decodes one reading, collecting its events.
-func (d *Decoder) reading(rec []byte, decode func([]byte) error) ([]*event.Event, error) {
+// reading decodes one reading, collecting its events and bad parts.
+func (d *Decoder) reading(rec []byte, decode func([]byte) error) ([]*event.Event, []BadRecord, error) {
 	var evs []*event.Event
-	d.collect = &evs
-	defer func() { d.collect = nil }()
+	var bads []BadRecord
+	d.collect, d.bads = &evs, &bads
+	defer func() { d.collect, d.bads = nil, nil }()
 	if err := decode(rec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return evs, nil
+	return evs, bads, nil
+}
+
+// Element decodes one element of a batch record (a member of an
+// envelope's array) with decode, which emits through d: an element that
+// repeats a key is read both ways (Readings), the others as they are.
+// Formats that loop over elements call it, so that a repeated key costs
+// no more than the element, and is resolved like one in a record of its
+// own.
+func (d *Decoder) Element(rec []byte, decode func(rec []byte) error) error {
+	emitted := d.emitted + int64(len(derefEvents(d.collect)))
+	err := decode(rec)
+	if err != nil && errors.Is(err, ErrDuplicate) && d.emitErr == nil && d.emitted+int64(len(derefEvents(d.collect))) == emitted {
+		return d.Readings(rec, decode)
+	}
+	return err
+}
+
+func derefEvents(p *[]*event.Event) []*event.Event {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // differ returns the fields whose values differ between two readings of

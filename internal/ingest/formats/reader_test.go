@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -214,6 +215,28 @@ func TestRecordValidatedAgrees(t *testing.T) {
 		}
 		if docs[false] != docs[true] {
 			t.Fatalf("documents differ:\n%s\n%s", docs[false], docs[true])
+		}
+	}
+}
+
+// A record that repeats a key inside an envelope — a JSON array, an
+// EventList, AKS's records, CloudWatch's log events — is read both ways
+// and costs no other record of the envelope.
+func TestRepeatedKeyInEnvelopes(t *testing.T) {
+	dupA := strings.Replace(withID("a"), `"verb":"get"`, `"verb":"get","verb":"list"`, 1)
+	msg := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	cases := []struct{ name, input, want string }{
+		{"array", `[` + dupA + `,` + withID("b") + `]`, "a@in:1 b@in:1"},
+		{"eventlist", `{"kind":"EventList","items":[` + withID("z") + `,` + dupA + `,` + withID("b") + `]}`, "z@in:1 a@in:1 b@in:1"},
+		{"aks records", `{"records":[{"category":"kube-audit","properties":{"log":` + msg(withID("z")) + `},"category":"kube-audit"},` +
+			`{"category":"kube-audit","properties":{"log":` + msg(withID("b")) + `}}]}`, "z@in:1 b@in:1"},
+		{"cloudwatch log events", `{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/eks/c/cluster","logStream":"kube-apiserver-audit-1","subscriptionFilters":["f"],"logEvents":[` +
+			`{"id":"1","timestamp":1,"message":` + msg(withID("z")) + `,"id":"1"},{"id":"2","timestamp":2,"message":` + msg(withID("b")) + `}]}`, "z@in:1 b@in:1"},
+	}
+	for _, c := range cases {
+		res := read(t, c.input, ingest.Options{})
+		if res.err != nil || strings.Join(res.ids, " ") != c.want || len(res.bad) != 0 {
+			t.Errorf("%s: events %q, bad %q, err %v; want %q", c.name, res.ids, res.bad, res.err, c.want)
 		}
 	}
 }
