@@ -403,3 +403,35 @@ func TestUntimedEvents(t *testing.T) {
 		}
 	}
 }
+
+// The bytes counted are the bytes read, a sparse file's hole (one line of
+// zero bytes longer than the record limit) included.
+func TestBytesOfSparseFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sparse.log")
+	log := exampleLog(t)
+	if err := os.WriteFile(path, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(log)) + 40<<20
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append([]byte("\n"), log...))
+	f.Close()
+	size += int64(len(log)) + 1
+	d, _ := newDriver(t, run.Config{Policy: run.TestPolicy()})
+	ctx := context.Background()
+	if err := d.Run(ctx, &run.Files{Paths: []string{path}}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close(ctx)
+	st := d.Stats()
+	lines := int64(bytes.Count(log, []byte{'\n'}))
+	if st.Bytes != size || st.Events != 2*lines || st.Bad != 1 {
+		t.Fatalf("read %d bytes (%d events, %d bad), want %d bytes, %d events and the hole as 1 bad record", st.Bytes, st.Events, st.Bad, size, 2*lines)
+	}
+}

@@ -335,7 +335,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.batchSize.Observe(float64(res.Events))
 	if res.Bad > 0 {
-		s.log.Warn("bad records in a batch", "cluster", cluster, "events", res.Events, "bad", res.Bad, "first", res.Errors[0])
+		s.log.Warn("bad records in a batch", "remote", r.RemoteAddr, "cluster", cluster, "events", res.Events, "bad", res.Bad, "errors", res.Errors)
 	}
 	s.reply(w, http.StatusOK, ackBody{Events: res.Events, Bad: res.Bad, Errors: res.Errors})
 }
