@@ -39,7 +39,7 @@ func realisticLog(b *testing.B) []byte {
 // normalise, dedup, evaluate every built-in rule, raise alerts (into a
 // discarding JSON sink), commit — through the driver with the scan's
 // batch policy, on a realistic generated log: with state in memory
-// (--no-state) and in the embedded store on disk (the default). Run on
+// (a scan's default) and in the embedded store on disk (--state-dir). Run on
 // one core with go test -run XXX -bench BenchmarkScan -cpu 1 ./cmd/kanon
 func BenchmarkScan(b *testing.B) {
 	for _, store := range []string{"memory", "bolt"} {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -77,6 +78,10 @@ type Stats struct {
 // runner runs one rule.
 type runner interface {
 	process(ctx context.Context, e *event.Event) error
+	// matches reports whether e passes the rule's query (for ES|QL, its
+	// per-event part), without effects: of the two readings of a record
+	// with repeated keys, the rule processes one that matches.
+	matches(e *event.Event) bool
 	// advance closes the runs that ended at or before watermark.
 	advance(ctx context.Context, watermark time.Time) error
 	// flush closes every open run.
@@ -183,13 +188,22 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 			}
 			return nil
 		}
-		if ev.ClusterName == "" {
-			ev.ClusterName = h.Cluster
+		for x := ev; x != nil; x = x.Alt {
+			if x.ClusterName == "" {
+				x.ClusterName = h.Cluster
+			}
 		}
 	}
 	e.stats.Events++
 	for _, r := range e.runners {
-		if err := r.process(ctx, ev); err != nil {
+		x := ev
+		if ev.Alt != nil && !r.matches(ev) && r.matches(ev.Alt) {
+			// The record's repeated keys read two ways (event.Alt): the
+			// rule matches the other reading. One reading is processed
+			// per rule, so the event counts once either way.
+			x = ev.Alt
+		}
+		if err := r.process(ctx, x); err != nil {
 			return err
 		}
 	}
@@ -419,11 +433,24 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 		Reader:    full.Reader,
 		Event:     doc,
 	}
+	if len(e.Ambiguous) > 0 {
+		// The record repeats object keys that parsers read two ways, and
+		// the rule's fields differ between the readings: say which.
+		amb := make([]string, len(e.Ambiguous))
+		for i, f := range e.Ambiguous {
+			amb[i] = strings.Clone(f) // the event's strings die with its batch
+		}
+		a.Fields = append(a.Fields, alert.Field{Name: AmbiguousField, Value: amb})
+	}
 	if b.dedup != nil {
 		b.keyOf, b.key = a, b.rule.DedupTmpl.Render(full)
 	}
 	return a
 }
+
+// AmbiguousField is the alert field naming the event fields that two
+// readings of its record give different values (ingest.ErrAmbiguous).
+const AmbiguousField = "ambiguous_fields"
 
 // runCounter counts alerts per run for max_signals.
 type runCounter struct {
@@ -465,6 +492,8 @@ type queryRunner struct {
 	*base
 	runs runCounter
 }
+
+func (q *queryRunner) matches(e *event.Event) bool { return q.rule.Matcher.Match(e) }
 
 func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 	if !q.rule.Matcher.Match(e) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -59,6 +60,8 @@ func newNewTermsRunner(b *base) (*newTermsRunner, error) {
 	n := len(b.rule.TermFields)
 	return &newTermsRunner{base: b, terms: t, slack: slack, vals: make([][]event.Value, n), idx: make([]int, n)}, nil
 }
+
+func (r *newTermsRunner) matches(e *event.Event) bool { return r.rule.Matcher.Match(e) }
 
 func (r *newTermsRunner) process(ctx context.Context, e *event.Event) error {
 	if !r.rule.Matcher.Match(e) {
@@ -155,7 +158,7 @@ func (r *newTermsRunner) termAlert(e *event.Event) *alert.Alert {
 	a := r.eventAlert(e, id)
 	terms := make([]any, len(r.vals))
 	for i, vs := range r.vals {
-		terms[i] = vs[r.idx[i]].String()
+		terms[i] = strings.Clone(vs[r.idx[i]].String()) // the event's strings die with its batch
 	}
 	a.Fields = append(alert.Fields{{Name: "new_terms", Value: terms}}, a.Fields...)
 	return a

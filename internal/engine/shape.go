@@ -84,7 +84,7 @@ func FieldShape(r *rule.Compiled, name string) (Shape, bool) {
 			return 0, false // aggregate alerts carry the columns only
 		}
 	}
-	if name == "new_terms" && r.NewTerms != nil {
+	if name == "new_terms" && r.NewTerms != nil || name == AmbiguousField {
 		return ShapeList, true
 	}
 	for _, o := range r.Outputs {
@@ -131,19 +131,29 @@ func OutputFields(r *rule.Compiled, e *event.Event, doc map[string]any) alert.Fi
 	return out
 }
 
-// shaped returns values as one value (the first) or as a list; none is nil.
+// shaped returns values as one value (the first) or as a list; none is
+// nil. Strings are copied: the values may lie in a batch's memory, and
+// an alert outlives its batch in the outputs that hold alerts to the end.
 func shaped(vs []event.Value, list bool) any {
 	switch {
 	case len(vs) == 0:
 		return nil
 	case !list:
-		return vs[0].Any()
+		return owned(vs[0])
 	}
 	out := make([]any, len(vs))
 	for i, v := range vs {
-		out[i] = v.Any()
+		out[i] = owned(v)
 	}
 	return out
+}
+
+// owned returns v.Any() with a string copied.
+func owned(v event.Value) any {
+	if v.Kind == event.KindString {
+		return strings.Clone(v.S)
+	}
+	return v.Any()
 }
 
 // docPath returns the value at a dotted path of a document, or nil.
