@@ -197,6 +197,18 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	return nil
 }
 
+// Skip counts an event that no rule can match (a prefilter said so)
+// without evaluating it: it moves the newest event time as Process would.
+func (e *Engine) Skip(ev *event.Event) {
+	e.stats.Events++
+	if t := ev.Time(); t.After(e.newest) {
+		e.newest = t
+	}
+}
+
+// Rules returns the engine's rules.
+func (e *Engine) Rules() []*rule.Compiled { return e.rules }
+
 // ruleBudget is the memory budget of each windowed rule's open runs.
 func (e *Engine) ruleBudget() int64 {
 	if e.opts.RuleMemoryBudget > 0 {
