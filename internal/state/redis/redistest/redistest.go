@@ -1,0 +1,146 @@
+// Package redistest starts real redis-server processes for tests: each on
+// a free loopback port, in a temporary directory, without persistence, so
+// that test runs never share data with each other or with a server the
+// machine already runs on the standard port. A missing redis-server fails
+// the test with a message saying how to install it; it never skips.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server started by Start.
+type Server struct {
+	// Addr is the server's loopback host:port.
+	Addr string
+	// Dir is the server's working directory.
+	Dir string
+
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	exited chan struct{} // closed when the process has exited
+	once   sync.Once
+}
+
+// Start starts a redis-server for tb and stops it when tb's cleanups run.
+// extra are more configuration arguments (for example "--requirepass",
+// "secret"). It fails tb if redis-server is not on PATH or does not answer
+// PING within 10 seconds.
+func Start(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redis-server is not installed (on Debian: apt-get install redis-server, or run scripts/test-deps.sh): %v", err)
+	}
+	for try := 0; ; try++ {
+		srv, err := start(bin, tb.TempDir(), extra)
+		if err == nil {
+			tb.Cleanup(srv.Stop)
+			return srv
+		}
+		if try == 2 {
+			tb.Fatalf("cannot start redis-server: %v", err)
+		}
+	}
+}
+
+// start runs one redis-server on a port picked free just before; another
+// process may take the port first, so Start tries again.
+func start(bin, dir string, extra []string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+	}, extra...)
+	cmd := exec.Command(bin, args...)
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot run %s: %w", bin, err)
+	}
+	srv := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, cmd: cmd, log: log, exited: make(chan struct{})}
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(srv.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := srv.ping(extra); err == nil {
+			return srv, nil
+		} else if time.Now().After(deadline) {
+			srv.Stop()
+			return nil, fmt.Errorf("redis-server on %s did not answer PING: %v; its output: %s", srv.Addr, err, log)
+		}
+		select {
+		case <-srv.exited:
+			return nil, fmt.Errorf("redis-server on %s exited: %v; its output: %s", srv.Addr, waitErr, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ping sends PING (after AUTH, if extra sets requirepass) and expects
+// PONG.
+func (s *Server) ping(extra []string) error {
+	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(conn)
+	for i, a := range extra {
+		if a == "--requirepass" && i+1 < len(extra) {
+			fmt.Fprintf(conn, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(extra[i+1]), extra[i+1])
+			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+				return fmt.Errorf("AUTH answered %q, %v", line, err)
+			}
+		}
+	}
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// Stop kills the server and waits for it to exit. It is idempotent.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		s.cmd.Process.Kill()
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+		}
+		os.Remove(filepath.Join(s.Dir, "dump.rdb"))
+	})
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
