@@ -80,7 +80,9 @@ func TestReplicasMergeRuns(t *testing.T) {
 		toB  func(i int, rec string) bool
 	}{
 		{"alternate", func(i int, _ string) bool { return i%2 == 1 }},
-		{"by source", func(_ int, rec string) bool { return strings.Contains(rec, "203.0.113.8") || strings.Contains(rec, "203.0.113.10") }},
+		{"by source", func(_ int, rec string) bool {
+			return strings.Contains(rec, "203.0.113.8") || strings.Contains(rec, "203.0.113.10")
+		}},
 		{"runs of one replica only", func(_ int, rec string) bool { return strings.Contains(rec, `"e-`) }},
 	} {
 		t.Run(split.name, func(t *testing.T) {
