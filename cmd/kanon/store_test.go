@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,5 +62,55 @@ func TestScanWithRedisStore(t *testing.T) {
 	}
 	if _, stderr, code = runCLI(t, "", "state", "show", "--store", "redis://"+srv.Addr+"/0?prefix=scan-test"); code != 1 || !strings.Contains(stderr, "NOAUTH") && !strings.Contains(stderr, "auth") {
 		t.Errorf("state show without the password exited %d: %s", code, stderr)
+	}
+}
+
+// TestServeKillRestartRedis is TestServeKillRestart with the state in
+// Redis: kanon serve (--store) is killed with SIGKILL with a batch in
+// flight and restarted (the key store: of its configuration file); the
+// alerts are those of kanon scan, each once, and the state is in Redis,
+// not under the state directory.
+func TestServeKillRestartRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	bin := kanonBinary(t)
+	e := newServeEnv(t)
+	url := "redis://" + srv.Addr + "/0?prefix=serve-test"
+	batches := tenLineBatches(replayLines(t))
+	p := startServe(t, bin, true, append(e.tlsArgs(), "--store", url)...)
+	addr := "https://" + p.waitAddr(t) + "/audit/lab"
+	c := e.client("client")
+	postBatches(t, c, addr, batches, 0, 8)
+	acked := 8
+	inflight := make(chan int, 1)
+	go func() {
+		code, _, _ := postBody(c, addr, batches[acked])
+		inflight <- code
+	}()
+	time.Sleep(5 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	if code := <-inflight; code == 200 {
+		acked++
+	}
+	if !strings.Contains(p.log(), "redis "+srv.Addr) {
+		t.Errorf("serve does not log its Redis store:\n%s", p.log())
+	}
+
+	cfg := filepath.Join(e.dir, "kanon.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("store: %q\n", url)), 0o600)
+	p = startServe(t, bin, true, append(e.tlsArgs(), "--config", cfg)...)
+	addr = "https://" + p.waitAddr(t) + "/audit/lab"
+	postBatches(t, c, addr, batches, acked, len(batches))
+	p.stop(t)
+	got, want := e.alertIDs(t), scanAlertIDs(t, bin, replayLines(t))
+	if !slices.Equal(distinct(got), want) || len(got) != len(want) {
+		t.Fatalf("serve on Redis: %d alerts (%d distinct), scan %d:\nserve %v\nscan  %v", len(got), len(distinct(got)), len(want), got, want)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "kanon.db")); err == nil {
+		t.Error("serve with a Redis store wrote the state file")
+	}
+	out, stderr, code := runCLI(t, "", "state", "show", "--store", url)
+	if code != 0 || !strings.Contains(out, "alerts raised") {
+		t.Fatalf("state show of serve's Redis store exited %d:\n%s%s", code, out, stderr)
 	}
 }
