@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/redis"
+	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -71,5 +74,35 @@ func TestParseURL(t *testing.T) {
 
 	if r := redis.Redact("redis://u:hunter2@h:1/0"); strings.Contains(r, "hunter2") {
 		t.Fatalf("Redact kept the password: %s", r)
+	}
+}
+
+// TestTLS connects to a redis-server that accepts TLS only, through a
+// rediss:// URL with the server's CA and a password from a file.
+func TestTLS(t *testing.T) {
+	srv := redistest.StartTLS(t, "--requirepass", "tls-pw")
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("tls-pw\n"), 0o600)
+	opts, err := redis.ParseURL("rediss://"+srv.Addr+"/0?prefix=tls&ca="+srv.CAFile+"&password_file="+pw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, opts)
+	if err := state.Put(ctx, s, []byte("k"), []byte("over TLS"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(ctx, []byte("k"), t0); err != nil || string(v) != "over TLS" {
+		t.Fatalf("get over TLS = %q, %v", v, err)
+	}
+	// Without the CA the server's certificate is not trusted.
+	opts, _ = redis.ParseURL("rediss://"+srv.Addr+"/0?password_file="+pw, nil)
+	if s, err := redis.Open(ctx, opts); err == nil {
+		s.Close()
+		t.Fatal("a TLS connection without the server's CA succeeded")
+	}
+	// Plain connections are refused.
+	if s, err := redis.Open(ctx, redis.Options{Addr: srv.Addr, Password: "tls-pw"}); err == nil {
+		s.Close()
+		t.Fatal("a plain connection to a TLS-only server succeeded")
 	}
 }

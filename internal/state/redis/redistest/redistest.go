@@ -8,6 +8,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -20,17 +21,21 @@ import (
 	"time"
 )
 
-// Server is a redis-server started by Start.
+// Server is a redis-server started by Start or StartTLS.
 type Server struct {
 	// Addr is the server's loopback host:port.
 	Addr string
 	// Dir is the server's working directory.
 	Dir string
+	// CAFile is the PEM file of the CA that signed the server's
+	// certificate (StartTLS), or "".
+	CAFile string
 
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	exited chan struct{} // closed when the process has exited
 	once   sync.Once
+	tls    *tls.Config // how ping connects to a TLS server
 }
 
 // Start starts a redis-server for tb and stops it when tb's cleanups run.
@@ -44,7 +49,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 		tb.Fatalf("redis-server is not installed (on Debian: apt-get install redis-server, or run scripts/test-deps.sh): %v", err)
 	}
 	for try := 0; ; try++ {
-		srv, err := start(bin, tb.TempDir(), extra)
+		srv, err := start(bin, tb.TempDir(), extra, nil)
 		if err == nil {
 			tb.Cleanup(srv.Stop)
 			return srv
@@ -57,16 +62,20 @@ func Start(tb testing.TB, extra ...string) *Server {
 
 // start runs one redis-server on a port picked free just before; another
 // process may take the port first, so Start tries again.
-func start(bin, dir string, extra []string) (*Server, error) {
+func start(bin, dir string, extra []string, tc *tlsFiles) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(port)}
+	if tc != nil {
+		args = []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", tc.cert,
+			"--tls-key-file", tc.key, "--tls-ca-cert-file", tc.ca, "--tls-auth-clients", "no"}
+	}
+	args = append(append(args, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-	}, extra...)
+	), extra...)
 	cmd := exec.Command(bin, args...)
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
@@ -74,6 +83,9 @@ func start(bin, dir string, extra []string) (*Server, error) {
 		return nil, fmt.Errorf("cannot run %s: %w", bin, err)
 	}
 	srv := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, cmd: cmd, log: log, exited: make(chan struct{})}
+	if tc != nil {
+		srv.CAFile, srv.tls = tc.ca, tc.client
+	}
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(srv.exited) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -95,7 +107,13 @@ func start(bin, dir string, extra []string) (*Server, error) {
 // ping sends PING (after AUTH, if extra sets requirepass) and expects
 // PONG.
 func (s *Server) ping(extra []string) error {
-	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	var conn net.Conn
+	var err error
+	if s.tls != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", s.Addr, s.tls)
+	} else {
+		conn, err = net.DialTimeout("tcp", s.Addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -143,4 +161,30 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StartTLS starts a redis-server for tb that accepts TLS connections only,
+// with a certificate for 127.0.0.1 signed by a CA made for the test (its
+// PEM file is Server.CAFile), and stops it when tb's cleanups run. It
+// fails tb as Start does.
+func StartTLS(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redis-server is not installed (on Debian: apt-get install redis-server, or run scripts/test-deps.sh): %v", err)
+	}
+	tc, err := writePKI(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("cannot make the test's certificates: %v", err)
+	}
+	for try := 0; ; try++ {
+		srv, err := start(bin, tb.TempDir(), extra, tc)
+		if err == nil {
+			tb.Cleanup(srv.Stop)
+			return srv
+		}
+		if try == 2 {
+			tb.Fatalf("cannot start redis-server with TLS: %v", err)
+		}
+	}
 }
