@@ -103,6 +103,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	quietOnce.Do(func() { goredis.SetLogger(quiet{}) })
 	c := goredis.NewClient(&goredis.Options{
 		Addr:                  opts.Addr,
 		Username:              opts.Username,
@@ -175,6 +176,15 @@ func (s *Store) loadScripts(ctx context.Context) error {
 	}
 	return nil
 }
+
+// quiet drops go-redis's own log lines (printed to stderr, unstructured):
+// every failure they tell of reaches the store's caller as an error, which
+// kanon logs its way.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
 
 // Client returns the store's go-redis client, for metrics and for hooks
 // that count round trips (AddHook). Commands sent through it bypass the
