@@ -104,7 +104,12 @@
 // rules (ES|QL runs are in memory and checkpointed with the commit); one
 // GET per matching event of a new_terms rule (its term's history) and one
 // per alert (its id; its dedup group), for keys not written in the current
-// group. Replicas that share ES|QL runs (engine.Options.Replica) add, per
+// group. On the generated log of BenchmarkScanRedis (50,000 events, ~2 %
+// anonymous, every built-in rule) that is 0.02 round trips per event, all
+// told. A commit of n writes is one script that runs on the server for
+// about 10 µs per write (measured here), during which the server serves no
+// other client: the driver's groups keep n in the thousands.
+// Replicas that share ES|QL runs (engine.Options.Replica) add, per
 // run closed, one Scan of that run's slots, and per rule, one Scan of its
 // windows each time its closed-run watermark moves (once per interval of
 // event time). Reads outside a transaction are not watched: the overlay

@@ -167,7 +167,18 @@ func TestSchemaAndScripts(t *testing.T) {
 		t.Fatalf("put after SCRIPT FLUSH: %v", err)
 	}
 	c.ScriptFlush(ctx)
-	if n, err := s.DeleteExpired(ctx, t0.Add(time.Second)); err != nil || n != 1 {
+	err := s.Update(ctx, t0, func(tx state.Tx) error {
+		v, err := tx.Get([]byte("k"))
+		if err != nil {
+			return err
+		}
+		return tx.Put([]byte("k2"), v, t0.Add(time.Second))
+	})
+	if err != nil {
+		t.Fatalf("read-modify-write after SCRIPT FLUSH: %v", err)
+	}
+	c.ScriptFlush(ctx)
+	if n, err := s.DeleteExpired(ctx, t0.Add(time.Second)); err != nil || n != 2 {
 		t.Fatalf("DeleteExpired after SCRIPT FLUSH = %d, %v", n, err)
 	}
 	c.HSet(ctx, "{q}:m", "schema", "99")
