@@ -14,6 +14,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server"
+	"github.com/kanon-dev/kanon/internal/state/open"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
@@ -165,6 +166,9 @@ func (c *serveConfig) validate() error {
 	}
 	if err := alert.ValidateOutputs(c.Outputs); err != nil {
 		errs = append(errs, fmt.Errorf("outputs: %v", err))
+	}
+	if err := open.Validate(c.Store); err != nil {
+		errs = append(errs, fmt.Errorf("store: %v", err))
 	}
 	return errors.Join(errs...)
 }

@@ -30,6 +30,24 @@ type Config struct {
 	Getenv func(string) string
 }
 
+// Validate reports whether url names a store Store could open (empty: the
+// bbolt default), reading what the URL points to (a password file, a CA
+// file) but without connecting.
+func Validate(url string) error {
+	if url == "" {
+		return nil
+	}
+	if !strings.HasPrefix(url, "redis://") && !strings.HasPrefix(url, "rediss://") {
+		return unknownStore(url)
+	}
+	_, err := redis.ParseURL(url, os.Getenv)
+	return err
+}
+
+func unknownStore(url string) error {
+	return fmt.Errorf("unknown state store %s: want a redis:// or rediss:// URL, or no --store for the file under --state-dir", redis.Redact(url))
+}
+
 // Store opens the store c names, and returns it with a description of
 // where it is for logs and summaries (never a password).
 func Store(ctx context.Context, c Config) (state.Store, string, error) {
@@ -62,5 +80,5 @@ func Store(ctx context.Context, c Config) (state.Store, string, error) {
 		}
 		return s, s.String(), nil
 	}
-	return nil, "", fmt.Errorf("unknown state store %s: want a redis:// or rediss:// URL, or no --store for the file under --state-dir", redis.Redact(c.URL))
+	return nil, "", unknownStore(c.URL)
 }

@@ -50,5 +50,13 @@ func TestStore(t *testing.T) {
 		if _, _, err := open.Store(ctx, open.Config{URL: u}); err == nil {
 			t.Errorf("open %q succeeded", u)
 		}
+		if err := open.Validate(u); err == nil {
+			t.Errorf("Validate(%q) succeeded", u)
+		}
+	}
+	for _, u := range []string{"", url, "rediss://somewhere:6380/1?prefix=p"} {
+		if err := open.Validate(u); err != nil {
+			t.Errorf("Validate(%q): %v", u, err)
+		}
 	}
 }
