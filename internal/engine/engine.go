@@ -46,7 +46,7 @@ type Options struct {
 	// Replica names this engine among engines that share Store as
 	// replicas (kanon serve replicas on one Redis): each keeps the ES|QL
 	// runs it checkpoints in a slot of its own, and the replica that
-	// closes a run merges the others' slots into it (see windows.go).
+	// closes a run merges the others' slots into it (see replicas.go).
 	// Empty: the engine is alone with its store. Needs a window mode other
 	// than WindowsInMemory to have any effect.
 	Replica string
