@@ -25,9 +25,8 @@ const PasswordEnv = "KANON_REDIS_PASSWORD"
 // to 6379 and the database to 0. The password is read from the file
 // password_file= names (its first line), else taken from the environment
 // variable KANON_REDIS_PASSWORD (through getenv) when it is set. A
-// password written in the URL itself (USER:PASS@) is accepted, since
-// go-redis users are used to it, but it shows in process listings and
-// logs: use the file or the variable.
+// password in the URL itself (USER:PASS@) is refused: it would show in
+// process listings, shell histories and configuration dumps.
 func ParseURL(raw string, getenv func(string) string) (Options, error) {
 	var o Options
 	u, err := url.Parse(raw)
@@ -64,7 +63,9 @@ func ParseURL(raw string, getenv func(string) string) (Options, error) {
 	}
 	if u.User != nil {
 		o.Username = u.User.Username()
-		o.Password, _ = u.User.Password()
+		if _, has := u.User.Password(); has {
+			return bad("a password in the URL: put it in the file ?password_file= names, or in $%s", PasswordEnv)
+		}
 	}
 	q := u.Query()
 	for k := range q {
@@ -76,16 +77,13 @@ func ParseURL(raw string, getenv func(string) string) (Options, error) {
 	}
 	o.Prefix = q.Get("prefix")
 	if f := q.Get("password_file"); f != "" {
-		if o.Password != "" {
-			return bad("both a password and password_file")
-		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return bad("cannot read the password file: %v", err)
 		}
 		o.Password, _, _ = strings.Cut(string(b), "\n")
 		o.Password = strings.TrimRight(o.Password, "\r")
-	} else if o.Password == "" && getenv != nil {
+	} else if getenv != nil {
 		o.Password = getenv(PasswordEnv)
 	}
 	if u.Scheme == "rediss" {

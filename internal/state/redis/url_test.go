@@ -41,7 +41,6 @@ func TestParseURL(t *testing.T) {
 	ok("redis://localhost", redis.Options{Addr: "localhost:6379", Password: "from-env"}, false)
 	ok("redis://10.0.0.1:6380/3?prefix=prod", redis.Options{Addr: "10.0.0.1:6380", DB: 3, Prefix: "prod", Password: "from-env"}, false)
 	ok("redis://kanon@[::1]:7000/0?password_file="+pwFile, redis.Options{Addr: "[::1]:7000", Username: "kanon", Password: "from-file"}, false)
-	ok("redis://u:inline@h/1", redis.Options{Addr: "h:6379", DB: 1, Username: "u", Password: "inline"}, false)
 	ok("rediss://cache.example:6380/0?server_name=other", redis.Options{Addr: "cache.example:6380", Password: "from-env"}, true)
 	got, _ := redis.ParseURL("rediss://cache.example?server_name=other", nil)
 	if got.TLS == nil || got.TLS.ServerName != "other" || got.Password != "" {
@@ -66,7 +65,8 @@ func TestParseURL(t *testing.T) {
 	bad("redis://h/-1", "database")
 	bad("redis://h?db=1", "unknown parameter")
 	bad("redis://h?ca=x", "need rediss")
-	bad("redis://u:hunter2@h?password_file="+pwFile, "both")
+	bad("redis://u:hunter2@h/1", "a password in the URL")
+	bad("redis://u:hunter2@h?password_file="+pwFile, "a password in the URL")
 	bad("redis://h?password_file="+filepath.Join(dir, "none"), "password file")
 	bad("rediss://h?ca="+caFile, "no PEM")
 	bad("redis://h?prefix=a{b}", "brace")
