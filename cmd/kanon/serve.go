@@ -88,7 +88,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if err != nil {
 		return fail(err)
 	}
-	store, where, err := openStore(c.StateDir, c.NoState)
+	store, where, err := openStore(ctx, c.Store, c.StateDir, c.NoState)
 	if err != nil {
 		return fail(err)
 	}

@@ -43,6 +43,13 @@ type Options struct {
 	// Store at each Checkpoint, and whether New restores or deletes those
 	// stored before (see WindowMode). Rebuild and Restore need a Store.
 	Windows WindowMode
+	// Replica names this engine among engines that share Store as
+	// replicas (kanon serve replicas on one Redis): each keeps the ES|QL
+	// runs it checkpoints in a slot of its own, and the replica that
+	// closes a run merges the others' slots into it (see replicas.go).
+	// Empty: the engine is alone with its store. Needs a window mode other
+	// than WindowsInMemory to have any effect.
+	Replica string
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
