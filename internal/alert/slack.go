@@ -12,8 +12,8 @@ import (
 // NewSlackSink sends alerts to a Slack incoming webhook (cfg.URL) as
 // readable messages (see SlackMessage), with the webhook sender's
 // retries, backoff and spool.
-func NewSlackSink(cfg WebhookConfig) (*WebhookSink, error) {
-	return newWebhookSink(TypeSlack, cfg, SlackMessage, "application/json")
+func NewSlackSink(cfg WebhookConfig) (*SpooledSink, error) {
+	return newWebhookSink(TypeSlack, cfg, SlackMessage)
 }
 
 // severityEmoji is the Slack emoji shown before the rule name.
