@@ -57,7 +57,8 @@ func newAlertmanagerSink(sc senderConfig, hc httpConfig, o AlertmanagerOptions) 
 //     alert Alertmanager holds;
 //   - annotations: summary (the title, or the rule's name), description
 //     (the rule's), runbook_url (a runbook that is a URL) or runbook,
-//     risk_score, and the alert's non-empty output fields (names made
+//     risk_score, group_count, group_first_seen and group_last_seen for a
+//     dedup group, and the alert's non-empty output fields (names made
 //     label-safe: Esql.document_count becomes Esql_document_count);
 //   - startsAt: the alert's time; endsAt: ResolveAfter past the later of
 //     now and the alert's time, so that Alertmanager resolves the alert
@@ -107,6 +108,11 @@ func AlertmanagerAlert(a *Alert, o AlertmanagerOptions) ([]byte, error) {
 		}
 	}
 	ann["risk_score"] = strconv.Itoa(a.Rule.RiskScore)
+	if g := a.Group; g != nil {
+		ann["group_count"] = strconv.FormatInt(g.Count, 10)
+		ann["group_first_seen"] = g.FirstSeen.UTC().Format(time.RFC3339Nano)
+		ann["group_last_seen"] = g.LastSeen.UTC().Format(time.RFC3339Nano)
+	}
 	start := a.Timestamp.UTC()
 	end := now().UTC()
 	if end.Before(start) {

@@ -238,6 +238,7 @@ func openNetworkOutput(c *OutputConfig, sc senderConfig) (*SpooledSink, error) {
 	}
 	return nil, fmt.Errorf("BUG: output type %q passed validation", c.Type)
 }
+
 // Write hands the alert to every output whose filter passes it. A refusal
 // by one output (its spool full, or its queue full past the block
 // timeout) is counted in that output's Dropped and reported to

@@ -48,9 +48,9 @@ type Spool struct {
 	segs     []uint64 // ascending; the last one is the tail
 	tail     *os.File
 	tailSize int64
-	head     *os.File // read handle on segs[0]
-	headSize int64    // size of segs[0] when it is not the tail
-	hoff     int64    // read offset in segs[0]
+	head     *os.File       // read handle on segs[0]
+	headSize int64          // size of segs[0] when it is not the tail
+	hoff     int64          // read offset in segs[0]
 	peeked   []*spoolRecord // records read ahead from hoff, in order
 	count    int
 	bytes    int64

@@ -32,7 +32,6 @@ type WebhookConfig struct {
 	OnError func(err error)
 }
 
-
 // NewWebhookSink POSTs each alert, as JSON, to cfg.URL, one alert per
 // request, in order, with the alert's delivery key (Alert.DeliveryKey:
 // the id, and the count of a group) in the Idempotency-Key header, with
