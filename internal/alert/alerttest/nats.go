@@ -27,6 +27,8 @@ type NATSServer struct {
 	// Dir is the JetStream store directory.
 	Dir string
 
+	args []string
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -61,10 +63,11 @@ func FreePort(t testing.TB) int {
 }
 
 // StartNATS starts a nats-server with JetStream on a free port and a
-// temporary store directory; it is stopped when the test ends.
-func StartNATS(t testing.TB) *NATSServer {
+// temporary store directory, with more command-line arguments if given
+// (e.g. "--auth", TOKEN); it is stopped when the test ends.
+func StartNATS(t testing.TB, args ...string) *NATSServer {
 	t.Helper()
-	s := &NATSServer{t: t, bin: NATSBinary(t), Port: FreePort(t), Dir: t.TempDir()}
+	s := &NATSServer{t: t, bin: NATSBinary(t), Port: FreePort(t), Dir: t.TempDir(), args: args}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -99,7 +102,8 @@ func (s *NATSServer) Start() {
 		s.mu.Unlock()
 		return
 	}
-	cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-js", "-sd", s.Dir, "-n", "kanon-test")
+	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-js", "-sd", s.Dir, "-n", "kanon-test"}, s.args...)
+	cmd := exec.Command(s.bin, args...)
 	w := lockedWriter{&s.mu, &s.log}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
