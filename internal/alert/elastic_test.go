@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -356,5 +357,56 @@ func TestOpenSearchIndex(t *testing.T) {
 	}
 	if ev := doc["event"].(map[string]any); ev["dataset"] != "kanon.alerts" || ev["kind"] != "alert" {
 		t.Errorf("event %v", ev)
+	}
+}
+
+// Flush while a batch is being delivered moves that batch, whole and
+// first, to the spool with the queue behind it; when the delivery then
+// succeeds, the batch leaves the spool and nothing is sent twice.
+func TestBatchInFlightSpilledByFlush(t *testing.T) {
+	f := newFakeElastic(t)
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	r := newHTTPReceiver(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		entered <- struct{}{}
+		<-release
+		f.ServeHTTP(w, req)
+	}))
+	o := openOutputs(t, fastOutput(OutputConfig{Type: TypeElasticsearch, URL: r.url(), BatchSize: 5, Timeout: Duration(20 * time.Second)}), t.TempDir())
+	defer o.Close()
+	ctx := context.Background()
+	var as []*Alert
+	for i := range 12 {
+		as = append(as, testAlert(i))
+	}
+	if err := o.Write(ctx, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // a batch of one is in flight
+	for _, a := range as[1:] {
+		if err := o.Write(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := o.Stats()[0]; st.SpoolDepth != 12 || st.QueueDepth != 0 {
+		t.Fatalf("after Flush: %+v; want the batch in flight and the queue in the spool", st)
+	}
+	close(release)
+	er := elasticReceiver{r, f}
+	waitKeys(t, er, 12, 10*time.Second)
+	st := waitStats(t, o, "spool drained", 10*time.Second, func(st OutputStats) bool { return st.SpoolDepth == 0 && st.Delivered == 12 })
+	if got := er.keys(); !slices.Equal(got, keysOf(as)) {
+		t.Fatalf("received %v", got)
+	}
+	if st.Retried != 0 || st.Duplicates != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.requests != 4 {
+		t.Errorf("%d bulk requests, want 4 (1, then 5, 5, 1)", f.requests)
 	}
 }

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -358,4 +359,54 @@ func BenchmarkOutputsWrite(b *testing.B) {
 	if st := o.Stats()[0]; st.Dropped != 0 {
 		b.Fatalf("dropped %d", st.Dropped)
 	}
+}
+
+func TestParseOutputFlag(t *testing.T) {
+	f := func(flag string, want OutputConfig) {
+		t.Helper()
+		got, err := ParseOutputFlag(flag)
+		if err != nil {
+			t.Errorf("%q: %v", flag, err)
+			return
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", flag, got, want)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("%q: the parsed configuration is not valid: %v", flag, err)
+		}
+	}
+	f("stdout", OutputConfig{Type: TypeStdout})
+	f("file:/var/log/kanon/alerts.ndjson", OutputConfig{Type: TypeFile, Path: "/var/log/kanon/alerts.ndjson"})
+	f("webhook:https://siem:8443/in", OutputConfig{Type: TypeWebhook, URL: "https://siem:8443/in"})
+	f("slack:https://hooks.slack.com/services/T/B/x", OutputConfig{Type: TypeSlack, URL: "https://hooks.slack.com/services/T/B/x"})
+	f("slack:env:SLACK_WEBHOOK_URL", OutputConfig{Type: TypeSlack, URL: "env:SLACK_WEBHOOK_URL"})
+	f("elasticsearch:https://es:9200", OutputConfig{Type: TypeElasticsearch, URL: "https://es:9200"})
+	f("opensearch:http://os:9200", OutputConfig{Type: TypeOpenSearch, URL: "http://os:9200"})
+	f("splunk:https://splunk:8088", OutputConfig{Type: TypeSplunk, URL: "https://splunk:8088", Token: "env:SPLUNK_HEC_TOKEN"})
+	f("alertmanager:http://am:9093", OutputConfig{Type: TypeAlertmanager, URL: "http://am:9093"})
+	f("loki:http://loki:3100", OutputConfig{Type: TypeLoki, URL: "http://loki:3100"})
+	f("syslog://siem:514", OutputConfig{Type: TypeSyslog, Addr: "siem:514"})
+	f("syslog:siem:514", OutputConfig{Type: TypeSyslog, Addr: "siem:514"})
+	f("syslog+tls://siem:6514", OutputConfig{Type: TypeSyslog, Addr: "siem:6514", TLS: true})
+	f("kafka:k1:9092,k2:9092/kanon-alerts", OutputConfig{Type: TypeKafka, Brokers: []string{"k1:9092", "k2:9092"}, Topic: "kanon-alerts"})
+	f("kafka://k1:9092/kanon-alerts", OutputConfig{Type: TypeKafka, Brokers: []string{"k1:9092"}, Topic: "kanon-alerts"})
+	f("nats://n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222", Subject: "kanon.alerts"})
+	f("nats://n1:4222,n2:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222,nats://n2:4222", Subject: "kanon.alerts"})
+	f("nats:n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222", Subject: "kanon.alerts"})
+	f("tls://n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "tls://n1:4222", Subject: "kanon.alerts"})
+
+	bad := func(flag, want string) {
+		t.Helper()
+		if _, err := ParseOutputFlag(flag); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", flag, err, want)
+		}
+	}
+	bad("pagerduty:x", "want one of stdout, file:PATH, webhook:URL, slack:URL, elasticsearch:URL")
+	bad("stdout:x", "want stdout")
+	bad("kafka:k1:9092", "want kafka:BROKER[,BROKER]/TOPIC")
+	bad("kafka:/t", "want kafka:BROKER[,BROKER]/TOPIC")
+	bad("nats://n1:4222", "want nats://HOST:PORT/SUBJECT")
+	bad("syslog+tls:siem:6514", "want syslog+tls://HOST:PORT")
+	bad("syslog://siem:514/x", "want syslog://HOST:PORT")
 }
