@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -409,4 +410,38 @@ func TestParseOutputFlag(t *testing.T) {
 	bad("nats://n1:4222", "want nats://HOST:PORT/SUBJECT")
 	bad("syslog+tls:siem:6514", "want syslog+tls://HOST:PORT")
 	bad("syslog://siem:514/x", "want syslog://HOST:PORT")
+}
+
+// The README's example outputs decode strictly and validate, and its
+// table names every output type.
+func TestREADMEOutputs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "```yaml\noutputs:")
+	if start < 0 {
+		t.Fatal("README.md has no ```yaml block of outputs")
+	}
+	block := readme[start+len("```yaml\n"):]
+	block = block[:strings.Index(block, "```")]
+	var cfg struct {
+		Outputs []OutputConfig `yaml:"outputs"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(block))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("README's outputs: %v", err)
+	}
+	if err := ValidateOutputs(cfg.Outputs); err != nil {
+		t.Fatalf("README's outputs: %v", err)
+	}
+	section := readme[strings.Index(readme, "## Outputs"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	for _, typ := range outputTypes {
+		if !strings.Contains(section, "`"+typ) {
+			t.Errorf("README's Outputs section does not name %s", typ)
+		}
+	}
 }
