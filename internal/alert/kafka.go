@@ -154,6 +154,11 @@ func (t *kafkaTransport) deliver(ctx context.Context, batch []entry, res []error
 	case <-limit.C:
 		fill(res, fmt.Errorf("%s output %q: %s: no answer from the brokers", t.typ, t.name, batchText(batch)))
 		return 0
+	case <-ctx.Done():
+		// Shutting down: what the client still holds is failed when it
+		// closes, and stays in the spool.
+		fill(res, fmt.Errorf("%s output %q: %s: %w", t.typ, t.name, batchText(batch), ctx.Err()))
+		return 0
 	}
 	for i, err := range errs {
 		switch {

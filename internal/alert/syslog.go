@@ -244,7 +244,11 @@ func (t *syslogTransport) deliver(ctx context.Context, batch []entry, res []erro
 		deadline = d
 	}
 	_ = t.conn.SetWriteDeadline(deadline)
-	if _, err := t.conn.Write(t.buf); err != nil {
+	conn := t.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
+	_, err := t.conn.Write(t.buf)
+	stop()
+	if err != nil {
 		t.conn.Close()
 		t.conn = nil
 		fill(res, t.errorf("cannot deliver %s to %s: %w", batchText(batch), t.addr, err))
