@@ -178,11 +178,19 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	d, err := run.New(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: sink, Policy: pol,
 		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict, LearnOnly: p.learnOnly,
+		Decoders: run.DefaultDecoders(),
 		OnBad: func(_ string, b ingest.BadRecord) {
 			if sum.badShown < p.showBad {
 				sum.badShown++
 				bar.clear()
 				fmt.Fprintf(io.err, "kanon: bad record: %v\n", b)
+			}
+		},
+		OnWarn: func(_ string, b ingest.BadRecord) {
+			if sum.badShown < p.showBad {
+				sum.badShown++
+				bar.clear()
+				fmt.Fprintf(io.err, "kanon: warning: %v\n", b)
 			}
 		},
 		OnRuleError: func(id string, err error) { fmt.Fprintf(io.err, "kanon: rule %s: %v\n", id, err) },

@@ -46,5 +46,11 @@ func (r *Registry) Materialize(e *event.Event) *event.Event {
 		out.Namespace = strings.Clone(e.Namespace)
 	}
 	out.Origin = event.Origin{Name: strings.Clone(e.Origin.Name), Line: e.Origin.Line}
+	if out.Time().IsZero() {
+		out.Timestamp = e.Timestamp // a time given by the reader of the event
+	}
+	for _, f := range e.Ambiguous {
+		out.Ambiguous = append(out.Ambiguous, strings.Clone(f))
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -44,6 +45,22 @@ type Policy struct {
 	// earlier run (engine.WindowMode). It must be WindowsInMemory
 	// without a store.
 	Windows engine.WindowMode
+	// UntimedAtReceipt judges an event that has no time of its own at the
+	// time its batch was received (rule tests, whose events may omit it).
+	// Otherwise such an event is a bad record (ingest.ErrNoTime), reported
+	// and not evaluated: an alert dated the year 1 helps nobody, and no
+	// window would ever hold it.
+	UntimedAtReceipt bool
+}
+
+// DefaultDecoders is the number of decoding goroutines for the cores the
+// process may use (GOMAXPROCS): none on one core, where decoding in the
+// driver's goroutine costs least, else one per core.
+func DefaultDecoders() int {
+	if n := runtime.GOMAXPROCS(0); n > 1 {
+		return n
+	}
+	return 0
 }
 
 // Defaults of Policy and Config.
@@ -74,9 +91,10 @@ func LivePolicy(lateness time.Duration) Policy {
 	return Policy{Lateness: lateness, IdleCheck: time.Second, SweepEvery: time.Minute, Windows: engine.WindowsRestore}
 }
 
-// TestPolicy is the policy of rule tests: a batch run in memory.
+// TestPolicy is the policy of rule tests: a batch run in memory, where an
+// event without a time is judged at the time the test runs.
 func TestPolicy() Policy {
-	return Policy{Lateness: -1, Windows: engine.WindowsInMemory}
+	return Policy{Lateness: -1, Windows: engine.WindowsInMemory, UntimedAtReceipt: true}
 }
 
 // Config configures a Driver.
@@ -110,6 +128,11 @@ type Config struct {
 	// GroupUpdates delivers the first alert of a dedup group at once and
 	// the group again, with its count, when it closes (engine.Options).
 	GroupUpdates bool
+	// Decoders is the number of goroutines that decode batches ahead of
+	// the driver's goroutine, which evaluates them in input order
+	// (0: none; batches are decoded in the driver's goroutine). The
+	// alerts are the same, in the same order, whatever the number.
+	Decoders int
 	// QueueSize bounds the batches waiting for the driver
 	// (0: DefaultQueueSize).
 	QueueSize int
@@ -124,6 +147,9 @@ type Config struct {
 	// OnBad, if set, is called in the driver's goroutine for every bad
 	// record, with its input.
 	OnBad func(input string, b ingest.BadRecord)
+	// OnWarn, if set, is called in the driver's goroutine for every record
+	// read with a warning (ingest.ErrAmbiguous), with its input.
+	OnWarn func(input string, b ingest.BadRecord)
 	// OnRuleError, if set, is called for a rule-level problem that does
 	// not stop the run (a memory budget exceeded).
 	OnRuleError func(ruleID string, err error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -53,20 +54,25 @@ type Driver struct {
 	ov   *overlay.Store
 	own  state.Store // the memory store made for a Config without one
 	jobs chan *job
-	quit chan struct{}
-	done chan struct{}
-	ctx  context.Context // the driver's goroutine's: never canceled
+	// decodeQ feeds the decoding goroutines (Config.Decoders), in the
+	// order of jobs; decodeCfg is what they decode with.
+	decodeQ   chan *job
+	decodeCfg atomic.Pointer[decodeConfig]
+	quit      chan struct{}
+	done      chan struct{}
+	ctx       context.Context // the driver's goroutine's: never canceled
 
 	mu       sync.RWMutex
 	closed   bool
 	endInput bool // Close, not Stop
 	closeErr error
 	fatal    error // a strict run's first bad record, or a failed commit of a batch run
+	storeErr error // the error of the last commit, if it failed
 	stats    Stats
 
 	// Owned by the driver's goroutine.
 	eng         *engine.Engine
-	readers     map[string]*ingest.Reader
+	dec         *decoder // decodes in the driver's goroutine
 	dedup       *ingest.Dedup
 	cur         *job
 	newest      time.Time // newest event time seen
@@ -89,6 +95,9 @@ type Stats struct {
 	Records, Events, Bad, Skipped int64
 	// Duplicates are events dropped as repeated deliveries.
 	Duplicates int64
+	// Warnings are records read with a warning: repeated object keys that
+	// the rules' fields read two ways (ingest.ErrAmbiguous).
+	Warnings int64
 	// Engine holds the engine's counts per rule.
 	Engine engine.Stats
 }
@@ -106,6 +115,7 @@ type job struct {
 	b        *Batch
 	rules    []*rule.Compiled
 	received time.Time
+	dec      *decoded // being decoded by a decoding goroutine, if any
 	res      Result
 	reply    chan Result // reloads
 }
@@ -116,8 +126,8 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, jobs: make(chan *job, cfg.QueueSize),
-		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background(),
-		readers: map[string]*ingest.Reader{}}
+		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background()}
+	d.dec = &decoder{d: d}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -141,6 +151,13 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d.eng = eng
+	d.decodeCfg.Store(&decodeConfig{gen: 1, fields: d.readFields()})
+	if cfg.Decoders > 0 {
+		d.decodeQ = make(chan *job, cfg.QueueSize+1)
+		for range cfg.Decoders {
+			go d.decodeLoop()
+		}
+	}
 	d.m.rules.Set(float64(len(cfg.Rules)))
 	d.m.reg.MustRegister(newStoreCollector(d.ov))
 	if ost, ok := cfg.Sink.(OutputStatser); ok {
@@ -174,6 +191,15 @@ func (d *Driver) Fields() event.FieldSet {
 	return d.eng.Fields()
 }
 
+// readFields are the fields readers fill: the rules' and the observers'.
+func (d *Driver) readFields() event.FieldSet {
+	fields := d.eng.Fields()
+	for _, o := range d.cfg.Observers {
+		fields.Union(o.Fields())
+	}
+	return fields
+}
+
 // Store returns the store the driver writes to (its write overlay), for
 // sources that keep state of their own (a followed file's position) and
 // read it back before they start.
@@ -182,11 +208,27 @@ func (d *Driver) Store() state.Store { return d.ov }
 // Metrics returns the registry of the driver's metrics.
 func (d *Driver) Metrics() *prometheus.Registry { return d.m.reg }
 
-// Ready reports whether the driver takes batches.
-func (d *Driver) Ready() bool {
+// Ready reports whether the driver takes batches and its state store
+// takes writes (Health is nil).
+func (d *Driver) Ready() bool { return d.Health() == nil }
+
+// Health says why the driver cannot take batches now: it is closing, a
+// strict run failed, or the last commit to the state store failed (a full
+// disk, an unreachable store) — until a commit succeeds again. The driver
+// retries a failed commit at its next tick, so a store that recovers makes
+// it ready without new batches.
+func (d *Driver) Health() error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return !d.closed && d.fatal == nil
+	switch {
+	case d.closed:
+		return ErrClosed
+	case d.fatal != nil:
+		return d.fatal
+	case d.storeErr != nil:
+		return fmt.Errorf("the state store cannot be written: %w", d.storeErr)
+	}
+	return nil
 }
 
 // Stats returns the counts so far. The engine's counts are those of the
@@ -257,22 +299,35 @@ func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 	if j.received.IsZero() {
 		j.received = d.cfg.Now()
 	}
+	if j.kind == jobBatch && d.decodeQ != nil {
+		j.dec = getDecoded()
+	}
+	queued := func() error {
+		d.m.queue.Inc()
+		if j.dec != nil {
+			// Never blocks: the queue holds at most one job more than
+			// the driver's queue.
+			d.decodeQ <- j
+		}
+		return nil
+	}
 	select {
 	case d.jobs <- j:
-		d.m.queue.Inc()
-		return nil
+		return queued()
 	default:
 	}
 	if !wait {
+		j.dec = nil
 		return ErrBusy
 	}
 	select {
 	case d.jobs <- j:
-		d.m.queue.Inc()
-		return nil
+		return queued()
 	case <-ctx.Done():
+		j.dec = nil
 		return ctx.Err()
 	case <-d.quit:
+		j.dec = nil
 		return ErrClosed
 	}
 }
