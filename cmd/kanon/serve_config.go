@@ -72,7 +72,7 @@ func (c *serveConfig) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the state store (key state_dir)")
 	fs.StringVar(&c.Store, "store", c.Store, storeFlagUsage+" (key store)")
 	fs.BoolVar(&c.NoState, "no-state", c.NoState, "keep state in memory only (key no_state)")
-	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "parent directory of the webhook and Slack outputs' spools (default STATE_DIR/spool) (key spool_dir)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "parent directory of the spools of the outputs that deliver over the network (default STATE_DIR/spool) (key spool_dir)")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-timeout", c.ShutdownWait, "how long SIGTERM waits for in-flight batches and outputs (key shutdown_timeout)")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format on stderr: text or json (key log.format)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error (key log.level)")
