@@ -55,8 +55,10 @@ followed inputs. Expiry times are event times.`,
 			return stateReset(ctx, w, s, sel, p.yes)
 		})
 	reset.Flags().BoolVar(&p.yes, "yes", false, "really delete")
+	resetsDamaged(reset, streams, p)
 	cmd.AddCommand(sub("show", "Print the learned state as tables", stateShow),
-		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset)
+		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset,
+		newStateRepairCmd(streams, p))
 	return cmd
 }
 
