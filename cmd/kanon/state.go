@@ -31,8 +31,8 @@ func newStateCmd(streams *streams) *cobra.Command {
 	p := newStateParams()
 	cmd := &cobra.Command{
 		Use:   "state",
-		Short: "Show, export or reset what kanon has learned (new-terms history, alert groups, alerts raised)",
-		Long: `Show, export or reset the state store of kanon scan and serve.
+		Short: "Show, export, reset or repair what kanon has learned (new-terms history, alert groups, alerts raised)",
+		Long: `Show, export, reset or repair the state store of kanon scan and serve.
 
 The store (under --state-dir) holds, per rule: the new-terms history (each
 term with the event times it was first and last seen, and when it expires),

@@ -162,9 +162,9 @@ func (s *Store) openBolt(opts Options) (err error) {
 	return nil
 }
 
-// update runs fn in a bbolt read-write transaction, shielded.
+// update runs fn in a bbolt read-write transaction, a panic of bbolt's recovered.
 func (s *Store) update(fn func(btx *bbolt.Tx) error) (err error) {
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	return s.db.Update(fn)
 }
 
@@ -258,7 +258,7 @@ func (s *Store) Get(ctx context.Context, key []byte, now time.Time) (out []byte,
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	err = s.db.View(func(btx *bbolt.Tx) error {
 		v, err := get(btx.Bucket(bucketData), key, state.UnixNano(now))
 		if err != nil {
@@ -297,7 +297,7 @@ func (s *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 	}
 	defer s.mu.RUnlock()
 	inFn := false // a panic of fn's own is not recovered
-	defer s.shield(&err, &inFn)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, &inFn)
 	return s.db.Update(func(btx *bbolt.Tx) error {
 		t := &tx{
 			s:    s,
@@ -358,7 +358,7 @@ func (s *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(
 	}
 	defer s.mu.RUnlock()
 	inFn := false
-	defer s.shield(&err, &inFn)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, &inFn)
 	nowN := state.UnixNano(now)
 	return s.db.View(func(btx *bbolt.Tx) error {
 		c := btx.Bucket(bucketData).Cursor()
@@ -395,7 +395,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (total int, er
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
@@ -467,7 +467,7 @@ func (s *Store) Stats(ctx context.Context) (st state.Stats, err error) {
 		return state.Stats{}, err
 	}
 	defer s.mu.RUnlock()
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	err = s.db.View(func(btx *bbolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		st = state.Stats{
@@ -506,7 +506,7 @@ func (s *Store) Close() (err error) {
 			return fmt.Errorf("cannot close damaged state file %s: bbolt did not release it within %s; it stays locked until kanon exits", s.Path(), closeTimeout)
 		}
 	}
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("cannot close state file %s: %w", s.Path(), err)
 	}
@@ -539,7 +539,7 @@ func (s *Store) Check(ctx context.Context) (err error) {
 	if err != nil {
 		return fileError(s.dir, err)
 	}
-	defer s.shield(&err, nil)()
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	return s.db.View(func(btx *bbolt.Tx) error {
 		var errs []error
 		for err := range btx.Check() {
@@ -615,7 +615,7 @@ func (t *tx) Get(key []byte) (v []byte, err error) {
 	if err := state.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	defer t.shield(&err)
+	defer t.recoverBolt(&err)
 	return get(t.data, key, t.nowN)
 }
 
@@ -629,7 +629,7 @@ func (t *tx) Put(key, value []byte, expiry time.Time) (err error) {
 	if err := state.ValidateValue(value); err != nil {
 		return err
 	}
-	defer t.shield(&err)
+	defer t.recoverBolt(&err)
 	if err := t.remove(key); err != nil {
 		return t.fail(err)
 	}
@@ -656,7 +656,7 @@ func (t *tx) Delete(key []byte) (err error) {
 	if err := state.ValidateKey(key); err != nil {
 		return err
 	}
-	defer t.shield(&err)
+	defer t.recoverBolt(&err)
 	if err := t.remove(key); err != nil {
 		return t.fail(err)
 	}

@@ -48,24 +48,24 @@ func lockedError(dir string, timeout time.Duration) error {
 	return fmt.Errorf("state directory %s is in use by another kanon process (no lock within %s): %w", dir, timeout, state.ErrLocked)
 }
 
-// shield makes the calling goroutine turn memory faults into panics (bbolt
-// reads the file through a memory map, so a page damaged after Open is a
-// fault) and returns the function to defer that turns a panic of bbolt's
-// into an error: the store is then marked damaged, and every later call
-// returns that error. A panic raised while *user is true (in the function
-// the caller gave Update or Scan) is the caller's own and is not recovered.
-// Every method that calls into bbolt defers it; no panic of bbolt's leaves
-// the package.
-func (s *Store) shield(err *error, user *bool) func() {
-	old := debug.SetPanicOnFault(true)
-	return func() {
-		debug.SetPanicOnFault(old)
-		if user != nil && *user {
-			return
-		}
-		if r := recover(); r != nil {
-			*err = s.damage(r)
-		}
+// recoverBolt is deferred by every method that calls into bbolt, as
+//
+//	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, user)
+//
+// so that the goroutine turns memory faults into panics while the method
+// runs (bbolt reads the file through a memory map: a page damaged after
+// Open is a fault) and restores the old setting after. It turns a panic of
+// bbolt's into an error in *err: the store is then marked damaged, and
+// every later call returns that error. A panic raised while *user is true
+// (in the function the caller gave Update or Scan) is the caller's own and
+// is not recovered. No panic of bbolt's leaves the package.
+func (s *Store) recoverBolt(oldFault bool, err *error, user *bool) {
+	debug.SetPanicOnFault(oldFault)
+	if user != nil && *user {
+		return
+	}
+	if r := recover(); r != nil {
+		*err = s.damage(r)
 	}
 }
 
@@ -76,10 +76,10 @@ func (s *Store) damage(r any) error {
 	return *s.broken.Load()
 }
 
-// shield is deferred by the methods of tx: a panic of bbolt's inside the
+// recoverBolt is deferred by the methods of tx: a panic of bbolt's inside the
 // update function fails the transaction and marks the store damaged, and
 // does not pass through the caller's function as if it were its own.
-func (t *tx) shield(err *error) {
+func (t *tx) recoverBolt(err *error) {
 	if r := recover(); r != nil {
 		*err = t.fail(t.s.damage(r))
 	}
