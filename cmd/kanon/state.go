@@ -32,8 +32,8 @@ func newStateCmd(streams *streams) *cobra.Command {
 	p := newStateParams()
 	cmd := &cobra.Command{
 		Use:   "state",
-		Short: "Show, export or reset what kanon has learned (new-terms history, alert groups, alerts raised)",
-		Long: `Show, export or reset the state store of kanon scan and serve.
+		Short: "Show, export, reset or repair what kanon has learned (new-terms history, alert groups, alerts raised)",
+		Long: `Show, export, reset or repair the state store of kanon scan and serve.
 
 The store (under --state-dir, or the Redis server of --store) holds, per rule: the new-terms history (each
 term with the event times it was first and last seen, and when it expires),
@@ -57,8 +57,10 @@ followed inputs. Expiry times are event times.`,
 			return stateReset(ctx, w, s, sel, p.yes)
 		})
 	reset.Flags().BoolVar(&p.yes, "yes", false, "really delete")
+	resetsDamaged(reset, streams, p)
 	cmd.AddCommand(sub("show", "Print the learned state as tables", stateShow),
-		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset)
+		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset,
+		newStateRepairCmd(streams, p))
 	return cmd
 }
 
