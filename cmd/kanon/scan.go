@@ -27,11 +27,12 @@ type scanParams struct {
 	out    outputFlags
 	format string
 	strict bool
-	// stateDir, or resume (the default directory), makes the scan
-	// incremental: it remembers what it raised and learned. Without them
-	// a scan starts afresh, in memory.
+	// stateDir, resume (the default directory) or store (a shared
+	// store's URL) makes the scan incremental: it remembers what it
+	// raised and learned. Without them a scan starts afresh, in memory.
 	stateDir     string
 	resume       bool
+	store        string
 	noState      bool // deprecated: the default
 	maxRecord    int
 	lateness     time.Duration
@@ -107,6 +108,7 @@ error; --exit-zero makes 2 and 3 exit 0.`,
 	fs.BoolVar(&p.strict, "strict", false, "stop at the first bad record (exit 1)")
 	fs.StringVar(&p.stateDir, "state-dir", "", "incremental scan: keep state (alerts raised, new-terms history) in `DIR` and read what earlier scans left there")
 	fs.BoolVar(&p.resume, "resume", false, "incremental scan with the state directory "+defaultStateDir()+" ($KANON_STATE_DIR)")
+	fs.StringVar(&p.store, "store", "", "incremental scan with a "+storeFlagUsage)
 	fs.BoolVar(&p.noState, "no-state", false, "deprecated: keeping no state is the default")
 	fs.IntVar(&p.maxRecord, "max-record-bytes", p.maxRecord, "size limit of one record")
 	fs.DurationVar(&p.lateness, "lateness", p.lateness, "close windowed rule runs once event time passes their end by this much (negative: at the end of the input)")
@@ -119,18 +121,6 @@ error; --exit-zero makes 2 and 3 exit 0.`,
 	fs.StringVar(&p.out.alertsFile, "alerts-file", "", "also append alerts as JSON lines to `FILE`, synced before they count as raised; a re-run after a crash appends none twice")
 	fs.StringVar(&p.windows, "windows", p.windows, "with --state-dir, ES|QL runs left open by a scan that was killed: rebuild (delete them; for a re-run over the same input, which rebuilds them) or restore (go on with them; for an input that starts after the killed scan's)")
 	return cmd
-}
-
-// stateOf returns the state directory the flags ask for ("" for none).
-func (p *scanParams) stateOf() (string, error) {
-	dir := p.stateDir
-	if p.resume && dir == "" {
-		dir = defaultStateDir()
-	}
-	if p.noState && dir != "" {
-		return "", errors.New("--no-state and --state-dir (or --resume) contradict each other")
-	}
-	return dir, nil
 }
 
 func runScan(ctx context.Context, io *streams, p *scanParams, paths []string) error {
@@ -151,14 +141,14 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string) er
 	if err != nil {
 		return fail(err)
 	}
-	dir, err := p.stateOf()
+	dir, stateful, err := p.stateOf()
 	if err != nil {
 		return fail(err)
 	}
 	if p.noState {
 		fmt.Fprintln(io.err, "kanon: --no-state is deprecated: a scan keeps no state unless --state-dir or --resume is given")
 	}
-	store, where, err := openStore(dir, dir == "")
+	store, where, err := openStore(ctx, p.store, dir, !stateful)
 	if err != nil {
 		return fail(err)
 	}
@@ -172,7 +162,7 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string) er
 	if pol.Windows, err = engine.ParseWindowMode(p.windows); err != nil {
 		return fail(err)
 	}
-	if dir == "" {
+	if !stateful {
 		pol.Windows = engine.WindowsInMemory
 	}
 	hunt.NoMaxSignals, hunt.DroppedHits, hunt.Counts = p.noMaxSignals, out.dropped(&p.out), &engine.HuntCounts{}

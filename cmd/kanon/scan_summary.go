@@ -126,7 +126,7 @@ func (s *scanSummary) printNarrowing(w io.Writer) {
 			}
 			return t.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "events judged: %s to %s; %s outside were not\n", bound(h.Since), bound(h.Until), humanCount(h.Counts.OutOfRange))
+		fmt.Fprintf(w, "events judged: %s to %s; %s outside it left out\n", bound(h.Since), bound(h.Until), humanCount(h.Counts.OutOfRange))
 	}
 	if h.Cluster != "" {
 		fmt.Fprintf(w, "cluster of events that name none: %s\n", h.Cluster)
