@@ -31,6 +31,16 @@
 // may alert in both (each run sees part of it). With a state store, ids
 // already raised are remembered and not raised again.
 //
+// Every alert of a scheduled rule names its run (Alert.Window, with its
+// MaxSignals); an aggregating ES|QL alert also names the events it counts
+// (Alert.Evidence, from esqleval). The hits over MaxSignals are counted
+// in RuleStats.Dropped, and a hunt (Options.Hunt, kanon scan) can have
+// them delivered marked as dropped, tallied per run, or raised (the cap
+// lifted, departing from Elastic's semantics on purpose); it can also
+// bound the events judged by event time and name the cluster of events
+// that carry none. Each alert field has one shape for a rule (FieldShape):
+// a list or one value whatever the event.
+//
 // Engines that share one store as replicas (Options.Replica) each
 // checkpoint their part of an ES|QL run into a slot of their own, and the
 // one that closes the run merges the others' parts into it (replicas.go).
