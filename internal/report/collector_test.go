@@ -385,5 +385,3 @@ func TestTimelinePoints(t *testing.T) {
 		}
 	}
 }
-
-

@@ -41,7 +41,7 @@ var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"join":    strings.Join,
 	"codes":   codesText,
 	"formats": formatsText,
-	"window": windowText,
+	"window":  windowText,
 }).Parse(htmlTemplate))
 
 // htmlView is what the page template reads.
