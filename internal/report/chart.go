@@ -18,6 +18,10 @@ const (
 	plotBottom  = 44
 	maxXTicks   = 9
 	minBarWidth = 0.6
+	// minMarkerSlot and minCountSlot are the point widths from which
+	// alerts are triangles, and their counts are written.
+	minMarkerSlot = 10
+	minCountSlot  = 18
 )
 
 // DefaultMaxPoints is how many points the HTML timeline draws at most.
@@ -34,6 +38,8 @@ type chart struct {
 	Markers                    []chartMarker
 	YTicks, XTicks             []chartTick
 	Empty                      bool
+	// Dense: the alert marks are a strip (points too narrow for triangles).
+	Dense bool
 }
 
 // chartPoint is one bar: a bucket of the timeline.
@@ -57,6 +63,11 @@ type chartMarker struct {
 	LabelX, LabelY    string
 	ShowCount         bool
 	CountText         string
+	// Strip: the points are too narrow for triangles; a rect above the
+	// bar whose opacity grows with the count.
+	Strip          bool
+	RX, RY, RW, RH string
+	Opacity        string
 }
 
 type chartTick struct {
@@ -110,6 +121,7 @@ func newChart(tl Timeline, maxPoints int) chart {
 		c.YTicks = append(c.YTicks, chartTick{Pos: f(y), Label: count(int64(v)), LabelX: f(px - 8), LabelY: f(y + 4), X2: f(px + pw)})
 	}
 	slot := pw / float64(len(pts))
+	var maxAlerts int64
 	barW := math.Max(slot*0.8, minBarWidth)
 	for i, p := range pts {
 		x := px + float64(i)*slot
@@ -131,11 +143,26 @@ func newChart(tl Timeline, maxPoints int) chart {
 		c.Points = append(c.Points, cp)
 		if p.Alerts > 0 {
 			cx := x + slot/2
-			m := chartMarker{Count: p.Alerts, Severity: p.Severity, X: f(cx), LineY1: f(py - 2), LineY2: f(py + ph),
-				Path:   fmt.Sprintf("M%s %sL%s %sL%s %sZ", f(cx-5), f(py-13), f(cx+5), f(py-13), f(cx), f(py-3)),
-				LabelX: f(cx), LabelY: f(py - 17), ShowCount: p.Alerts > 1, CountText: count(p.Alerts)}
+			m := chartMarker{Count: p.Alerts, Severity: p.Severity, X: f(cx)}
 			m.Title = fmt.Sprintf("%s: %s alert%s (highest severity %s)", timeText(p.Start), count(p.Alerts), plural(p.Alerts), p.Severity)
+			if slot >= minMarkerSlot {
+				m.LineY1, m.LineY2 = f(py-2), f(py+ph)
+				m.Path = fmt.Sprintf("M%s %sL%s %sL%s %sZ", f(cx-5), f(py-13), f(cx+5), f(py-13), f(cx), f(py-3))
+				m.ShowCount = p.Alerts > 1 && slot >= minCountSlot
+				m.LabelX, m.LabelY, m.CountText = f(cx), f(py-17), count(p.Alerts)
+			} else {
+				m.Strip, c.Dense = true, true
+				m.RX, m.RY, m.RW, m.RH = f(x), f(py-12), f(math.Max(slot, minBarWidth)), "9"
+			}
 			c.Markers = append(c.Markers, m)
+			maxAlerts = max(maxAlerts, p.Alerts)
+		}
+	}
+	// Dense markers are a strip whose opacity says how many alerts.
+	for i := range c.Markers {
+		m := &c.Markers[i]
+		if m.Strip {
+			m.Opacity = f(0.35 + 0.65*float64(m.Count)/float64(maxAlerts))
 		}
 	}
 	// Time labels at round times.

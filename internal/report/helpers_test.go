@@ -37,11 +37,15 @@ func realLogs(t testing.TB) []string {
 }
 
 // generatedLog writes a log of n events from the load generator, at rate
-// events per second, and returns its path.
-func generatedLog(t testing.TB, n int, rate float64) string {
+// events per second from start (zero: the generator's default), and
+// returns its path.
+func generatedLog(t testing.TB, n int, rate float64, start ...time.Time) string {
 	t.Helper()
 	opts := loadgen.DefaultOptions(n, 7)
 	opts.Rate = rate
+	if len(start) > 0 {
+		opts.Start = start[0]
+	}
 	var buf bytes.Buffer
 	if _, err := loadgen.Generate(&buf, opts); err != nil {
 		t.Fatal(err)
