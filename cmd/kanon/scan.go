@@ -185,6 +185,13 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 				fmt.Fprintf(io.err, "kanon: bad record: %v\n", b)
 			}
 		},
+		OnWarn: func(_ string, b ingest.BadRecord) {
+			if sum.badShown < p.showBad {
+				sum.badShown++
+				bar.clear()
+				fmt.Fprintf(io.err, "kanon: warning: %v\n", b)
+			}
+		},
 		OnRuleError: func(id string, err error) { fmt.Fprintf(io.err, "kanon: rule %s: %v\n", id, err) },
 	})
 	if err != nil {

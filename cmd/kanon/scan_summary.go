@@ -51,6 +51,9 @@ func (s *scanSummary) print(w io.Writer, st run.Stats) {
 		}
 		fmt.Fprintf(w, "bad records: %s%s\n", humanCount(st.Bad), more)
 	}
+	if st.Warnings > 0 {
+		fmt.Fprintf(w, "records with repeated keys read two ways (alerts raised on either say so): %s\n", humanCount(st.Warnings))
+	}
 	if st.Duplicates > 0 {
 		fmt.Fprintf(w, "repeated deliveries dropped (same auditID and stage): %s\n", humanCount(st.Duplicates))
 	}

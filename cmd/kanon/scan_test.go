@@ -68,11 +68,13 @@ func TestScanSeed000(t *testing.T) {
 		}
 	}
 	sort.Strings(ids)
-	want := "seed000-01 seed000-02 seed000-03 seed000-05 seed000-06 seed000-10"
+	// seed000-11 repeats its verb, which the rule does not read: it is
+	// read, not dropped.
+	want := "seed000-01 seed000-02 seed000-03 seed000-05 seed000-06 seed000-10 seed000-11"
 	if got := strings.Join(ids, " "); got != want {
 		t.Fatalf("alerts for %s, want %s", got, want)
 	}
-	for _, w := range []string{"bad records: 2", "testdata/scan/seed000.log:11:", "testdata/scan/seed000.log:12:", "duplicate key", "total alerts: 6"} {
+	for _, w := range []string{"bad records: 1", "testdata/scan/seed000.log:11:", "total alerts: 7"} {
 		if !strings.Contains(errOut, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut)
 		}
@@ -129,7 +131,7 @@ func TestConvert(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 	docs := alertsOf(t, out)
-	if len(docs) != 10 {
+	if len(docs) != 11 {
 		t.Fatalf("%d documents", len(docs))
 	}
 	d := docs[0]

@@ -567,6 +567,10 @@ outputs:
 	if code, out, errs := run("serve", "--check", "--config", cfg); code != 0 || !strings.Contains(out, "configuration OK: 4 rules, HTTPS webhook on 127.0.0.1:8443, 2 outputs") {
 		t.Fatalf("good config: %d %q %q", code, out, errs)
 	}
+	// Plain HTTP beyond loopback, meant and with tokens, is accepted.
+	if code, out, errs := run("serve", "--check", "--config", cfg, "--insecure-listen", "0.0.0.0:8080", "--insecure-non-loopback"); code != 0 || !strings.Contains(out, "plain-HTTP webhook on 0.0.0.0:8080") {
+		t.Fatalf("meant plain HTTP: %d %q %q", code, out, errs)
+	}
 	// A flag overrides the file.
 	if code, out, _ := run("serve", "--check", "--config", cfg, "--listen", "127.0.0.1:9443"); code != 0 || !strings.Contains(out, "127.0.0.1:9443") {
 		t.Fatalf("flag over file: %d %q", code, out)
@@ -579,6 +583,8 @@ outputs:
 		{"missing cert", strings.Replace(good, e.pki.ServerCert, filepath.Join(e.dir, "nope.crt"), 1), "cannot load the TLS certificate"},
 		{"no client auth", strings.Replace(strings.Replace(good, "  client_ca_file: "+e.pki.CAFile+"\n", "", 1), "token_files: ["+e.token+"]\n", "", 1), "no client authentication"},
 		{"bad tail_from", good + "tail_from: middle\n", "tail_from"},
+		{"plain HTTP beyond loopback", good + "insecure_listen: 0.0.0.0:8080\n", "insecure_listen: \"0.0.0.0:8080\" is not a loopback address"},
+		{"plain HTTP beyond loopback without tokens", strings.Replace(good, "token_files: ["+e.token+"]\n", "", 1) + "insecure_listen: 0.0.0.0:8080\ninsecure_non_loopback: true\n", "it takes only bearer tokens"},
 	}
 	for _, c := range cases {
 		write(c.cfg)

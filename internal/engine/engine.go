@@ -75,6 +75,10 @@ type Stats struct {
 // runner runs one rule.
 type runner interface {
 	process(ctx context.Context, e *event.Event) error
+	// matches reports whether e passes the rule's query (for ES|QL, its
+	// per-event part), without effects: of the two readings of a record
+	// with repeated keys, the rule processes one that matches.
+	matches(e *event.Event) bool
 	// advance closes the runs that ended at or before watermark.
 	advance(ctx context.Context, watermark time.Time) error
 	// flush closes every open run.
@@ -176,7 +180,14 @@ func (e *Engine) Stats() Stats { return e.stats }
 func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	e.stats.Events++
 	for _, r := range e.runners {
-		if err := r.process(ctx, ev); err != nil {
+		x := ev
+		if ev.Alt != nil && !r.matches(ev) && r.matches(ev.Alt) {
+			// The record's repeated keys read two ways (event.Alt): the
+			// rule matches the other reading. One reading is processed
+			// per rule, so the event counts once either way.
+			x = ev.Alt
+		}
+		if err := r.process(ctx, x); err != nil {
 			return err
 		}
 	}
@@ -406,11 +417,20 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 		Reader:    full.Reader,
 		Event:     doc,
 	}
+	if len(e.Ambiguous) > 0 {
+		// The record repeats object keys that parsers read two ways, and
+		// the rule's fields differ between the readings: say which.
+		a.Fields = append(a.Fields, alert.Field{Name: AmbiguousField, Value: e.Ambiguous})
+	}
 	if b.dedup != nil {
 		b.keyOf, b.key = a, b.rule.DedupTmpl.Render(full)
 	}
 	return a
 }
+
+// AmbiguousField is the alert field naming the event fields that two
+// readings of its record give different values (ingest.ErrAmbiguous).
+const AmbiguousField = "ambiguous_fields"
 
 // OutputFields returns the rule's output fields of e. An output field that
 // names an object (kubernetes.audit.annotations, ...) carries that part of
@@ -507,6 +527,8 @@ type queryRunner struct {
 	*base
 	runs runCounter
 }
+
+func (q *queryRunner) matches(e *event.Event) bool { return q.rule.Matcher.Match(e) }
 
 func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 	if !q.rule.Matcher.Match(e) {

@@ -56,6 +56,12 @@ func newESQLRunner(b *base) *esqlRunner {
 	return r
 }
 
+func (r *esqlRunner) matches(e *event.Event) bool {
+	r.ev.Env.Now = time.Unix(0, r.sched.FirstRun(e.Time())).UTC()
+	rows, err := r.ev.Eval(e)
+	return err == nil && len(rows) > 0
+}
+
 func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 	t := e.Time()
 	first := r.sched.FirstRun(t)

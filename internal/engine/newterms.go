@@ -60,6 +60,8 @@ func newNewTermsRunner(b *base) (*newTermsRunner, error) {
 	return &newTermsRunner{base: b, terms: t, slack: slack, vals: make([][]event.Value, n), idx: make([]int, n)}, nil
 }
 
+func (r *newTermsRunner) matches(e *event.Event) bool { return r.rule.Matcher.Match(e) }
+
 func (r *newTermsRunner) process(ctx context.Context, e *event.Event) error {
 	if !r.rule.Matcher.Match(e) {
 		return nil

@@ -21,6 +21,8 @@ type kqlEventRunner struct {
 	*base
 }
 
+func (q *kqlEventRunner) matches(e *event.Event) bool { return q.rule.Matcher.Match(e) }
+
 func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	if !q.rule.Matcher.Match(e) {
 		return nil
@@ -49,6 +51,12 @@ func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
 		return nil, fmt.Errorf("engine: rule %s fires per event, but its ES|QL query needs runs (STATS, SORT or LIMIT)", b.rule.ID)
 	}
 	return &esqlEventRunner{base: b, ev: p.NewEvaluator(esqleval.Env{})}, nil
+}
+
+func (r *esqlEventRunner) matches(e *event.Event) bool {
+	r.ev.Env.Now = e.Time()
+	rows, err := r.ev.Eval(e)
+	return err == nil && len(rows) > 0
 }
 
 func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {

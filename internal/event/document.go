@@ -38,6 +38,10 @@ func (e *Event) Clone() *Event {
 		Record:                   bytes.Clone(e.Record),
 		Format:                   strings.Clone(e.Format),
 		Origin:                   Origin{Name: strings.Clone(e.Origin.Name), Line: e.Origin.Line},
+		Ambiguous:                cloneStrings(e.Ambiguous),
+	}
+	if e.Alt != nil {
+		c.Alt = e.Alt.Clone()
 	}
 	if len(e.Annotations) > 0 {
 		c.Annotations = make([]Annotation, len(e.Annotations))

@@ -138,12 +138,20 @@ type Event struct {
 	Format string
 	// Origin is where the record came from.
 	Origin Origin
+
+	// Ambiguous names the fields (ECS names) that the two readings of a
+	// record with a repeated object key give different values — a first
+	// member wins, or the last (ingest's readings) — and Alt is the other
+	// reading: rules match an event if either reading matches. Both are
+	// empty for every record without repeated keys.
+	Ambiguous []string
+	Alt       *Event
 }
 
 // Reset empties e for reuse, keeping slices' storage.
 func (e *Event) Reset() {
 	groups, imp, ips, ann, raws := e.User.Groups[:0], e.ImpersonatedUser.Groups[:0], e.SourceIPs[:0], e.Annotations[:0], e.Raws[:0]
-	*e = Event{}
+	*e = Event{} // Alt and Ambiguous too
 	e.User.Groups, e.ImpersonatedUser.Groups, e.SourceIPs, e.Annotations, e.Raws = groups, imp, ips, ann, raws
 }
 

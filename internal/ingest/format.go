@@ -13,13 +13,17 @@ import (
 
 // Errors categorising bad records; test with errors.Is.
 var (
-	ErrSyntax     = jsonx.ErrSyntax       // not valid JSON
-	ErrDuplicate  = jsonx.ErrDuplicateKey // an object has a key twice
-	ErrShape      = errors.New("wrong shape")
-	ErrTooLarge   = errors.New("record over the size limit")
-	ErrUnknown    = errors.New("unknown record format")
-	ErrTruncated  = errors.New("truncated record")
-	ErrSkipped    = errors.New("skipped record")
+	ErrSyntax    = jsonx.ErrSyntax       // not valid JSON
+	ErrDuplicate = jsonx.ErrDuplicateKey // an object has a key twice
+	ErrShape     = errors.New("wrong shape")
+	ErrTooLarge  = errors.New("record over the size limit")
+	ErrUnknown   = errors.New("unknown record format")
+	ErrTruncated = errors.New("truncated record")
+	ErrSkipped   = errors.New("skipped record")
+	// ErrNoTime is an event with no time of its own (no stageTimestamp,
+	// requestReceivedTimestamp or its format's time): rules judge events
+	// in event time, so it cannot be judged.
+	ErrNoTime     = errors.New("event without a time")
 	ErrBadOptions = errors.New("bad reader options")
 )
 
@@ -171,6 +175,10 @@ type Decoder struct {
 	depth    int
 	dedup    Deduper
 	MaxBytes int
+
+	collect *[]*event.Event // the events of a reading, while Readings decodes it
+	bads    *[]BadRecord    // the bad parts of a reading, likewise
+	warn    func(BadRecord)
 }
 
 // Deduper drops events already seen (repeated deliveries of the same
@@ -194,6 +202,7 @@ func (d *Decoder) Emit(e *event.Event) error {
 	if d.emitErr != nil {
 		return d.emitErr
 	}
+
 	if e.CloudProvider == "" {
 		e.CloudProvider = d.CloudProvider
 	}
@@ -211,6 +220,10 @@ func (d *Decoder) Emit(e *event.Event) error {
 	if e.Origin.Name == "" {
 		e.Origin = d.Origin
 	}
+	if d.collect != nil {
+		*d.collect = append(*d.collect, e.Clone())
+		return nil
+	}
 	if d.dedup != nil && d.dedup(e) {
 		return nil
 	}
@@ -222,10 +235,18 @@ func (d *Decoder) Emit(e *event.Event) error {
 	return nil
 }
 
+// EmitErr is the consumer's error, once Emit has returned one: decoding
+// must stop and return it.
+func (d *Decoder) EmitErr() error { return d.emitErr }
+
 // Bad reports a bad part of a record and lets decoding go on. An error
 // wrapping ErrSkipped reports a part skipped on purpose instead: the
 // Reader counts it in Stats.Skipped, not as bad.
 func (d *Decoder) Bad(err error) {
+	if d.bads != nil {
+		*d.bads = append(*d.bads, BadRecord{Origin: d.Origin, Err: err})
+		return
+	}
 	d.bad(BadRecord{Origin: d.Origin, Err: err})
 }
 
@@ -239,6 +260,17 @@ func (d *Decoder) Dispatch(rec []byte) error { return d.dispatch(rec, d.forced) 
 func (d *Decoder) DispatchInner(rec []byte) error { return d.dispatch(rec, nil) }
 
 func (d *Decoder) dispatch(rec []byte, forced Format) error {
+	emitted := d.emitted
+	err := d.dispatchOnce(rec, forced)
+	if err != nil && errors.Is(err, ErrDuplicate) && d.emitErr == nil && d.emitted == emitted && d.collect == nil {
+		// A repeated key, and nothing of the record read yet: read it
+		// both ways.
+		return d.Readings(rec, func(r []byte) error { return d.dispatchOnce(r, forced) })
+	}
+	return err
+}
+
+func (d *Decoder) dispatchOnce(rec []byte, forced Format) error {
 	if d.depth > 8 {
 		return fmt.Errorf("%w: envelopes nested too deeply", ErrShape)
 	}
@@ -251,7 +283,9 @@ func (d *Decoder) dispatch(rec []byte, forced Format) error {
 	if rec[i] == '[' {
 		n := 0
 		_, err := jsonx.ArrayEach(rec, i, func(at int) (int, error) {
-			end, err := jsonx.Skip(rec, at)
+			// The element's syntax only: a repeated key inside it is the
+			// element's to resolve, not the array's.
+			end, err := jsonx.SkipSyntax(rec, at)
 			if err != nil {
 				return end, err
 			}

@@ -16,6 +16,10 @@ type Record struct {
 	Origin event.Origin
 	Data   []byte
 	Err    error
+	// Validated says Data was validated in full already (jsonx.Skip: the
+	// webhook's EventList items, in the request's goroutine): the parts no
+	// rule reads are skipped without being checked again.
+	Validated bool
 }
 
 // Framer splits the lines of one input into records. Most inputs are JSON

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -46,5 +47,9 @@ func (r *Registry) Materialize(e *event.Event) *event.Event {
 		out.Namespace = strings.Clone(e.Namespace)
 	}
 	out.Origin = event.Origin{Name: strings.Clone(e.Origin.Name), Line: e.Origin.Line}
+	if out.Time().IsZero() {
+		out.Timestamp = e.Timestamp // a time given by the reader of the event
+	}
+	out.Ambiguous = slices.Clone(e.Ambiguous)
 	return out
 }

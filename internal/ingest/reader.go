@@ -42,6 +42,10 @@ type Options struct {
 	OnProgress func(n int64)
 	// Dedup, if set, drops repeated deliveries of the same event.
 	Dedup Deduper
+	// OnWarn is called for every record that was read, but with a
+	// warning (ErrAmbiguous: its repeated keys read two ways), after
+	// counting it in Stats.Warnings.
+	OnWarn func(BadRecord)
 }
 
 // Stats counts what a Reader has read.
@@ -50,8 +54,10 @@ type Stats struct {
 	Events  int64 // events handed to the consumer
 	Bad     int64 // bad records and bad parts of records
 	Skipped int64 // records and parts skipped on purpose (ErrSkipped)
-	Bytes   int64 // input bytes read (uncompressed)
-	Files   int64 // files opened
+	// Warnings are events read with a warning (ErrAmbiguous).
+	Warnings int64
+	Bytes    int64 // input bytes read (uncompressed)
+	Files    int64 // files opened
 }
 
 // Reader reads audit-log inputs into events. A Reader is not safe for
@@ -90,6 +96,12 @@ func NewReader(reg *Registry, opts Options) (*Reader, error) {
 		r.stats.Bad++
 		if r.opts.OnBad != nil {
 			r.opts.OnBad(b)
+		}
+	}
+	r.dec.warn = func(b BadRecord) {
+		r.stats.Warnings++
+		if r.opts.OnWarn != nil {
+			r.opts.OnWarn(b)
 		}
 	}
 	return r, nil

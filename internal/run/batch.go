@@ -27,10 +27,6 @@ type Batch struct {
 	Cluster string
 	// Records are the batch's records, framed by the source.
 	Records []ingest.Record
-	// Validated says every record was validated in full already
-	// (jsonx.Skip in the webhook's request goroutine): the parts no rule
-	// reads are skipped without being checked again.
-	Validated bool
 	// Bytes is the number of input bytes the batch covers, and Files the
 	// number of input files it starts, for the statistics.
 	Bytes int64

@@ -44,6 +44,12 @@ type Policy struct {
 	// earlier run (engine.WindowMode). It must be WindowsInMemory
 	// without a store.
 	Windows engine.WindowMode
+	// UntimedAtReceipt judges an event that has no time of its own at the
+	// time its batch was received (rule tests, whose events may omit it).
+	// Otherwise such an event is a bad record (ingest.ErrNoTime), reported
+	// and not evaluated: an alert dated the year 1 helps nobody, and no
+	// window would ever hold it.
+	UntimedAtReceipt bool
 }
 
 // Defaults of Policy and Config.
@@ -74,9 +80,10 @@ func LivePolicy(lateness time.Duration) Policy {
 	return Policy{Lateness: lateness, IdleCheck: time.Second, SweepEvery: time.Minute, Windows: engine.WindowsRestore}
 }
 
-// TestPolicy is the policy of rule tests: a batch run in memory.
+// TestPolicy is the policy of rule tests: a batch run in memory, where an
+// event without a time is judged at the time the test runs.
 func TestPolicy() Policy {
-	return Policy{Lateness: -1, Windows: engine.WindowsInMemory}
+	return Policy{Lateness: -1, Windows: engine.WindowsInMemory, UntimedAtReceipt: true}
 }
 
 // Config configures a Driver.
@@ -124,6 +131,9 @@ type Config struct {
 	// OnBad, if set, is called in the driver's goroutine for every bad
 	// record, with its input.
 	OnBad func(input string, b ingest.BadRecord)
+	// OnWarn, if set, is called in the driver's goroutine for every record
+	// read with a warning (ingest.ErrAmbiguous), with its input.
+	OnWarn func(input string, b ingest.BadRecord)
 	// OnRuleError, if set, is called for a rule-level problem that does
 	// not stop the run (a memory budget exceeded).
 	OnRuleError func(ruleID string, err error)

@@ -62,6 +62,7 @@ type Driver struct {
 	endInput bool // Close, not Stop
 	closeErr error
 	fatal    error // a strict run's first bad record, or a failed commit of a batch run
+	storeErr error // the error of the last commit, if it failed
 	stats    Stats
 
 	// Owned by the driver's goroutine.
@@ -89,6 +90,9 @@ type Stats struct {
 	Records, Events, Bad, Skipped int64
 	// Duplicates are events dropped as repeated deliveries.
 	Duplicates int64
+	// Warnings are records read with a warning: repeated object keys that
+	// the rules' fields read two ways (ingest.ErrAmbiguous).
+	Warnings int64
 	// Engine holds the engine's counts per rule.
 	Engine engine.Stats
 }
@@ -182,11 +186,27 @@ func (d *Driver) Store() state.Store { return d.ov }
 // Metrics returns the registry of the driver's metrics.
 func (d *Driver) Metrics() *prometheus.Registry { return d.m.reg }
 
-// Ready reports whether the driver takes batches.
-func (d *Driver) Ready() bool {
+// Ready reports whether the driver takes batches and its state store
+// takes writes (Health is nil).
+func (d *Driver) Ready() bool { return d.Health() == nil }
+
+// Health says why the driver cannot take batches now: it is closing, a
+// strict run failed, or the last commit to the state store failed (a full
+// disk, an unreachable store) — until a commit succeeds again. The driver
+// retries a failed commit at its next tick, so a store that recovers makes
+// it ready without new batches.
+func (d *Driver) Health() error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return !d.closed && d.fatal == nil
+	switch {
+	case d.closed:
+		return ErrClosed
+	case d.fatal != nil:
+		return d.fatal
+	case d.storeErr != nil:
+		return fmt.Errorf("the state store cannot be written: %w", d.storeErr)
+	}
+	return nil
 }
 
 // Stats returns the counts so far. The engine's counts are those of the

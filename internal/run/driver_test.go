@@ -7,15 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kanon-dev/kanon/examples"
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
@@ -23,6 +26,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/bolt"
+	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/internal/tail"
 	"github.com/kanon-dev/kanon/rules"
 )
@@ -325,5 +329,109 @@ func TestObservers(t *testing.T) {
 	_, st := scan(t, data, run.Config{Policy: run.TestPolicy(), Observers: []run.Observer{obs}})
 	if obs.n != int(st.Events) || obs.n == 0 || len(obs.names) == 0 {
 		t.Fatalf("observer saw %d events (%d names), the driver evaluated %d", obs.n, len(obs.names), st.Events)
+	}
+}
+
+// failingStore fails every Update while failing is set: a full disk.
+type failingStore struct {
+	state.Store
+	failing atomic.Bool
+}
+
+func (f *failingStore) Update(ctx context.Context, now time.Time, fn func(state.Tx) error) error {
+	if f.failing.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.Store.Update(ctx, now, fn)
+}
+
+// While the state store cannot be written, the driver is not healthy and
+// its batches are answered with the error; once the store takes writes
+// again, the driver commits what was pending at its next tick and is
+// healthy, without a new batch.
+func TestHealthFollowsTheStore(t *testing.T) {
+	fs := &failingStore{Store: mem.New()}
+	pol := run.LivePolicy(time.Second)
+	pol.IdleCheck = 10 * time.Millisecond
+	d, _ := newDriver(t, run.Config{Store: fs, Policy: pol, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	defer d.Close(ctx)
+	fr := ingest.NewFramer("webhook", 0)
+	var recs []ingest.Record
+	for i, l := range bytes.Split(bytes.TrimSpace(exampleLog(t)), []byte{'\n'}) {
+		recs = fr.Line(int64(i+1), l, recs)
+	}
+	fs.failing.Store(true)
+	res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: recs[:50]}, true)
+	if err != nil || res.Err == nil || d.Health() == nil || d.Ready() {
+		t.Fatalf("a batch whose commit failed: %+v, %v; health %v", res, err, d.Health())
+	}
+	fs.failing.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Health() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unhealthy after the store recovered: %v", d.Health())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	n := 0
+	fs.Scan(ctx, nil, time.Time{}, func(state.Entry) error { n++; return nil })
+	if n == 0 {
+		t.Fatal("the pending writes were not committed once the store recovered")
+	}
+}
+
+// An event with no time of its own is a bad record in a scan (reported,
+// not evaluated: no alert dated the year 1); in rule tests it is judged at
+// the time the test runs.
+func TestUntimedEvents(t *testing.T) {
+	rec := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"u1","stage":"ResponseComplete","verb":"get","requestURI":"/api/v1/secrets","user":{"username":"system:anonymous"},"sourceIPs":["203.0.113.1"],"userAgent":"curl/8","annotations":{"authorization.k8s.io/decision":"allow"},"objectRef":{"resource":"secrets"}}` + "\n")
+	var bad []ingest.BadRecord
+	pol := run.BatchPolicy()
+	pol.Windows = engine.WindowsInMemory
+	as, st := scan(t, rec, run.Config{Policy: pol, OnBad: func(_ string, b ingest.BadRecord) { bad = append(bad, b) }})
+	if len(as) != 0 || st.Bad != 1 || len(bad) != 1 || !errors.Is(bad[0].Err, ingest.ErrNoTime) {
+		t.Fatalf("scan: %d alerts, %d bad (%v)", len(as), st.Bad, bad)
+	}
+	as, st = scan(t, rec, run.Config{Policy: run.TestPolicy()})
+	if len(as) == 0 || st.Bad != 0 {
+		t.Fatalf("rule test policy: %d alerts, %d bad", len(as), st.Bad)
+	}
+	for _, a := range as {
+		if a.Timestamp.Year() < 2000 {
+			t.Fatalf("alert %s dated %s", a.ID, a.Timestamp)
+		}
+	}
+}
+
+// The bytes counted are the bytes read, a sparse file's hole (one line of
+// zero bytes longer than the record limit) included.
+func TestBytesOfSparseFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sparse.log")
+	log := exampleLog(t)
+	if err := os.WriteFile(path, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(log)) + 40<<20
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append([]byte("\n"), log...))
+	f.Close()
+	size += int64(len(log)) + 1
+	d, _ := newDriver(t, run.Config{Policy: run.TestPolicy()})
+	ctx := context.Background()
+	if err := d.Run(ctx, &run.Files{Paths: []string{path}}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close(ctx)
+	st := d.Stats()
+	lines := int64(bytes.Count(log, []byte{'\n'}))
+	if st.Bytes != size || st.Events != 2*lines || st.Bad != 1 {
+		t.Fatalf("read %d bytes (%d events, %d bad), want %d bytes, %d events and the hole as 1 bad record", st.Bytes, st.Events, st.Bad, size, 2*lines)
 	}
 }

@@ -54,6 +54,9 @@ func (d *Driver) loop() {
 	finish := func(err error) {
 		committing = false
 		d.m.commitTime.Observe(d.cfg.Now().Sub(started).Seconds())
+		d.mu.Lock()
+		d.storeErr = err
+		d.mu.Unlock()
 		if err != nil {
 			d.commitFailed(err)
 		}
@@ -224,6 +227,13 @@ func (d *Driver) reader(input string) *ingest.Reader {
 		Format: d.cfg.Format, Fields: fields, MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
 		OnBad:  func(b ingest.BadRecord) { d.reportBad(input, b) },
 		OnSkip: func(ingest.BadRecord) { d.m.skipped.WithLabelValues(input).Inc() },
+		OnWarn: func(b ingest.BadRecord) {
+			if d.cfg.OnWarn != nil {
+				d.cfg.OnWarn(input, b)
+			} else {
+				d.log.Warn("record read two ways", "input", input, "err", b)
+			}
+		},
 	}
 	if d.dedup != nil {
 		opts.Dedup = d.dedup.Duplicate
@@ -273,12 +283,20 @@ func (d *Driver) runBatch(j *job) {
 	d.cur = j
 	defer func() { d.cur = nil }()
 	t0 := d.cfg.Now()
-	received, evaluated := 0, 0
+	received, evaluated, untimed := 0, 0, 0
 	fn := func(e *event.Event) error {
 		if e.ClusterName == "" {
 			e.ClusterName = b.Cluster
 		}
 		received++
+		if e.Time().IsZero() {
+			if !d.cfg.Policy.UntimedAtReceipt {
+				untimed++
+				d.reportBad(b.Input, ingest.BadRecord{Origin: e.Origin, Err: fmt.Errorf("%w: none of stageTimestamp, requestReceivedTimestamp or the format's time", ingest.ErrNoTime)})
+				return nil
+			}
+			e.Timestamp = j.received
+		}
 		if err := d.eng.Process(d.ctx, e); err != nil {
 			return err
 		}
@@ -291,7 +309,7 @@ func (d *Driver) runBatch(j *job) {
 	for i := range b.Records {
 		rec := &b.Records[i]
 		var err error
-		if b.Validated && rec.Err == nil {
+		if rec.Validated && rec.Err == nil {
 			err = rd.RecordValidated(rec.Origin, rec.Data, fn)
 		} else {
 			err = rd.Frame(*rec, fn)
@@ -326,8 +344,9 @@ func (d *Driver) runBatch(j *job) {
 	d.stats.Bytes += b.Bytes
 	d.stats.Records += after.Records - before.Records
 	d.stats.Events += after.Events - before.Events
-	d.stats.Bad += after.Bad - before.Bad
+	d.stats.Bad += after.Bad - before.Bad + int64(untimed)
 	d.stats.Skipped += after.Skipped - before.Skipped
+	d.stats.Warnings += after.Warnings - before.Warnings
 	d.stats.Duplicates += int64(j.res.Duplicates)
 	d.mu.Unlock()
 	d.snapshot()

@@ -146,9 +146,18 @@ func validCluster(c string) bool {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.draining.Load() || !s.cfg.Driver.Ready() {
+	why := ""
+	switch {
+	case s.draining.Load():
+		why = "shutting down"
+	default:
+		if err := s.cfg.Driver.Health(); err != nil {
+			why = err.Error()
+		}
+	}
+	if why != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "not ready: shutting down")
+		fmt.Fprintln(w, "not ready: "+why)
 		return
 	}
 	fmt.Fprintln(w, "ok")
@@ -161,8 +170,9 @@ func (s *Server) authenticate(r *http.Request) (bool, int, string) {
 		return true, 0, ""
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || len(s.tokens) == 0 {
+		// The scheme is case-insensitive (RFC 7235, section 2.1).
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || len(s.tokens) == 0 {
 			return false, http.StatusUnauthorized, "unsupported authorization"
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
@@ -242,6 +252,12 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusServiceUnavailable, errorBody{"shutting down"})
 		return
 	}
+	if err := s.cfg.Driver.Health(); err != nil {
+		// The batch could not be made durable: the sender keeps it and
+		// sends it again (the driver retries the store meanwhile).
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"not ready: " + err.Error()})
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 	default:
@@ -319,7 +335,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.batchSize.Observe(float64(res.Events))
 	if res.Bad > 0 {
-		s.log.Warn("bad records in a batch", "cluster", cluster, "events", res.Events, "bad", res.Bad, "first", res.Errors[0])
+		s.log.Warn("bad records in a batch", "remote", r.RemoteAddr, "cluster", cluster, "events", res.Events, "bad", res.Bad, "errors", res.Errors)
 	}
 	s.reply(w, http.StatusOK, ackBody{Events: res.Events, Bad: res.Bad, Errors: res.Errors})
 }

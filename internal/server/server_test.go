@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server/servertest"
+	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/rules"
 )
@@ -209,6 +213,8 @@ func TestWebhookAuthentication(t *testing.T) {
 	}{
 		{"client certificate", "client", nil, 200},
 		{"bearer token", "", []string{"Authorization", "Bearer s3cret-token"}, 200},
+		{"bearer, any case (RFC 7235)", "", []string{"Authorization", "bearer s3cret-token"}, 200},
+		{"BEARER", "", []string{"Authorization", "BEARER s3cret-token"}, 200},
 		{"no credentials", "", nil, 401},
 		{"wrong token", "", []string{"Authorization", "Bearer guess"}, 403},
 		{"basic auth", "", []string{"Authorization", "Basic a2Fub246cHc="}, 401},
@@ -409,9 +415,10 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 // Every good item of a batch is evaluated whatever its neighbours hold: a
-// duplicate key in items[4], a bad items[0], an item that is not an audit
-// event anywhere — each costs itself only, is named in the answer by its
-// index, and the batch is answered 200 once the good items are durable.
+// bad items[0], an item that is not an audit event anywhere — each costs
+// itself only, is named in the answer by its index, and the batch is
+// answered 200 once the good items are durable; an item that repeats a
+// key is read both ways, not dropped.
 func TestWebhookBadItemsCostOnlyThemselves(t *testing.T) {
 	ts := startServer(t)
 	c := ts.client("client")
@@ -426,7 +433,8 @@ func TestWebhookBadItemsCostOnlyThemselves(t *testing.T) {
 		bad   int
 		names []string
 	}{
-		{"duplicate key in items[4]", replaceItem(lines(0), 4, dup), 1, []string{"items[4]", "duplicate key"}},
+		// A repeated key is no bad item: the item is read both ways.
+		{"duplicate key in items[4]", replaceItem(lines(0), 4, dup), 0, nil},
 		{"bad items[0]", replaceItem(lines(1), 0, []byte(`{"kind":"Event","stageTimestamp":42,"auditID":"q","stage":"ResponseComplete"}`)), 1, []string{":1: "}},
 		{"not an event, first and later", replaceItem(replaceItem(lines(2), 0, []byte(`{"foo":1}`)), 5, []byte(`{"foo":1}`)), 2, []string{"items[0]", "items[5]"}},
 		{"a number", replaceItem(lines(3), 7, []byte(`7`)), 1, []string{"items[7]"}},
@@ -452,4 +460,86 @@ func replaceItem(items [][]byte, i int, with []byte) [][]byte {
 	out := append([][]byte{}, items...)
 	out[i] = with
 	return out
+}
+
+// failingStore fails every Update while failing is set: a full disk.
+type failingStore struct {
+	state.Store
+	failing atomic.Bool
+}
+
+func (f *failingStore) Update(ctx context.Context, now time.Time, fn func(state.Tx) error) error {
+	if f.failing.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.Store.Update(ctx, now, fn)
+}
+
+// /readyz fails while the state store cannot be written, and batches get
+// 503 (kube-apiserver keeps and resends them) instead of 500 for each.
+func TestReadyzFollowsTheStore(t *testing.T) {
+	fs := &failingStore{Store: mem.New()}
+	ts := startServer(t, func(dc *run.Config, _ *Config) { dc.Store = fs; dc.Policy.IdleCheck = 10 * time.Millisecond })
+	c := ts.client("client")
+	fs.failing.Store(true)
+	if r := mustPost(t, c, ts.url+"/audit", eventList(exampleLines(t)[:20])); r.code != 500 {
+		t.Fatalf("the first batch on a failing store: %d %s", r.code, r.body)
+	}
+	readyz := func() (int, string) {
+		resp, err := c.Get(ts.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := readyz(); code != 503 || !strings.Contains(body, "state store cannot be written") {
+		t.Fatalf("readyz on a failing store: %d %s", code, body)
+	}
+	if r := mustPost(t, c, ts.url+"/audit", eventList(exampleLines(t)[20:30])); r.code != 503 || r.retryAfter == "" {
+		t.Fatalf("a batch while the store fails: %d %s", r.code, r.body)
+	}
+	fs.failing.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for code, _ := readyz(); code != 200; code, _ = readyz() {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz still fails after the store recovered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An item that gives its username twice — anonymous, then not — raises the
+// anonymous alert through the webhook, and the alert says which fields the
+// two readings of the item disagree on.
+func TestWebhookRepeatedUsername(t *testing.T) {
+	ts := startServer(t)
+	item := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"twice","stage":"ResponseComplete","requestURI":"/api/v1/secrets","verb":"list",` +
+		`"user":{"username":"system:anonymous","username":"alice"},"sourceIPs":["198.51.100.9"],"userAgent":"curl/8",` +
+		`"objectRef":{"resource":"secrets","apiVersion":"v1"},"responseStatus":{"code":200},"stageTimestamp":"2025-05-14T10:00:00Z",` +
+		`"annotations":{"authorization.k8s.io/decision":"allow"}}`)
+	r := mustPost(t, ts.client("client"), ts.url+"/audit", eventList([][]byte{item}))
+	if r.code != 200 || !strings.Contains(r.body, `"events":1,"bad":0`) {
+		t.Fatalf("status %d %s", r.code, r.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range ts.col.Alerts {
+		if a.Rule.ID != "elastic-k8s-anonymous-request-authorized" {
+			continue
+		}
+		amb, ok := a.Fields.Get("ambiguous_fields")
+		if list, _ := amb.([]string); !ok || !slices.Contains(list, "kubernetes.audit.user.username") {
+			t.Fatalf("alert without the ambiguity: %v", a.Fields)
+		}
+		found = true
+	}
+	if !found {
+		t.Fatalf("no anonymous alert for the repeated username: %d alerts", len(ts.col.Alerts))
+	}
 }

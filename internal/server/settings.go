@@ -22,6 +22,10 @@ type Settings struct {
 	Listen string `yaml:"listen"`
 	// InsecureListen is a plain-HTTP address, for loopback tests.
 	InsecureListen string `yaml:"insecure_listen"`
+	// InsecureNonLoopback allows InsecureListen on an address other than
+	// loopback (audit events in clear on the network); it then takes
+	// only requests with a bearer token.
+	InsecureNonLoopback bool `yaml:"insecure_non_loopback"`
 	// TLS names the certificate files.
 	TLS TLSFiles `yaml:"tls"`
 	// TokenFiles hold one accepted bearer token each.
@@ -44,6 +48,7 @@ func DefaultSettings() Settings {
 func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Listen, "listen", s.Listen, "HTTPS `ADDR` of the audit webhook (key listen; empty: none)")
 	fs.StringVar(&s.InsecureListen, "insecure-listen", s.InsecureListen, "plain-HTTP `ADDR` of the webhook, for loopback tests only (key insecure_listen)")
+	fs.BoolVar(&s.InsecureNonLoopback, "insecure-non-loopback", s.InsecureNonLoopback, "allow --insecure-listen on an address other than loopback: audit events in clear, bearer tokens required (key insecure_non_loopback)")
 	fs.StringVar(&s.TLS.CertFile, "tls-cert", s.TLS.CertFile, "server certificate `FILE` (PEM, with its chain) (key tls.cert_file)")
 	fs.StringVar(&s.TLS.KeyFile, "tls-key", s.TLS.KeyFile, "server private key `FILE` (key tls.key_file)")
 	fs.StringVar(&s.TLS.ClientCAFile, "client-ca", s.TLS.ClientCAFile, "CA bundle `FILE` of the client certificates accepted (mutual TLS) (key tls.client_ca_file)")
@@ -67,6 +72,14 @@ func (s *Settings) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			bad("%s: %q is not HOST:PORT: %v", a.key, a.addr, err)
+		}
+	}
+	if s.InsecureListen != "" && !loopback(s.InsecureListen) {
+		switch {
+		case !s.InsecureNonLoopback:
+			bad("insecure_listen: %q is not a loopback address: plain HTTP would carry the audit log in clear; use listen (HTTPS), or set insecure_non_loopback (--insecure-non-loopback) to mean it", s.InsecureListen)
+		case len(s.TokenFiles) == 0:
+			bad("insecure_listen: %q is not a loopback address: it takes only bearer tokens; set token_files (--token-file)", s.InsecureListen)
 		}
 	}
 	if s.Listen != "" && (s.TLS.CertFile == "" || s.TLS.KeyFile == "") {
@@ -128,9 +141,22 @@ func (s *Settings) Certificate() (*Certificate, error) {
 func (s *Settings) Config(tokens []string, tls bool) Config {
 	c := Config{Cluster: s.Cluster, Tokens: tokens, MaxBodyBytes: int64(s.MaxBodyBytes), MaxInFlight: s.MaxInFlight, WaitTimeout: s.WaitTimeout}
 	if !tls {
-		c.AllowUnauthenticated = len(tokens) == 0
+		c.AllowUnauthenticated = len(tokens) == 0 && loopback(s.InsecureListen)
 	}
 	return c
+}
+
+// loopback reports whether addr (HOST:PORT) is on a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Start starts the HTTPS webhook and the plain-HTTP one, as configured,
@@ -141,10 +167,8 @@ func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens []string, log 
 	start := func(addr string, tlsOn bool) error {
 		cfg := s.Config(tokens, tlsOn)
 		cfg.Driver, cfg.Logger = d, log
-		if !tlsOn {
-			if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" && host != "::1" && host != "localhost" {
-				log.Warn("plain-HTTP webhook on a non-loopback address", "addr", addr)
-			}
+		if !tlsOn && !loopback(addr) {
+			log.Warn("plain-HTTP webhook on a non-loopback address: audit events travel in clear", "addr", addr)
 		}
 		srv, err := New(cfg)
 		if err != nil {

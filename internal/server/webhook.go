@@ -21,7 +21,7 @@ func (s *Server) batch(cluster string, body []byte, received time.Time) *run.Bat
 	b := &run.Batch{Input: "webhook", Cluster: cluster, Bytes: int64(len(body)), Received: received}
 	if f := s.cfg.Driver.Format(); f == "" || f == "auto" || f == k8saudit.Name {
 		if recs, ok := splitEventList(body, origin); ok {
-			b.Records, b.Validated = recs, true
+			b.Records = recs
 			return b
 		}
 	}
@@ -34,7 +34,8 @@ var eventListPrefix = []byte(`{"kind":"EventList"`)
 
 // splitEventList returns the items of an EventList body as records, each
 // validated (k8saudit.EachItem): a bad item is a record carrying its
-// error, in its place, and costs nothing else. It returns false when the
+// error, in its place, and costs nothing else; an item whose only problem
+// is a repeated key is a record to read both ways. It returns false when the
 // body is not an EventList as kube-apiserver sends it (it is then read the
 // general way).
 func splitEventList(body []byte, origin string) ([]ingest.Record, bool) {
@@ -43,8 +44,13 @@ func splitEventList(body []byte, origin string) ([]ingest.Record, bool) {
 	}
 	var recs []ingest.Record
 	err := k8saudit.EachItem(body, func(i int, item []byte, err error) error {
-		rec := ingest.Record{Origin: event.Origin{Name: origin, Line: int64(i + 1)}, Data: item, Err: err}
-		if err != nil {
+		rec := ingest.Record{Origin: event.Origin{Name: origin, Line: int64(i + 1)}, Data: item, Err: err, Validated: err == nil}
+		switch {
+		case errors.Is(err, jsonx.ErrDuplicateKey):
+			// A repeated key: read the item both ways, as a record of its
+			// own (ingest's readings), not as a bad item.
+			rec.Err = nil
+		case err != nil:
 			rec.Data = nil
 		}
 		recs = append(recs, rec)

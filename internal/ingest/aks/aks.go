@@ -104,19 +104,27 @@ func decodeEnvelope(d *ingest.Decoder, rec []byte) error {
 	var emitErr error
 	_, err := jsonx.ArrayEach(rec, at, func(j int) (int, error) {
 		n++
-		end, err := jsonx.Skip(rec, j)
+		// The record's syntax only: a repeated key in it is the record's
+		// to resolve (ingest's readings), and costs no other record.
+		end, err := jsonx.SkipSyntax(rec, j)
 		if err != nil {
 			return end, err
 		}
 		mark := len(d.Scratch)
-		bad, e := decodeRecord(d, rec[j:end])
+		err = d.Element(rec[j:end], func(r []byte) error {
+			bad, e := decodeRecord(d, r)
+			if e != nil {
+				emitErr = e
+				return e
+			}
+			return bad
+		})
 		d.Scratch = d.Scratch[:mark]
-		if e != nil {
-			emitErr = e
-			return end, e
+		if emitErr != nil {
+			return end, emitErr
 		}
-		if bad != nil {
-			d.Bad(fmt.Errorf("records[%d]: %w", n, bad))
+		if err != nil {
+			d.Bad(fmt.Errorf("records[%d]: %w", n, err))
 		}
 		return end, nil
 	})

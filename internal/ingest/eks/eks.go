@@ -228,17 +228,26 @@ func eachLogEvent(d *ingest.Decoder, rec []byte, at int, what string, m *meta, k
 	var emitErr error
 	_, err := jsonx.ArrayEach(rec, at, func(j int) (int, error) {
 		n++
-		end, err := jsonx.Skip(rec, j)
+		// The log event's syntax only: a repeated key in it is its own to
+		// resolve (ingest's readings), and costs no other log event.
+		end, err := jsonx.SkipSyntax(rec, j)
 		if err != nil {
 			return end, err
 		}
 		mark := len(d.Scratch)
 		em := *m
-		bad, e := decodeLogEvent(d, rec[j:end], &em, k)
+		bad := d.Element(rec[j:end], func(r []byte) error {
+			em = *m
+			bad, e := decodeLogEvent(d, r, &em, k)
+			if e != nil {
+				emitErr = e
+				return e
+			}
+			return bad
+		})
 		d.Scratch = d.Scratch[:mark]
-		if e != nil {
-			emitErr = e
-			return end, e
+		if emitErr != nil {
+			return end, emitErr
 		}
 		if bad != nil {
 			where := fmt.Sprintf("%s[%d]", what, n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -66,8 +67,10 @@ func TestFraming(t *testing.T) {
 	f("bad line in the middle", withID("a")+"\n{not json}\n"+withID("c")+"\n", "a@in:1 c@in:3", "in:2: ")
 	f("truncated line", withID("a")+"\n"+withID("b")[:60]+"\n"+withID("c"), "a@in:1 c@in:3", "in:2: offset")
 	f("text line", "hello\n"+withID("c"), "c@in:2", "in:1:")
-	f("duplicate key", strings.Replace(withID("a"), `"verb":"get"`, `"verb":"get","verb":"list"`, 1)+"\n"+withID("b"), "b@in:2", `in:1: offset`)
-	f("nested duplicate key", strings.Replace(withID("a"), `{"username":"system:anonymous"`, `{"username":"system:anonymous","username":"admin"`, 1), "", "duplicate key")
+	// A repeated key costs nothing: the record is read both ways (see
+	// TestRepeatedKeys for what the readings give).
+	f("duplicate key", strings.Replace(withID("a"), `"verb":"get"`, `"verb":"get","verb":"list"`, 1)+"\n"+withID("b"), "a@in:1 b@in:2")
+	f("nested duplicate key", strings.Replace(withID("a"), `{"username":"system:anonymous"`, `{"username":"system:anonymous","username":"admin"`, 1), "a@in:1")
 	f("eventlist", `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[`+withID("a")+`,`+withID("b")+`]}`, "a@in:1 b@in:1")
 	f("array without kind", `[`+strings.Replace(withID("a"), `"kind":"Event",`, ``, 1)+`,`+withID("b")+`]`, "a@in:1 b@in:1")
 	f("bad item in list", `{"kind":"EventList","items":[`+withID("a")+`,{"auditID":5},`+withID("c")+`]}`, "a@in:1 c@in:1", "items[1]")
@@ -212,6 +215,28 @@ func TestRecordValidatedAgrees(t *testing.T) {
 		}
 		if docs[false] != docs[true] {
 			t.Fatalf("documents differ:\n%s\n%s", docs[false], docs[true])
+		}
+	}
+}
+
+// A record that repeats a key inside an envelope — a JSON array, an
+// EventList, AKS's records, CloudWatch's log events — is read both ways
+// and costs no other record of the envelope.
+func TestRepeatedKeyInEnvelopes(t *testing.T) {
+	dupA := strings.Replace(withID("a"), `"verb":"get"`, `"verb":"get","verb":"list"`, 1)
+	msg := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	cases := []struct{ name, input, want string }{
+		{"array", `[` + dupA + `,` + withID("b") + `]`, "a@in:1 b@in:1"},
+		{"eventlist", `{"kind":"EventList","items":[` + withID("z") + `,` + dupA + `,` + withID("b") + `]}`, "z@in:1 a@in:1 b@in:1"},
+		{"aks records", `{"records":[{"category":"kube-audit","properties":{"log":` + msg(withID("z")) + `},"category":"kube-audit"},` +
+			`{"category":"kube-audit","properties":{"log":` + msg(withID("b")) + `}}]}`, "z@in:1 b@in:1"},
+		{"cloudwatch log events", `{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/eks/c/cluster","logStream":"kube-apiserver-audit-1","subscriptionFilters":["f"],"logEvents":[` +
+			`{"id":"1","timestamp":1,"message":` + msg(withID("z")) + `,"id":"1"},{"id":"2","timestamp":2,"message":` + msg(withID("b")) + `}]}`, "z@in:1 b@in:1"},
+	}
+	for _, c := range cases {
+		res := read(t, c.input, ingest.Options{})
+		if res.err != nil || strings.Join(res.ids, " ") != c.want || len(res.bad) != 0 {
+			t.Errorf("%s: events %q, bad %q, err %v; want %q", c.name, res.ids, res.bad, res.err, c.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package k8saudit
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -77,20 +78,45 @@ func decodeList(d *ingest.Decoder, rec []byte) error {
 	// does not read without checking it again.
 	d.Validated = true
 	return EachItem(rec, func(i int, item []byte, err error) error {
+		if errors.Is(err, jsonx.ErrDuplicateKey) {
+			// A repeated key: the item is read both ways, each reading
+			// checked as EachItem checks items.
+			err = d.Readings(item, func(r []byte) error {
+				if err := CheckItem(r); err != nil {
+					return err
+				}
+				return decodeItem(d, r)
+			})
+			if err != nil && d.EmitErr() == nil {
+				d.Bad(&ItemError{Index: i, Err: err})
+				return nil
+			}
+			return err
+		}
 		if err != nil {
 			d.Bad(err)
 			return nil
 		}
-		e := &d.Event
-		e.Reset()
-		if _, err := DecodeEvent(d, item, 0, e); err != nil {
+		if err := decodeItem(d, item); err != nil {
+			if d.EmitErr() != nil {
+				return err
+			}
 			d.Bad(&ItemError{Index: i, Err: err})
-			return nil
 		}
-		e.Record = item
-		e.Format = Name
-		return d.Emit(e)
+		return nil
 	})
+}
+
+// decodeItem decodes an item of an EventList and emits its event.
+func decodeItem(d *ingest.Decoder, item []byte) error {
+	e := &d.Event
+	e.Reset()
+	if _, err := DecodeEvent(d, item, 0, e); err != nil {
+		return err
+	}
+	e.Record = item
+	e.Format = Name
+	return d.Emit(e)
 }
 
 // fieldErr names the field of a shape error.

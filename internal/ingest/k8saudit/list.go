@@ -87,21 +87,37 @@ func EachItem(body []byte, fn func(index int, item []byte, err error) error) err
 		return fmt.Errorf("%w: an EventList is a JSON object", ingest.ErrShape)
 	}
 	var top, item jsonx.ObjectIter
+	// The envelope's members are read for their syntax only: a key
+	// repeated in parts nothing reads (metadata) costs nothing, while a
+	// repeated kind or items is an error (two lists in one body).
+	top.Trusted = true
 	if err := top.Begin(body, i); err != nil {
 		return err
 	}
-	found := false
+	found, kinds := false, 0
 	for top.Next() {
 		switch ingest.BytesToString(top.Key) {
 		case "kind":
+			if kinds++; kinds > 1 {
+				return &jsonx.SyntaxError{Off: top.Value, Msg: `duplicate key "kind"`, Code: jsonx.ErrDuplicateKey}
+			}
 			end, err := listKind(body, top.Value, &top.Scratch)
 			if err != nil {
 				return err
 			}
 			top.Consumed(end)
 		case "items":
+			if found {
+				return &jsonx.SyntaxError{Off: top.Value, Msg: `duplicate key "items"`, Code: jsonx.ErrDuplicateKey}
+			}
 			found = true
 			end, err := eachItem(body, top.Value, &item, fn)
+			if err != nil {
+				return err
+			}
+			top.Consumed(end)
+		default:
+			end, err := jsonx.SkipSyntax(body, top.Value)
 			if err != nil {
 				return err
 			}
@@ -258,6 +274,17 @@ func scanItem(body []byte, at int, it *jsonx.ObjectIter) (end int, bad, brk erro
 // dottedAudit starts the flattened keys of ECS documents (as ingest.Sniff
 // recognises them).
 const dottedAudit = "kubernetes.audit."
+
+// CheckItem applies EachItem's rule to one item without repeated keys:
+// nil when it is an audit event, the reason otherwise.
+func CheckItem(item []byte) error {
+	var it jsonx.ObjectIter
+	_, bad, brk := scanItem(item, 0, &it)
+	if brk != nil {
+		return brk
+	}
+	return bad
+}
 
 // endAfterDuplicate turns the validation error err of the item at
 // body[at] into scanItem's results: a duplicate key is the item's
