@@ -34,7 +34,12 @@ type ruleFlags struct {
 // (to give them the command's stderr).
 type rulesDirsValue struct{ f *ruleFlags }
 
-func (v *rulesDirsValue) String() string { return "[" + strings.Join(v.f.dirs, ",") + "]" }
+func (v *rulesDirsValue) String() string {
+	if len(v.f.dirs) == 0 {
+		return "" // no "(default [])" in the help
+	}
+	return "[" + strings.Join(v.f.dirs, ",") + "]"
+}
 func (v *rulesDirsValue) Set(s string) error {
 	v.f.dirs = append(v.f.dirs, s)
 	return nil

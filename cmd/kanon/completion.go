@@ -67,8 +67,10 @@ func ruleIDCompletion(rf *ruleFlags) func(*cobra.Command, []string, string) ([]s
 	return func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		rs, _ := rf.parse(io.Discard)
 		var out []string
+		seen := map[string]bool{} // cobra may parse --rules twice while completing
 		for _, r := range rs {
-			if r != nil && r.ID != "" && strings.HasPrefix(r.ID, toComplete) {
+			if r != nil && r.ID != "" && strings.HasPrefix(r.ID, toComplete) && !seen[r.ID] {
+				seen[r.ID] = true
 				out = append(out, r.ID+"\t"+oneLineName(r.Name))
 			}
 		}

@@ -109,11 +109,11 @@ func reportKind(path, kind string) (string, error) {
 	return "", fmt.Errorf("cannot tell the report type of %s: name it .html or .md, or give --type", path)
 }
 
-// discard is the sink of kanon report: the alerts are in the report.
-type discard struct{}
+// discardAlerts is the sink of kanon report: the alerts are in the report.
+type discardAlerts struct{}
 
-func (discard) Write(context.Context, *alert.Alert) error { return nil }
-func (discard) Close() error                              { return nil }
+func (discardAlerts) Write(context.Context, *alert.Alert) error { return nil }
+func (discardAlerts) Close() error                              { return nil }
 
 func runReport(ctx context.Context, io *streams, p *reportParams, paths []string) error {
 	if ctx == nil {
@@ -134,7 +134,7 @@ func runReport(ctx context.Context, io *streams, p *reportParams, paths []string
 	pol.Windows = engine.WindowsInMemory
 	var shown int
 	cfg := rep.attach(run.Config{
-		Rules: compiled, Registry: registry(), Sink: discard{}, Policy: pol,
+		Rules: compiled, Registry: registry(), Sink: discardAlerts{}, Policy: pol,
 		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict,
 		OnBad: func(_ string, b ingest.BadRecord) {
 			if shown < p.showBad {

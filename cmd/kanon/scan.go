@@ -46,6 +46,9 @@ type scanParams struct {
 	// windows is what becomes of the ES|QL runs stored by an earlier scan
 	// (engine.ParseWindowMode): rebuild (the default) or restore.
 	windows string
+	// report, if set, is the incident report written beside the scan
+	// (report.go).
+	report string
 }
 
 func newScanParams() *scanParams {
@@ -91,6 +94,7 @@ did not see everything), 1 an error; --exit-zero makes 2 and 3 exit 0.`,
 	fs.IntVar(&p.dedup, "dedup", p.dedup, "drop repeated deliveries of an event (same auditID and stage) among the last N events seen (0: keep all)")
 	fs.StringVar(&p.alertsFile, "alerts-file", "", "also append alerts as JSON lines to `FILE`, synced before they count as raised; a re-run after a crash appends none twice")
 	fs.StringVar(&p.windows, "windows", p.windows, "ES|QL runs left open in the state directory by a scan that was killed: rebuild (delete them; for a re-run over the same input, which rebuilds them) or restore (go on with them; for an input that starts after the killed scan's)")
+	fs.StringVar(&p.report, "report", "", "also write an incident report to `FILE`: .html (one self-contained page) or .md (for a ticket); see kanon report")
 	return cmd
 }
 
@@ -173,9 +177,13 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	if noState {
 		pol.Windows = engine.WindowsInMemory
 	}
+	rep, err := newScanReport(p.report, "", "")
+	if err != nil {
+		return fail(err)
+	}
 	sum := &scanSummary{start: time.Now(), store: where, bundled: bundled}
 	var bar *progressBar
-	d, err := run.New(run.Config{
+	d, err := run.New(rep.attach(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: sink, Policy: pol,
 		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict, LearnOnly: p.learnOnly,
 		OnBad: func(_ string, b ingest.BadRecord) {
@@ -193,7 +201,7 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 			}
 		},
 		OnRuleError: func(id string, err error) { fmt.Fprintf(io.err, "kanon: rule %s: %v\n", id, err) },
-	})
+	}))
 	if err != nil {
 		return fail(err)
 	}
@@ -228,6 +236,9 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	bar.stop()
 	if !p.quiet {
 		sum.print(io.err, d.Stats())
+	}
+	if err == nil {
+		err = rep.write(io, d.Stats(), src.Skipped, p.quiet)
 	}
 	if err != nil {
 		return fail(err)

@@ -41,7 +41,8 @@ type Options struct {
 	MaxAlerts int
 	// MaxEventBytes cuts the event document kept with an alert.
 	MaxEventBytes int
-	// MaxBad caps the bad records kept as text (all are counted).
+	// MaxBad caps the bad records, and the records read with a warning,
+	// kept as text (all are counted).
 	MaxBad int
 	// MaxInputs caps the inputs listed one by one.
 	MaxInputs int
@@ -96,16 +97,16 @@ type Collector struct {
 	alertCount map[string]int64 // by rule id
 	alertsCut  int64
 
-	bad    []string
-	badAll int64
+	bad, warnings     []string
+	badAll, warnedAll int64
 }
 
 // inputStats counts one input.
 type inputStats struct {
-	name                   string
-	events, anonymous, bad int64
-	formats                []CodeName
-	first, last            time.Time
+	name                           string
+	events, anonymous, bad, warned int64
+	formats                        []CodeName
+	first, last                    time.Time
 }
 
 // CodeName is a name and how many times it was seen (an input's formats).
@@ -130,8 +131,9 @@ func New(opts Options) *Collector {
 }
 
 // Attach adds the collector to cfg: it observes every event, sees every
-// alert (cfg.OnAlert) and every bad record (cfg.OnBad), the hooks already
-// set being called after it, and it lists cfg.Rules as the rules that ran.
+// alert (cfg.OnAlert), every bad record (cfg.OnBad) and every record read
+// with a warning (cfg.OnWarn), the hooks already set being called after
+// it, and it lists cfg.Rules as the rules that ran.
 func (c *Collector) Attach(cfg *run.Config) {
 	c.SetRules(cfg.Rules)
 	cfg.Observers = append(cfg.Observers, c)
@@ -144,6 +146,11 @@ func (c *Collector) Attach(cfg *run.Config) {
 		cfg.OnBad = func(in string, b ingest.BadRecord) { c.Bad(in, b); prev(in, b) }
 	} else {
 		cfg.OnBad = c.Bad
+	}
+	if prev := cfg.OnWarn; prev != nil {
+		cfg.OnWarn = func(in string, b ingest.BadRecord) { c.Warn(in, b); prev(in, b) }
+	} else {
+		cfg.OnWarn = c.Warn
 	}
 }
 
@@ -300,6 +307,20 @@ func (c *Collector) Bad(input string, b ingest.BadRecord) {
 	c.badAll++
 	if len(c.bad) < c.opts.MaxBad {
 		c.bad = append(c.bad, b.Error())
+	}
+}
+
+// Warn counts a record of input read with a warning (run.Config.OnWarn:
+// a repeated key read two ways).
+func (c *Collector) Warn(input string, b ingest.BadRecord) {
+	name := b.Origin.Name
+	if name == "" {
+		name = input
+	}
+	c.input(name).warned++
+	c.warnedAll++
+	if len(c.warnings) < c.opts.MaxBad {
+		c.warnings = append(c.warnings, b.Error())
 	}
 }
 

@@ -282,8 +282,8 @@ func TestCollectorBounds(t *testing.T) {
 	}
 }
 
-// TestCollectorBadRecords counts bad records per input and keeps the
-// first MaxBad as text.
+// TestCollectorBadRecords counts bad records and records read with a
+// warning per input, and keeps the first MaxBad of each as text.
 func TestCollectorBadRecords(t *testing.T) {
 	dir := t.TempDir()
 	good, err := os.ReadFile(realLogs(t)[0])
@@ -292,16 +292,23 @@ func TestCollectorBadRecords(t *testing.T) {
 	}
 	lines := strings.SplitAfter(string(good), "\n")
 	bad := filepath.Join(dir, "bad.log")
-	text := lines[0] + "{not json\n" + lines[1] + `{"kind":"Event","verb":` + "\n" + "{\"kind\":\"Event\",\"verb\":\"get\",\"verb\":\"list\"}\n"
+	warned := strings.Replace(lines[2], `"verb":"get"`, `"verb":"get","verb":"list"`, 1)
+	if warned == lines[2] {
+		t.Fatalf("line 3 of the example has no get: %s", lines[2])
+	}
+	text := lines[0] + "{not json\n" + lines[1] + `{"kind":"Event","verb":` + "\n" + `{"kind":"Event","verb":"get"}` + "\n" + warned
 	if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := scan(t, report.Options{MaxBad: 2}, bad)
-	if r.BadTotal != 3 || len(r.Bad) != 2 || r.Inputs[0].Bad != 3 || r.Inputs[0].Events != 2 || r.Stats.Bad != 3 {
+	if r.BadTotal != 3 || len(r.Bad) != 2 || r.Inputs[0].Bad != 3 || r.Inputs[0].Events != 3 || r.Stats.Bad != 3 {
 		t.Fatalf("bad %d (%d kept), input %+v, stats %+v", r.BadTotal, len(r.Bad), r.Inputs, r.Stats)
 	}
 	if !strings.HasPrefix(r.Bad[0], bad+":2: ") {
 		t.Errorf("bad record text %q", r.Bad[0])
+	}
+	if r.WarningsTotal != 1 || r.Inputs[0].Warned != 1 || r.Stats.Warnings != 1 || !strings.HasPrefix(r.Warnings[0], bad+":6: ") {
+		t.Errorf("warnings %d %q, input %+v", r.WarningsTotal, r.Warnings, r.Inputs[0])
 	}
 	if cuts := strings.Join(r.Cuts(), "\n"); !strings.Contains(cuts, "the first 2 of 3") {
 		t.Errorf("cuts: %s", cuts)

@@ -3,6 +3,8 @@ package report_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/loadgen"
 	"github.com/kanon-dev/kanon/internal/report"
@@ -74,7 +77,10 @@ func scan(t testing.TB, opts report.Options, paths ...string) (*report.Report, [
 		opts.Now = func() time.Time { return time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC) }
 	}
 	c := report.New(opts)
-	cfg := run.Config{Rules: compiled, Registry: formats.Registry(), Sink: sink, Policy: run.TestPolicy(), Dedup: run.DefaultDedup}
+	pol := run.BatchPolicy()
+	pol.Windows = engine.WindowsInMemory
+	cfg := run.Config{Rules: compiled, Registry: formats.Registry(), Sink: sink, Policy: pol, Dedup: run.DefaultDedup,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c.Attach(&cfg)
 	d, err := run.New(cfg)
 	if err != nil {

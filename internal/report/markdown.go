@@ -74,10 +74,10 @@ func (m *md) report(r *Report) {
 			esc(rr.Severity), count(rr.Stats.Matched), count(rr.AlertsSeen), count(rr.Stats.Dropped), count(rr.Stats.Suppressed),
 			count(rr.Stats.Grouped), count(rr.Stats.Late), count(rr.Stats.Errors))
 	}
-	m.p("\n## Inputs\n\n%s inputs, %s: %s records, %s events, %s bad records, %s skipped (not audit events), %s repeated deliveries dropped.\n\n",
+	m.p("\n## Inputs\n\n%s inputs, %s: %s records, %s events, %s bad records, %s read with a warning (a repeated key read two ways), %s skipped (not audit events), %s repeated deliveries dropped.\n\n",
 		count(r.Stats.Files), bytesText(r.Stats.Bytes), count(r.Stats.Records), count(r.Stats.Events), count(r.Stats.Bad),
-		count(r.Stats.Skipped), count(r.Stats.Duplicates))
-	m.p("| Input | Formats | Events | Anonymous | Bad records | First event | Last event |\n|---|---|--:|--:|--:|---|---|\n")
+		count(r.Stats.Warnings), count(r.Stats.Skipped), count(r.Stats.Duplicates))
+	m.p("| Input | Formats | Events | Anonymous | Bad records | Warnings | First event | Last event |\n|---|---|--:|--:|--:|--:|---|---|\n")
 	ins := r.Inputs
 	if r.OtherInputs != nil {
 		ins = append(ins[:len(ins):len(ins)], *r.OtherInputs)
@@ -87,13 +87,19 @@ func (m *md) report(r *Report) {
 		if in.Name == "" {
 			name = "other inputs"
 		}
-		m.p("| %s | %s | %s | %s | %s | %s | %s |\n", name, esc(formatsText(in.Formats)), count(in.Events), count(in.Anonymous),
-			count(in.Bad), timeText(in.First), timeText(in.Last))
+		m.p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, esc(formatsText(in.Formats)), count(in.Events), count(in.Anonymous),
+			count(in.Bad), count(in.Warned), timeText(in.First), timeText(in.Last))
 	}
 	if len(r.Bad) > 0 {
 		m.p("\nBad records (%s of %s):\n\n", count(int64(len(r.Bad))), count(r.BadTotal))
 		for _, b := range r.Bad {
 			m.p("- %s\n", code(b))
+		}
+	}
+	if len(r.Warnings) > 0 {
+		m.p("\nRecords read with a warning (%s of %s):\n\n", count(int64(len(r.Warnings))), count(r.WarningsTotal))
+		for _, w := range r.Warnings {
+			m.p("- %s\n", code(w))
 		}
 	}
 	for i, s := range r.Skipped {

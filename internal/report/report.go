@@ -50,6 +50,10 @@ type Report struct {
 	Bad      []string
 	BadTotal int64
 	BadMax   int
+	// Warnings holds the first records read with a warning (BadMax at
+	// most) of WarningsTotal: repeated keys read two ways.
+	Warnings      []string
+	WarningsTotal int64
 	// Stats is the driver's summary of the run.
 	Stats run.Stats
 	// Skipped lists what the directories held that was not read (set by
@@ -151,10 +155,10 @@ type Group struct {
 
 // Input is one input's counts.
 type Input struct {
-	Name                   string
-	Events, Anonymous, Bad int64
-	Formats                []CodeName
-	First, Last            time.Time
+	Name                           string
+	Events, Anonymous, Bad, Warned int64
+	Formats                        []CodeName
+	First, Last                    time.Time
 }
 
 // Report builds the report from what was collected and the driver's
@@ -172,6 +176,7 @@ func (c *Collector) Report(st run.Stats) *Report {
 		Resources:  table(&c.resources, resKey.String),
 		AlertsCut:  c.alertsCut, AlertsMax: c.opts.MaxAlerts, EventMaxBytes: c.opts.MaxEventBytes,
 		InputsMax: c.opts.MaxInputs, Bad: append([]string(nil), c.bad...), BadTotal: c.badAll, BadMax: c.opts.MaxBad,
+		Warnings: append([]string(nil), c.warnings...), WarningsTotal: c.warnedAll,
 		Stats: st,
 	}
 	for _, n := range c.alertCount {
@@ -180,7 +185,7 @@ func (c *Collector) Report(st run.Stats) *Report {
 	for _, name := range c.order {
 		r.Inputs = append(r.Inputs, c.inputs[name].export())
 	}
-	if o := c.otherIn; o.events > 0 || o.bad > 0 {
+	if o := c.otherIn; o.events > 0 || o.bad > 0 || o.warned > 0 {
 		in := o.export()
 		in.Name = ""
 		r.OtherInputs = &in
@@ -232,7 +237,7 @@ func (c *Collector) Report(st run.Stats) *Report {
 func identity(s string) string { return s }
 
 func (in *inputStats) export() Input {
-	return Input{Name: in.name, Events: in.events, Anonymous: in.anonymous, Bad: in.bad,
+	return Input{Name: in.name, Events: in.events, Anonymous: in.anonymous, Bad: in.bad, Warned: in.warned,
 		Formats: append([]CodeName(nil), in.formats...), First: in.first, Last: in.last}
 }
 
@@ -285,6 +290,9 @@ func (r *Report) Cuts() []string {
 	}
 	if r.BadTotal > int64(len(r.Bad)) {
 		out = append(out, fmt.Sprintf("bad records: the first %s of %s are listed", count(int64(len(r.Bad))), count(r.BadTotal)))
+	}
+	if r.WarningsTotal > int64(len(r.Warnings)) {
+		out = append(out, fmt.Sprintf("records read with a warning: the first %s of %s are listed", count(int64(len(r.Warnings))), count(r.WarningsTotal)))
 	}
 	if r.OtherInputs != nil {
 		out = append(out, fmt.Sprintf("inputs: the first %s are listed one by one; the others are counted together", count(int64(r.InputsMax))))
