@@ -317,12 +317,18 @@ func esc(s string) string {
 
 // code writes s as a code span, safe in a table cell: no markup, link or
 // HTML is read inside it. Pipes are escaped (GFM tables split on them
-// even in code spans).
+// even in code spans). A backslash before a pipe would make the escape
+// ambiguous (renderers disagree on "\\|"), so such a value is written as
+// escaped text instead.
 func code(s string) string {
 	if s == "" {
 		return "—"
 	}
-	s = strings.ReplaceAll(oneLine(s), "|", `\|`)
+	s = oneLine(s)
+	if strings.Contains(s, `\|`) {
+		return esc(s)
+	}
+	s = strings.ReplaceAll(s, "|", `\|`)
 	run, longest := 0, 0
 	for i := 0; i < len(s); i++ {
 		if s[i] == '`' {
