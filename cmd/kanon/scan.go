@@ -186,6 +186,7 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	d, err := run.New(rep.attach(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: sink, Policy: pol,
 		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict, LearnOnly: p.learnOnly,
+		Decoders: run.DefaultDecoders(),
 		OnBad: func(_ string, b ingest.BadRecord) {
 			if sum.badShown < p.showBad {
 				sum.badShown++

@@ -420,7 +420,11 @@ func (b *base) eventAlert(e *event.Event, id string) *alert.Alert {
 	if len(e.Ambiguous) > 0 {
 		// The record repeats object keys that parsers read two ways, and
 		// the rule's fields differ between the readings: say which.
-		a.Fields = append(a.Fields, alert.Field{Name: AmbiguousField, Value: e.Ambiguous})
+		amb := make([]string, len(e.Ambiguous))
+		for i, f := range e.Ambiguous {
+			amb[i] = strings.Clone(f) // the event's strings die with its batch
+		}
+		a.Fields = append(a.Fields, alert.Field{Name: AmbiguousField, Value: amb})
 	}
 	if b.dedup != nil {
 		b.keyOf, b.key = a, b.rule.DedupTmpl.Render(full)

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -50,6 +49,8 @@ func (r *Registry) Materialize(e *event.Event) *event.Event {
 	if out.Time().IsZero() {
 		out.Timestamp = e.Timestamp // a time given by the reader of the event
 	}
-	out.Ambiguous = slices.Clone(e.Ambiguous)
+	for _, f := range e.Ambiguous {
+		out.Ambiguous = append(out.Ambiguous, strings.Clone(f))
+	}
 	return out
 }

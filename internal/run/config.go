@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -50,6 +51,16 @@ type Policy struct {
 	// and not evaluated: an alert dated the year 1 helps nobody, and no
 	// window would ever hold it.
 	UntimedAtReceipt bool
+}
+
+// DefaultDecoders is the number of decoding goroutines for the cores the
+// process may use (GOMAXPROCS): none on one core, where decoding in the
+// driver's goroutine costs least, else one per core.
+func DefaultDecoders() int {
+	if n := runtime.GOMAXPROCS(0); n > 1 {
+		return n
+	}
+	return 0
 }
 
 // Defaults of Policy and Config.
@@ -117,6 +128,11 @@ type Config struct {
 	// GroupUpdates delivers the first alert of a dedup group at once and
 	// the group again, with its count, when it closes (engine.Options).
 	GroupUpdates bool
+	// Decoders is the number of goroutines that decode batches ahead of
+	// the driver's goroutine, which evaluates them in input order
+	// (0: none; batches are decoded in the driver's goroutine). The
+	// alerts are the same, in the same order, whatever the number.
+	Decoders int
 	// QueueSize bounds the batches waiting for the driver
 	// (0: DefaultQueueSize).
 	QueueSize int

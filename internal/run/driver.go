@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -53,9 +54,13 @@ type Driver struct {
 	ov   *overlay.Store
 	own  state.Store // the memory store made for a Config without one
 	jobs chan *job
-	quit chan struct{}
-	done chan struct{}
-	ctx  context.Context // the driver's goroutine's: never canceled
+	// decodeQ feeds the decoding goroutines (Config.Decoders), in the
+	// order of jobs; decodeCfg is what they decode with.
+	decodeQ   chan *job
+	decodeCfg atomic.Pointer[decodeConfig]
+	quit      chan struct{}
+	done      chan struct{}
+	ctx       context.Context // the driver's goroutine's: never canceled
 
 	mu       sync.RWMutex
 	closed   bool
@@ -67,7 +72,7 @@ type Driver struct {
 
 	// Owned by the driver's goroutine.
 	eng         *engine.Engine
-	readers     map[string]*ingest.Reader
+	dec         *decoder // decodes in the driver's goroutine
 	dedup       *ingest.Dedup
 	cur         *job
 	newest      time.Time // newest event time seen
@@ -110,6 +115,7 @@ type job struct {
 	b        *Batch
 	rules    []*rule.Compiled
 	received time.Time
+	dec      *decoded // being decoded by a decoding goroutine, if any
 	res      Result
 	reply    chan Result // reloads
 }
@@ -120,8 +126,8 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, jobs: make(chan *job, cfg.QueueSize),
-		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background(),
-		readers: map[string]*ingest.Reader{}}
+		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background()}
+	d.dec = &decoder{d: d}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -145,6 +151,13 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d.eng = eng
+	d.decodeCfg.Store(&decodeConfig{gen: 1, fields: d.readFields()})
+	if cfg.Decoders > 0 {
+		d.decodeQ = make(chan *job, cfg.QueueSize+1)
+		for range cfg.Decoders {
+			go d.decodeLoop()
+		}
+	}
 	d.m.rules.Set(float64(len(cfg.Rules)))
 	d.m.reg.MustRegister(newStoreCollector(d.ov))
 	if ost, ok := cfg.Sink.(OutputStatser); ok {
@@ -176,6 +189,15 @@ func (d *Driver) Fields() event.FieldSet {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.eng.Fields()
+}
+
+// readFields are the fields readers fill: the rules' and the observers'.
+func (d *Driver) readFields() event.FieldSet {
+	fields := d.eng.Fields()
+	for _, o := range d.cfg.Observers {
+		fields.Union(o.Fields())
+	}
+	return fields
 }
 
 // Store returns the store the driver writes to (its write overlay), for
@@ -277,22 +299,35 @@ func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 	if j.received.IsZero() {
 		j.received = d.cfg.Now()
 	}
+	if j.kind == jobBatch && d.decodeQ != nil {
+		j.dec = getDecoded()
+	}
+	queued := func() error {
+		d.m.queue.Inc()
+		if j.dec != nil {
+			// Never blocks: the queue holds at most one job more than
+			// the driver's queue.
+			d.decodeQ <- j
+		}
+		return nil
+	}
 	select {
 	case d.jobs <- j:
-		d.m.queue.Inc()
-		return nil
+		return queued()
 	default:
 	}
 	if !wait {
+		j.dec = nil
 		return ErrBusy
 	}
 	select {
 	case d.jobs <- j:
-		d.m.queue.Inc()
-		return nil
+		return queued()
 	case <-ctx.Done():
+		j.dec = nil
 		return ctx.Err()
 	case <-d.quit:
+		j.dec = nil
 		return ErrClosed
 	}
 }

@@ -132,6 +132,9 @@ func (d *Driver) finishRun(waiting []*job) {
 	}
 	d.ack(waiting, err)
 	d.snapshot()
+	if d.decodeQ != nil {
+		close(d.decodeQ)
+	}
 	if d.own != nil {
 		d.own.Close()
 	}
@@ -213,39 +216,6 @@ func (d *Driver) run(j *job) int {
 	return j.res.Events
 }
 
-// reader returns the reader of an input, built with the fields the rules
-// read; bad records are reported to the current job.
-func (d *Driver) reader(input string) *ingest.Reader {
-	if rd := d.readers[input]; rd != nil {
-		return rd
-	}
-	fields := d.eng.Fields()
-	for _, o := range d.cfg.Observers {
-		fields.Union(o.Fields())
-	}
-	opts := ingest.Options{
-		Format: d.cfg.Format, Fields: fields, MaxRecordBytes: d.cfg.MaxRecordBytes, Strict: d.cfg.Strict,
-		OnBad:  func(b ingest.BadRecord) { d.reportBad(input, b) },
-		OnSkip: func(ingest.BadRecord) { d.m.skipped.WithLabelValues(input).Inc() },
-		OnWarn: func(b ingest.BadRecord) {
-			if d.cfg.OnWarn != nil {
-				d.cfg.OnWarn(input, b)
-			} else {
-				d.log.Warn("record read two ways", "input", input, "err", b)
-			}
-		},
-	}
-	if d.dedup != nil {
-		opts.Dedup = d.dedup.Duplicate
-	}
-	rd, err := ingest.NewReader(d.cfg.Registry, opts)
-	if err != nil {
-		panic("BUG: the format was validated when the driver was built: " + err.Error())
-	}
-	d.readers[input] = rd
-	return rd
-}
-
 // reportBad counts a bad record and reports it to the current job.
 func (d *Driver) reportBad(input string, b ingest.BadRecord) {
 	d.m.bad.WithLabelValues(input).Inc()
@@ -264,27 +234,41 @@ func (d *Driver) reportBad(input string, b ingest.BadRecord) {
 
 func (d *Driver) runBatch(j *job) {
 	b := j.b
+	res := j.dec
 	defer func() {
 		if b.Release != nil {
 			b.Release()
 			b.Release = nil
 		}
+		if res != nil {
+			putDecoded(res)
+		}
 	}()
+	if res != nil {
+		<-res.done
+	}
 	if err := d.failedErr(); err != nil {
 		j.res.Err = err
 		return
 	}
-	rd := d.reader(b.Input)
-	before := rd.Stats()
-	var dupsBefore int64
-	if d.dedup != nil {
-		dupsBefore = d.dedup.Dropped()
+	cfg := d.decodeCfg.Load()
+	if res == nil || res.gen != cfg.gen {
+		// Decoded here: no decoding goroutines, or decoded ahead with the
+		// fields of rules since reloaded.
+		if res == nil {
+			res = getDecoded()
+		}
+		d.dec.decode(b, res, cfg)
 	}
 	d.cur = j
 	defer func() { d.cur = nil }()
 	t0 := d.cfg.Now()
-	received, evaluated, untimed := 0, 0, 0
-	fn := func(e *event.Event) error {
+	received, evaluated, untimed, dups := 0, 0, 0, 0
+	eval := func(e *event.Event) error {
+		if d.dedup != nil && d.dedup.Duplicate(e) {
+			dups++
+			return nil
+		}
 		if e.ClusterName == "" {
 			e.ClusterName = b.Cluster
 		}
@@ -306,19 +290,23 @@ func (d *Driver) runBatch(j *job) {
 		}
 		return d.observe(e.Time())
 	}
-	for i := range b.Records {
-		rec := &b.Records[i]
+	for _, it := range res.items {
 		var err error
-		if rec.Validated && rec.Err == nil {
-			err = rd.RecordValidated(rec.Origin, rec.Data, fn)
-		} else {
-			err = rd.Frame(*rec, fn)
+		switch it.kind {
+		case itemEvent:
+			err = eval(&res.evs[it.ev])
+		case itemBad:
+			d.reportBad(b.Input, it.bad)
+		case itemSkip:
+			d.m.skipped.WithLabelValues(b.Input).Inc()
+		case itemWarn:
+			d.reportWarn(b.Input, it.bad)
+		case itemStrict:
+			err = it.err
+			d.setFatal(err)
 		}
 		if err != nil {
 			j.res.Err = err
-			if d.cfg.Strict {
-				d.setFatal(err)
-			}
 			break
 		}
 	}
@@ -333,23 +321,29 @@ func (d *Driver) runBatch(j *job) {
 		d.lastArrival = now
 		d.m.evalTime.Observe(now.Sub(t0).Seconds() / float64(received))
 	}
-	j.res.Events = evaluated
-	if d.dedup != nil {
-		j.res.Duplicates = int(d.dedup.Dropped() - dupsBefore)
-	}
+	j.res.Events, j.res.Duplicates = evaluated, dups
 	d.m.counted(b.Input, b.Cluster, received, evaluated)
-	after := rd.Stats()
+	st := res.stats
 	d.mu.Lock()
 	d.stats.Files += int64(b.Files)
 	d.stats.Bytes += b.Bytes
-	d.stats.Records += after.Records - before.Records
-	d.stats.Events += after.Events - before.Events
-	d.stats.Bad += after.Bad - before.Bad + int64(untimed)
-	d.stats.Skipped += after.Skipped - before.Skipped
-	d.stats.Warnings += after.Warnings - before.Warnings
-	d.stats.Duplicates += int64(j.res.Duplicates)
+	d.stats.Records += st.Records
+	d.stats.Events += st.Events - int64(dups)
+	d.stats.Bad += st.Bad + int64(untimed)
+	d.stats.Skipped += st.Skipped
+	d.stats.Warnings += st.Warnings
+	d.stats.Duplicates += int64(dups)
 	d.mu.Unlock()
 	d.snapshot()
+}
+
+// reportWarn reports a record read with a warning.
+func (d *Driver) reportWarn(input string, b ingest.BadRecord) {
+	if d.cfg.OnWarn != nil {
+		d.cfg.OnWarn(input, b)
+	} else {
+		d.log.Warn("record read two ways", "input", input, "err", b)
+	}
 }
 
 // failedErr is the run's fatal error, if any.
@@ -430,7 +424,7 @@ func (d *Driver) runReload(j *job) {
 	d.mu.Lock()
 	d.eng = eng
 	d.mu.Unlock()
-	clear(d.readers)
+	d.decodeCfg.Store(&decodeConfig{gen: d.decodeCfg.Load().gen + 1, fields: d.readFields()})
 	d.dirty = true
 	d.m.rules.Set(float64(len(j.rules)))
 	d.m.reloads.WithLabelValues("ok").Inc()

@@ -1,0 +1,125 @@
+package run_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/loadgen"
+	"github.com/kanon-dev/kanon/internal/run"
+)
+
+// scanReport runs data through a driver with n decoding goroutines and
+// returns its alerts as JSON lines, in the order raised, and its reports
+// (bad records, warnings), in the order reported.
+func scanReport(t *testing.T, data []byte, decoders int) (alerts, reports string, st run.Stats) {
+	t.Helper()
+	var rep strings.Builder
+	pol := run.BatchPolicy()
+	pol.Windows = engine.WindowsInMemory
+	col := &alert.Collector{}
+	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: col, Policy: pol, Decoders: decoders,
+		Dedup:  run.DefaultDedup,
+		OnBad:  func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "bad %v\n", b) },
+		OnWarn: func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "warn %v\n", b) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data), BlockBytes: 8192}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, a := range col.Alerts {
+		j, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String(), rep.String(), d.Stats()
+}
+
+// Decoding on other goroutines changes nothing: the same alerts, byte for
+// byte and in the same order, the same bad records and warnings in the
+// same order, the same counts — over the bundled log, a generated log with
+// anonymous bursts, and a log with bad records, repeated keys, escapes and
+// repeated deliveries.
+func TestDecodersChangeNothing(t *testing.T) {
+	var gen bytes.Buffer
+	opts := loadgen.DefaultOptions(6000, 3)
+	opts.AnonymousRatio = 0.2
+	if _, err := loadgen.Generate(&gen, opts); err != nil {
+		t.Fatal(err)
+	}
+	ex := exampleLog(t)
+	lines := bytes.Split(bytes.TrimSpace(ex), []byte("\n"))
+	var mixed bytes.Buffer
+	for i, l := range lines {
+		switch i % 7 {
+		case 1:
+			mixed.WriteString("not json\n")
+		case 2:
+			l = bytes.Replace(l, []byte(`"user":{`), []byte(`"user":{"username":"alice",`), 1)
+		case 3:
+			l = bytes.Replace(l, []byte(`"userAgent":"`), []byte(`"userAgent":"\u0063url\t`), 1)
+		case 4:
+			mixed.Write(lines[i-1])
+			mixed.WriteByte('\n')
+		}
+		mixed.Write(l)
+		mixed.WriteByte('\n')
+	}
+	for name, data := range map[string][]byte{"bundled": ex, "generated": gen.Bytes(), "mixed": mixed.Bytes()} {
+		a0, r0, s0 := scanReport(t, data, 0)
+		for _, n := range []int{1, 2, 4} {
+			a, r, s := scanReport(t, data, n)
+			if a != a0 || r != r0 {
+				if r != r0 {
+					t.Logf("reports:\n%s\nwant:\n%s", r, r0)
+				} else {
+					al, bl := strings.Split(a, "\n"), strings.Split(a0, "\n")
+					for i := range min(len(al), len(bl)) {
+						if al[i] != bl[i] {
+							t.Logf("alert %d:\n%s\nwant\n%s", i, al[i], bl[i])
+							break
+						}
+					}
+				}
+				t.Fatalf("%s with %d decoders: alerts or reports differ from decoding in the driver's goroutine", name, n)
+			}
+			if statsText(s) != statsText(s0) {
+				t.Fatalf("%s with %d decoders: stats %+v, want %+v", name, n, s, s0)
+			}
+		}
+		if a0 == "" {
+			t.Fatalf("%s: no alert", name)
+		}
+	}
+}
+
+// statsText prints stats with the engine's counts by value.
+func statsText(s run.Stats) string {
+	var b strings.Builder
+	es := s.Engine
+	s.Engine = engine.Stats{}
+	fmt.Fprintf(&b, "%+v events %d swept %d", s, es.Events, es.Swept)
+	for _, id := range []string{"Kubernetes.API.AnonymousAccess", "elastic-k8s-anonymous-endpoint-permission-enumeration",
+		"elastic-k8s-anonymous-request-authorized", "elastic-k8s-anonymous-request-authorized-unusual-user-agent"} {
+		if r := es.Rules[id]; r != nil {
+			fmt.Fprintf(&b, " %s %+v", id, *r)
+		}
+	}
+	return b.String()
+}
