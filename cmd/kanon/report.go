@@ -135,7 +135,7 @@ func runReport(ctx context.Context, io *streams, p *reportParams, paths []string
 	var shown int
 	cfg := rep.attach(run.Config{
 		Rules: compiled, Registry: registry(), Sink: discardAlerts{}, Policy: pol,
-		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict,
+		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict, Decoders: run.DefaultDecoders(),
 		OnBad: func(_ string, b ingest.BadRecord) {
 			if shown < p.showBad {
 				shown++

@@ -358,8 +358,10 @@ func copyRule(r alert.Rule) alert.Rule {
 
 // keep copies what the report shows of an alert.
 func (c *Collector) keep(a *alert.Alert) Alert {
-	k := Alert{ID: a.ID, Title: a.Title, Rule: a.Rule.ID, Severity: a.Rule.Severity, Time: a.Timestamp,
-		Origin: a.Origin, Reader: a.Reader}
+	// Copied: the report outlives the batch whose memory an alert's
+	// strings may share.
+	k := Alert{ID: strings.Clone(a.ID), Title: strings.Clone(a.Title), Rule: strings.Clone(a.Rule.ID),
+		Severity: strings.Clone(a.Rule.Severity), Time: a.Timestamp, Origin: strings.Clone(a.Origin), Reader: strings.Clone(a.Reader)}
 	for _, f := range a.Fields {
 		v := fieldText(f.Value)
 		switch f.Name {
@@ -384,14 +386,14 @@ func (c *Collector) keep(a *alert.Alert) Alert {
 		case "response_code":
 			k.Code = v
 		}
-		k.Fields = append(k.Fields, Field{Name: f.Name, Value: v})
+		k.Fields = append(k.Fields, Field{Name: strings.Clone(f.Name), Value: v})
 	}
 	if a.Window != nil {
 		w := *a.Window
 		k.Window = &w
 	}
 	if g := a.Group; g != nil {
-		k.Group = &Group{Key: g.Key, Count: g.Count, FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, Samples: len(g.Samples)}
+		k.Group = &Group{Key: strings.Clone(g.Key), Count: g.Count, FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, Samples: len(g.Samples)}
 	}
 	if a.Event != nil {
 		if b, err := json.MarshalIndent(a.Event, "", "  "); err == nil {
@@ -412,14 +414,14 @@ func cut(s string, n int) (string, bool) {
 	return s[:n], true
 }
 
-// fieldText writes an output field's value as text: lists joined by
-// ", ", nothing for null.
+// fieldText writes an output field's value as text (a copy): lists
+// joined by ", ", nothing for null.
 func fieldText(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
 	case string:
-		return x
+		return strings.Clone(x)
 	case int64:
 		return strconv.FormatInt(x, 10)
 	case int:

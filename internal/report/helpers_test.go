@@ -79,7 +79,7 @@ func scan(t testing.TB, opts report.Options, paths ...string) (*report.Report, [
 	c := report.New(opts)
 	pol := run.BatchPolicy()
 	pol.Windows = engine.WindowsInMemory
-	cfg := run.Config{Rules: compiled, Registry: formats.Registry(), Sink: sink, Policy: pol, Dedup: run.DefaultDedup,
+	cfg := run.Config{Rules: compiled, Registry: formats.Registry(), Sink: sink, Policy: pol, Dedup: run.DefaultDedup, Decoders: 2,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c.Attach(&cfg)
 	d, err := run.New(cfg)
