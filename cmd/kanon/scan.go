@@ -28,6 +28,7 @@ type scanParams struct {
 	format    string
 	strict    bool
 	stateDir  string
+	store     string
 	noState   bool
 	maxRecord int
 	lateness  time.Duration
@@ -82,6 +83,7 @@ did not see everything), 1 an error; --exit-zero makes 2 and 3 exit 0.`,
 	fs.StringVar(&p.format, "format", p.format, "input format: auto, "+strings.Join(registry().Names(), ", "))
 	fs.BoolVar(&p.strict, "strict", false, "stop at the first bad record (exit 1)")
 	fs.StringVar(&p.stateDir, "state-dir", defaultStateDir(), "directory of the state store (alerts raised, new-terms history)")
+	fs.StringVar(&p.store, "store", "", storeFlagUsage)
 	fs.BoolVar(&p.noState, "no-state", false, "keep state in memory only: remember nothing between scans")
 	fs.IntVar(&p.maxRecord, "max-record-bytes", p.maxRecord, "size limit of one record")
 	fs.DurationVar(&p.lateness, "lateness", p.lateness, "close windowed rule runs once event time passes their end by this much (negative: at the end of the input)")
@@ -159,7 +161,7 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string, st
 	}
 	bundled := len(paths) == 0
 	noState := p.noState || bundled && !stateDirSet
-	store, where, err := openStore(p.stateDir, noState)
+	store, where, err := openStore(ctx, p.store, p.stateDir, noState)
 	if err != nil {
 		return fail(err)
 	}

@@ -61,7 +61,7 @@ certificate.`,
 	fs := cmd.Flags()
 	fs.StringVarP(&configFile, "config", "c", "", "configuration `FILE` (YAML)")
 	fs.BoolVar(&check, "check", false, "validate the configuration, rules and certificates, and exit")
-	fs.StringArrayVarP(&outputs, "output", "o", nil, "alert output: stdout, file:PATH, webhook:URL or slack:URL (repeatable; replaces the key outputs)")
+	fs.StringArrayVarP(&outputs, "output", "o", nil, "alert output: "+alert.OutputFlagForms+" (repeatable; replaces the key outputs; secrets as env:NAME or file:PATH)")
 	newServeConfig().registerFlags(fs)
 	return cmd
 }
@@ -88,7 +88,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if err != nil {
 		return fail(err)
 	}
-	store, where, err := openStore(c.StateDir, c.NoState)
+	store, where, err := openStore(ctx, c.Store, c.StateDir, c.NoState)
 	if err != nil {
 		return fail(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server"
+	"github.com/kanon-dev/kanon/internal/state/open"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
@@ -35,6 +36,7 @@ type serveConfig struct {
 	Driver       `yaml:",inline"`
 	Rules        serveRules           `yaml:"rules"`
 	StateDir     string               `yaml:"state_dir"`
+	Store        string               `yaml:"store"`
 	NoState      bool                 `yaml:"no_state"`
 	Outputs      []alert.OutputConfig `yaml:"outputs"`
 	SpoolDir     string               `yaml:"spool_dir"`
@@ -68,8 +70,9 @@ func (c *serveConfig) registerFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.Rules.IDs, "rule", c.Rules.IDs, "run only the rule with this `ID` (repeatable) (key rules.ids)")
 	fs.BoolVar(&c.Rules.NoBuiltin, "no-builtin", c.Rules.NoBuiltin, "do not load the built-in rule pack (key rules.no_builtin)")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the state store (key state_dir)")
+	fs.StringVar(&c.Store, "store", c.Store, storeFlagUsage+" (key store)")
 	fs.BoolVar(&c.NoState, "no-state", c.NoState, "keep state in memory only (key no_state)")
-	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "parent directory of the webhook and Slack outputs' spools (default STATE_DIR/spool) (key spool_dir)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "parent directory of the spools of the outputs that deliver over the network (default STATE_DIR/spool) (key spool_dir)")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-timeout", c.ShutdownWait, "how long SIGTERM waits for in-flight batches and outputs (key shutdown_timeout)")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format on stderr: text or json (key log.format)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error (key log.level)")
@@ -163,6 +166,9 @@ func (c *serveConfig) validate() error {
 	}
 	if err := alert.ValidateOutputs(c.Outputs); err != nil {
 		errs = append(errs, fmt.Errorf("outputs: %v", err))
+	}
+	if err := open.Validate(c.Store); err != nil {
+		errs = append(errs, fmt.Errorf("store: %v", err))
 	}
 	return errors.Join(errs...)
 }

@@ -583,6 +583,7 @@ outputs:
 		{"missing cert", strings.Replace(good, e.pki.ServerCert, filepath.Join(e.dir, "nope.crt"), 1), "cannot load the TLS certificate"},
 		{"no client auth", strings.Replace(strings.Replace(good, "  client_ca_file: "+e.pki.CAFile+"\n", "", 1), "token_files: ["+e.token+"]\n", "", 1), "no client authentication"},
 		{"bad tail_from", good + "tail_from: middle\n", "tail_from"},
+		{"bad store", good + "store: redis://h:1/x\n", "store: invalid redis store URL"},
 		{"plain HTTP beyond loopback", good + "insecure_listen: 0.0.0.0:8080\n", "insecure_listen: \"0.0.0.0:8080\" is not a loopback address"},
 		{"plain HTTP beyond loopback without tokens", strings.Replace(good, "token_files: ["+e.token+"]\n", "", 1) + "insecure_listen: 0.0.0.0:8080\ninsecure_non_loopback: true\n", "it takes only bearer tokens"},
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/open"
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +20,7 @@ func init() { extraCommands = append(extraCommands, newStateCmd) }
 // stateParams are the flags of kanon state and its subcommands.
 type stateParams struct {
 	stateDir string
+	store    string
 	rule     string
 	kinds    []string
 	yes      bool
@@ -31,16 +32,17 @@ func newStateCmd(streams *streams) *cobra.Command {
 	p := newStateParams()
 	cmd := &cobra.Command{
 		Use:   "state",
-		Short: "Show, export or reset what kanon has learned (new-terms history, alert groups, alerts raised)",
-		Long: `Show, export or reset the state store of kanon scan and serve.
+		Short: "Show, export, reset or repair what kanon has learned (new-terms history, alert groups, alerts raised)",
+		Long: `Show, export, reset or repair the state store of kanon scan and serve.
 
-The store (under --state-dir) holds, per rule: the new-terms history (each
+The store (under --state-dir, or the Redis server of --store) holds, per rule: the new-terms history (each
 term with the event times it was first and last seen, and when it expires),
 the alert groups of rules with a dedup key, the ids of the alerts already
 raised, and the open windows of ES|QL rules; and the read positions of
 followed inputs. Expiry times are event times.`,
 	}
 	cmd.PersistentFlags().StringVar(&p.stateDir, "state-dir", p.stateDir, "directory of the state store")
+	cmd.PersistentFlags().StringVar(&p.store, "store", "", storeFlagUsage)
 	cmd.PersistentFlags().StringVar(&p.rule, "rule", "", "only the state of the rule with this `ID`")
 	cmd.PersistentFlags().StringArrayVar(&p.kinds, "kind", nil, "only this `KIND` of state: terms, groups, alerts, windows or positions (repeatable)")
 	sub := func(use, short string, fn func(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error) *cobra.Command {
@@ -55,13 +57,15 @@ followed inputs. Expiry times are event times.`,
 			return stateReset(ctx, w, s, sel, p.yes)
 		})
 	reset.Flags().BoolVar(&p.yes, "yes", false, "really delete")
+	resetsDamaged(reset, streams, p)
 	cmd.AddCommand(sub("show", "Print the learned state as tables", stateShow),
-		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset)
+		sub("export", "Write the state as JSON lines, one entry per line", stateExport), reset,
+		newStateRepairCmd(streams, p))
 	return cmd
 }
 
-// withState opens the store of p.stateDir (it must exist) and runs fn with
-// the entries the flags select.
+// withState opens the store of p.store, else of p.stateDir (it must
+// exist), and runs fn with the entries the flags select.
 func withState(ctx context.Context, p *stateParams, fn func(ctx context.Context, s state.Store, sel state.Selection) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -74,10 +78,7 @@ func withState(ctx context.Context, p *stateParams, fn func(ctx context.Context,
 		}
 		sel.Namespaces = append(sel.Namespaces, ns)
 	}
-	if st, err := os.Stat(p.stateDir); err != nil || !st.IsDir() {
-		return &exitError{code: 1, err: fmt.Errorf("no state store in %s (see --state-dir)", p.stateDir)}
-	}
-	s, _, err := openStore(p.stateDir, false)
+	s, _, err := open.Store(ctx, open.Config{URL: p.store, Dir: p.stateDir, Existing: true})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

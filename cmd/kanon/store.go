@@ -1,13 +1,12 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"path/filepath"
 
 	"github.com/kanon-dev/kanon/internal/state"
-	"github.com/kanon-dev/kanon/internal/state/bolt"
-	"github.com/kanon-dev/kanon/internal/state/mem"
+	"github.com/kanon-dev/kanon/internal/state/open"
 )
 
 // defaultStateDir is $XDG_STATE_HOME/kanon, else ~/.local/state/kanon.
@@ -24,17 +23,14 @@ func defaultStateDir() string {
 	return ".kanon-state"
 }
 
-// openStore opens the state store the flags ask for.
-func openStore(dir string, noState bool) (state.Store, string, error) {
-	if noState {
-		return mem.New(), "memory", nil
+// storeFlagUsage is the help of --store, the same for scan, serve and state.
+const storeFlagUsage = "shared state store `URL`: redis://HOST:PORT/DB?prefix=NAME or rediss://... (password from ?password_file=FILE or $KANON_REDIS_PASSWORD); default: the file under --state-dir"
+
+// openStore opens the state store the flags ask for: the Redis server of
+// url, else the bbolt file in dir, or memory with noState.
+func openStore(ctx context.Context, url, dir string, noState bool) (state.Store, string, error) {
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("cannot create state directory: %w", err)
-	}
-	s, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		return nil, "", err
-	}
-	return s, dir, nil
+	return open.Store(ctx, open.Config{URL: url, Dir: dir, Memory: noState})
 }

@@ -3,7 +3,9 @@ package alert
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,10 +13,31 @@ import (
 
 // Output types accepted in OutputConfig.Type.
 const (
-	TypeStdout  = "stdout"
-	TypeFile    = "file"
-	TypeWebhook = "webhook"
-	TypeSlack   = "slack"
+	TypeStdout        = "stdout"
+	TypeFile          = "file"
+	TypeWebhook       = "webhook"
+	TypeSlack         = "slack"
+	TypeElasticsearch = "elasticsearch"
+	TypeOpenSearch    = "opensearch"
+	TypeSplunk        = "splunk"
+	TypeAlertmanager  = "alertmanager"
+	TypeLoki          = "loki"
+	TypeSyslog        = "syslog"
+	TypeKafka         = "kafka"
+	TypeNATS          = "nats"
+)
+
+// outputTypes lists the types in the order the documentation gives them.
+var outputTypes = []string{
+	TypeStdout, TypeFile, TypeWebhook, TypeSlack, TypeElasticsearch, TypeOpenSearch,
+	TypeSplunk, TypeAlertmanager, TypeLoki, TypeSyslog, TypeKafka, TypeNATS,
+}
+
+// Groups of output types, for the keys they take.
+var (
+	httpTypes    = []string{TypeWebhook, TypeSlack, TypeElasticsearch, TypeOpenSearch, TypeSplunk, TypeAlertmanager, TypeLoki}
+	networkTypes = append(slices.Clone(httpTypes), TypeSyslog, TypeKafka, TypeNATS)
+	batchTypes   = []string{TypeElasticsearch, TypeOpenSearch, TypeSplunk, TypeAlertmanager, TypeLoki, TypeSyslog, TypeKafka, TypeNATS}
 )
 
 // Defaults applied by NewOutputs to zero fields of an OutputConfig.
@@ -30,6 +53,8 @@ const (
 	DefaultSegmentSize   = 4 << 20
 	DefaultSyncInterval  = time.Second
 	DefaultDrainTimeout  = 10 * time.Second
+	DefaultBatchSize     = 100
+	DefaultBatchBytes    = 4 << 20
 	defaultRecentIDs     = 1 << 16
 	maxResponseBodyBytes = 64 << 10
 )
@@ -37,11 +62,17 @@ const (
 // OutputConfig configures one output of NewOutputs. It decodes from YAML
 // (gopkg.in/yaml.v3 and sigs.k8s.io/yaml) and JSON; durations are strings
 // such as "10s" and sizes are strings such as "100MiB" or byte counts.
+//
+// Secrets never need to be written into the configuration: url, the
+// values of headers, token and password take env:NAME (an environment
+// variable) or file:PATH (a file, read again when it changes), see
+// ResolveSecret; token and password take nothing else.
 type OutputConfig struct {
 	// Name identifies the output in stats and errors; it defaults to the
 	// type, followed by "-2", "-3", ... when a type is used more than once.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
-	// Type is stdout, file, webhook or slack.
+	// Type is stdout, file, webhook, slack, elasticsearch, opensearch,
+	// splunk, alertmanager, loki, syslog, kafka or nats.
 	Type string `yaml:"type" json:"type"`
 	// MinSeverity drops alerts below it (info, low, medium, high,
 	// critical); empty passes every alert.
@@ -70,12 +101,29 @@ type OutputConfig struct {
 	// MaxBackups is how many rotated files are kept (default 5).
 	MaxBackups int `yaml:"max_backups,omitempty" json:"max_backups,omitempty"`
 
-	// URL is the receiver of a webhook output or Slack's incoming-webhook
-	// URL.
+	// URL is the receiver: a webhook's URL, Slack's incoming-webhook URL,
+	// the base URL of Elasticsearch or OpenSearch (/_bulk is added),
+	// Splunk's HEC (/services/collector/event is added), Alertmanager
+	// (/api/v2/alerts is added) or Loki (/loki/api/v1/push is added) —
+	// a URL whose path already ends in that endpoint is used as it is —
+	// or the NATS servers (nats://HOST:PORT, several separated by commas).
 	URL string `yaml:"url,omitempty" json:"url,omitempty"`
-	// Headers are sent with every request (e.g. Authorization).
+	// Headers are sent with every request of an HTTP output (values may
+	// be env:NAME or file:PATH).
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
-	// Timeout bounds each request (default 10s).
+	// Token authenticates to the receiver: Splunk's HEC token
+	// ("Authorization: Splunk TOKEN", required), an Elasticsearch or
+	// OpenSearch API key ("Authorization: ApiKey TOKEN", the encoded key),
+	// a bearer token for webhook, Alertmanager and Loki, or a NATS token.
+	// It must be env:NAME or file:PATH.
+	Token string `yaml:"token,omitempty" json:"token,omitempty"`
+	// Username and Password authenticate with HTTP basic authentication
+	// (webhook, Elasticsearch, OpenSearch, Alertmanager, Loki), NATS user
+	// and password, or Kafka SASL (with SASL). Password must be env:NAME
+	// or file:PATH.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+	// Timeout bounds each delivery (default 10s).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// CAFile is a PEM bundle of the CAs that sign the receiver's
 	// certificate; empty uses the system roots.
@@ -83,6 +131,9 @@ type OutputConfig struct {
 	// InsecureSkipVerify disables verification of the receiver's
 	// certificate (tests only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+	// TLS connects with TLS (syslog, Kafka, NATS; HTTP outputs and NATS
+	// take it from the URL's scheme, https:// or tls://).
+	TLS bool `yaml:"tls,omitempty" json:"tls,omitempty"`
 	// SpoolDir holds the alerts not yet delivered; it defaults to
 	// Options.SpoolRoot/<name>. One sink at a time may use a directory.
 	SpoolDir string `yaml:"spool_dir,omitempty" json:"spool_dir,omitempty"`
@@ -94,6 +145,51 @@ type OutputConfig struct {
 	// jitter.
 	MinBackoff Duration `yaml:"min_backoff,omitempty" json:"min_backoff,omitempty"`
 	MaxBackoff Duration `yaml:"max_backoff,omitempty" json:"max_backoff,omitempty"`
+	// BatchSize bounds the alerts sent in one request or produce call
+	// (default 100) of the outputs that batch: Elasticsearch, OpenSearch,
+	// Splunk, Alertmanager, Loki, syslog, Kafka, NATS.
+	BatchSize int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
+
+	// Index is the Elasticsearch or OpenSearch index or data stream
+	// (default logs-kanon.alerts-default for Elasticsearch, kanon-alerts
+	// for OpenSearch), or the Splunk index (default: the token's).
+	Index string `yaml:"index,omitempty" json:"index,omitempty"`
+	// Source and Sourcetype are the Splunk event's source and sourcetype
+	// (defaults kanon and kanon:alert).
+	Source     string `yaml:"source,omitempty" json:"source,omitempty"`
+	Sourcetype string `yaml:"sourcetype,omitempty" json:"sourcetype,omitempty"`
+	// Hostname is the host of a Splunk event and the HOSTNAME of a syslog
+	// message (default: the machine's host name).
+	Hostname string `yaml:"hostname,omitempty" json:"hostname,omitempty"`
+	// Labels are added to the labels of Loki streams and Alertmanager
+	// alerts (e.g. env: prod).
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// ResolveAfter is how long after its delivery Alertmanager keeps an
+	// alert firing (endsAt; default 1h); delivering it again (a dedup
+	// group's update) extends it.
+	ResolveAfter Duration `yaml:"resolve_after,omitempty" json:"resolve_after,omitempty"`
+	// GeneratorURL is sent as the Alertmanager alerts' generatorURL.
+	GeneratorURL string `yaml:"generator_url,omitempty" json:"generator_url,omitempty"`
+
+	// Addr is the syslog receiver, HOST:PORT.
+	Addr string `yaml:"addr,omitempty" json:"addr,omitempty"`
+	// Facility is the syslog facility (kern, user, ..., auth, authpriv,
+	// ..., local0 to local7; default auth).
+	Facility string `yaml:"facility,omitempty" json:"facility,omitempty"`
+	// AppName is the syslog APP-NAME (default kanon).
+	AppName string `yaml:"app_name,omitempty" json:"app_name,omitempty"`
+
+	// Brokers are the Kafka seed brokers, HOST:PORT.
+	Brokers []string `yaml:"brokers,omitempty" json:"brokers,omitempty"`
+	// Topic is the Kafka topic alerts are produced to.
+	Topic string `yaml:"topic,omitempty" json:"topic,omitempty"`
+	// SASL is the Kafka SASL mechanism: plain, scram-sha-256 or
+	// scram-sha-512 (with Username and Password); empty: none.
+	SASL string `yaml:"sasl,omitempty" json:"sasl,omitempty"`
+
+	// Subject is the NATS subject alerts are published to; a JetStream
+	// stream must capture it.
+	Subject string `yaml:"subject,omitempty" json:"subject,omitempty"`
 }
 
 // label names the output in error messages.
@@ -107,19 +203,21 @@ func (c *OutputConfig) label(i int) string {
 	return fmt.Sprintf("output %d", i+1)
 }
 
-// Validate checks the configuration without touching the file system or
-// the network. It returns every problem found, each naming the field.
+// Validate checks the configuration without touching the file system, the
+// environment or the network (values that name a secret are resolved when
+// the output opens). It returns every problem found, each naming the
+// field.
 func (c *OutputConfig) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	switch c.Type {
-	case TypeStdout, TypeFile, TypeWebhook, TypeSlack:
-	case "":
-		bad("type", "missing; want one of stdout, file, webhook, slack")
-	default:
-		bad("type", "%q is not one of stdout, file, webhook, slack", c.Type)
+	known := slices.Contains(outputTypes, c.Type)
+	switch {
+	case c.Type == "":
+		bad("type", "missing; want one of %s", strings.Join(outputTypes, ", "))
+	case !known:
+		bad("type", "%q is not one of %s", c.Type, strings.Join(outputTypes, ", "))
 	}
 	if c.MinSeverity != "" && severityRank(c.MinSeverity) < 0 {
 		bad("min_severity", "%q is not one of %s", c.MinSeverity, strings.Join(severities, ", "))
@@ -141,13 +239,8 @@ func (c *OutputConfig) Validate() error {
 		bad("block_timeout", "%s is negative", c.BlockTimeout)
 	}
 	only := func(field string, set bool, types ...string) {
-		if !set || c.Type == "" {
+		if !set || !known || slices.Contains(types, c.Type) {
 			return
-		}
-		for _, t := range types {
-			if c.Type == t {
-				return
-			}
 		}
 		bad(field, "not used by a %s output", c.Type)
 	}
@@ -155,19 +248,37 @@ func (c *OutputConfig) Validate() error {
 	only("max_size", c.MaxSize != 0, TypeFile)
 	only("max_age", c.MaxAge != 0, TypeFile)
 	only("max_backups", c.MaxBackups != 0, TypeFile)
-	only("url", c.URL != "", TypeWebhook, TypeSlack)
-	only("headers", len(c.Headers) > 0, TypeWebhook, TypeSlack)
-	only("timeout", c.Timeout != 0, TypeWebhook, TypeSlack)
-	only("ca_file", c.CAFile != "", TypeWebhook, TypeSlack)
-	only("insecure_skip_verify", c.InsecureSkipVerify, TypeWebhook, TypeSlack)
-	only("spool_dir", c.SpoolDir != "", TypeWebhook, TypeSlack)
-	only("spool_max_size", c.SpoolMaxSize != 0, TypeWebhook, TypeSlack)
-	only("min_backoff", c.MinBackoff != 0, TypeWebhook, TypeSlack)
-	only("max_backoff", c.MaxBackoff != 0, TypeWebhook, TypeSlack)
 	only("block_timeout", c.BlockTimeout != 0, TypeStdout, TypeFile)
+	only("url", c.URL != "", append(slices.Clone(httpTypes), TypeNATS)...)
+	only("headers", len(c.Headers) > 0, httpTypes...)
+	only("token", c.Token != "", TypeWebhook, TypeElasticsearch, TypeOpenSearch, TypeSplunk, TypeAlertmanager, TypeLoki, TypeNATS)
+	only("username", c.Username != "", TypeWebhook, TypeElasticsearch, TypeOpenSearch, TypeAlertmanager, TypeLoki, TypeNATS, TypeKafka)
+	only("password", c.Password != "", TypeWebhook, TypeElasticsearch, TypeOpenSearch, TypeAlertmanager, TypeLoki, TypeNATS, TypeKafka)
+	only("timeout", c.Timeout != 0, networkTypes...)
+	only("ca_file", c.CAFile != "", networkTypes...)
+	only("insecure_skip_verify", c.InsecureSkipVerify, networkTypes...)
+	only("tls", c.TLS, TypeSyslog, TypeKafka, TypeNATS)
+	only("spool_dir", c.SpoolDir != "", networkTypes...)
+	only("spool_max_size", c.SpoolMaxSize != 0, networkTypes...)
+	only("min_backoff", c.MinBackoff != 0, networkTypes...)
+	only("max_backoff", c.MaxBackoff != 0, networkTypes...)
+	only("batch_size", c.BatchSize != 0, batchTypes...)
+	only("index", c.Index != "", TypeElasticsearch, TypeOpenSearch, TypeSplunk)
+	only("source", c.Source != "", TypeSplunk)
+	only("sourcetype", c.Sourcetype != "", TypeSplunk)
+	only("hostname", c.Hostname != "", TypeSplunk, TypeSyslog)
+	only("labels", len(c.Labels) > 0, TypeLoki, TypeAlertmanager)
+	only("resolve_after", c.ResolveAfter != 0, TypeAlertmanager)
+	only("generator_url", c.GeneratorURL != "", TypeAlertmanager)
+	only("addr", c.Addr != "", TypeSyslog)
+	only("facility", c.Facility != "", TypeSyslog)
+	only("app_name", c.AppName != "", TypeSyslog)
+	only("brokers", len(c.Brokers) > 0, TypeKafka)
+	only("topic", c.Topic != "", TypeKafka)
+	only("sasl", c.SASL != "", TypeKafka)
+	only("subject", c.Subject != "", TypeNATS)
 
-	switch c.Type {
-	case TypeFile:
+	if c.Type == TypeFile {
 		if c.Path == "" {
 			bad("path", "missing; a file output needs a path")
 		}
@@ -180,34 +291,187 @@ func (c *OutputConfig) Validate() error {
 		if c.MaxBackups < 0 {
 			bad("max_backups", "%d is negative", c.MaxBackups)
 		}
-	case TypeWebhook, TypeSlack:
-		if c.URL == "" {
-			bad("url", "missing; a %s output needs a url", c.Type)
-		} else if u, err := url.Parse(c.URL); err != nil {
-			bad("url", "cannot parse %q: %v", c.URL, err)
-		} else if u.Scheme != "http" && u.Scheme != "https" {
-			bad("url", "%q: scheme must be http or https", c.URL)
-		} else if u.Host == "" {
-			bad("url", "%q has no host", c.URL)
-		}
+	}
+	if !slices.Contains(networkTypes, c.Type) {
+		return errors.Join(errs...)
+	}
+	if slices.Contains(httpTypes, c.Type) {
+		checkHTTPURL(bad, c.Type, c.URL)
 		for k := range c.Headers {
 			if k == "" || strings.ContainsAny(k, " \t\r\n:") {
 				bad("headers", "%q is not a valid header name", k)
 			}
 		}
-		if c.Timeout < 0 {
-			bad("timeout", "%s is negative", c.Timeout)
+	}
+	for _, s := range []struct{ field, v string }{{"token", c.Token}, {"password", c.Password}} {
+		if s.v != "" && !IsSecretRef(s.v) {
+			bad(s.field, "write env:NAME or file:PATH: kanon takes no secret written in its configuration")
 		}
-		if c.SpoolMaxSize < 0 {
-			bad("spool_max_size", "%s is negative", c.SpoolMaxSize)
+	}
+	if c.Password != "" && c.Username == "" {
+		bad("username", "missing; a password needs a username")
+	}
+	if c.Username != "" && c.Password == "" {
+		bad("password", "missing; a username needs a password")
+	}
+	if c.Token != "" && c.Password != "" {
+		bad("token", "give a token or a username and password, not both")
+	}
+	if c.Timeout < 0 {
+		bad("timeout", "%s is negative", c.Timeout)
+	}
+	if c.SpoolMaxSize < 0 {
+		bad("spool_max_size", "%s is negative", c.SpoolMaxSize)
+	}
+	if c.MinBackoff < 0 || c.MaxBackoff < 0 {
+		bad("min_backoff", "backoffs must not be negative")
+	} else if c.MaxBackoff != 0 && c.MinBackoff > c.MaxBackoff {
+		bad("min_backoff", "%s is above max_backoff %s", c.MinBackoff, c.MaxBackoff)
+	}
+	if c.BatchSize < 0 {
+		bad("batch_size", "%d is negative", c.BatchSize)
+	}
+	switch c.Type {
+	case TypeElasticsearch, TypeOpenSearch:
+		if c.Index != "" {
+			if err := checkIndexName(c.Index); err != nil {
+				bad("index", "%v", err)
+			}
 		}
-		if c.MinBackoff < 0 || c.MaxBackoff < 0 {
-			bad("min_backoff", "backoffs must not be negative")
-		} else if c.MaxBackoff != 0 && c.MinBackoff > c.MaxBackoff {
-			bad("min_backoff", "%s is above max_backoff %s", c.MinBackoff, c.MaxBackoff)
+	case TypeSplunk:
+		if c.Token == "" {
+			bad("token", "missing; a splunk output needs the HEC token (env:NAME or file:PATH)")
+		}
+	case TypeAlertmanager:
+		checkLabels(bad, c.Labels, alertmanagerLabels)
+		if c.ResolveAfter < 0 {
+			bad("resolve_after", "%s is negative", c.ResolveAfter)
+		}
+		if c.GeneratorURL != "" {
+			if u, err := url.Parse(c.GeneratorURL); err != nil || !u.IsAbs() {
+				bad("generator_url", "%q is not an absolute URL", c.GeneratorURL)
+			}
+		}
+	case TypeLoki:
+		checkLabels(bad, c.Labels, lokiLabels)
+	case TypeSyslog:
+		if c.Addr == "" {
+			bad("addr", "missing; a syslog output needs the receiver's HOST:PORT")
+		} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			bad("addr", "%q is not HOST:PORT", c.Addr)
+		}
+		if c.Facility != "" && syslogFacility(c.Facility) < 0 {
+			bad("facility", "%q is not a syslog facility (%s, local0 ... local7)", c.Facility, strings.Join(syslogFacilities, ", "))
+		}
+		if c.AppName != "" && !syslogToken(c.AppName, 48) {
+			bad("app_name", "%q is not 1 to 48 printable ASCII characters without spaces", c.AppName)
+		}
+		if c.Hostname != "" && !syslogToken(c.Hostname, 255) {
+			bad("hostname", "%q is not 1 to 255 printable ASCII characters without spaces", c.Hostname)
+		}
+	case TypeKafka:
+		if len(c.Brokers) == 0 {
+			bad("brokers", "missing; a kafka output needs its seed brokers (HOST:PORT)")
+		}
+		for i, b := range c.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				bad(fmt.Sprintf("brokers[%d]", i), "%q is not HOST:PORT", b)
+			}
+		}
+		if c.Topic == "" {
+			bad("topic", "missing; a kafka output needs a topic")
+		}
+		switch c.SASL {
+		case "":
+			if c.Username != "" {
+				bad("sasl", "missing; a username and password need a SASL mechanism (plain, scram-sha-256, scram-sha-512)")
+			}
+		case "plain", "scram-sha-256", "scram-sha-512":
+			if c.Username == "" {
+				bad("username", "missing; SASL needs a username and password")
+			}
+		default:
+			bad("sasl", "%q is not one of plain, scram-sha-256, scram-sha-512", c.SASL)
+		}
+	case TypeNATS:
+		if c.URL == "" {
+			bad("url", "missing; a nats output needs the servers' URL (nats://HOST:PORT)")
+		} else if !IsSecretRef(c.URL) {
+			for _, s := range strings.Split(c.URL, ",") {
+				if u, err := url.Parse(strings.TrimSpace(s)); err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
+					bad("url", "%q is not a nats:// or tls:// URL with a host", s)
+				}
+			}
+		}
+		if c.Subject == "" {
+			bad("subject", "missing; a nats output needs a subject")
+		} else if strings.ContainsAny(c.Subject, " \t\r\n*>") || strings.HasPrefix(c.Subject, ".") || strings.HasSuffix(c.Subject, ".") || strings.Contains(c.Subject, "..") {
+			bad("subject", "%q is not a subject to publish to (no spaces, wildcards or empty tokens)", c.Subject)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkHTTPURL checks the url of an HTTP output (a URL naming a secret
+// is checked when the output opens).
+func checkHTTPURL(bad func(string, string, ...any), typ, raw string) {
+	switch {
+	case raw == "":
+		bad("url", "missing; a %s output needs a url", typ)
+	case IsSecretRef(raw):
+	default:
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			bad("url", "cannot parse %q: %v", raw, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("url", "%q: scheme must be http or https", raw)
+		case u.Host == "":
+			bad("url", "%q has no host", raw)
+		}
+	}
+}
+
+// checkLabels checks extra labels: Prometheus label names, not one of
+// the labels the output sets itself.
+func checkLabels(bad func(string, string, ...any), labels map[string]string, reserved []string) {
+	for k := range labels {
+		switch {
+		case !labelName(k):
+			bad("labels", "%q is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)", k)
+		case slices.Contains(reserved, k):
+			bad("labels", "%q is set by kanon (%s)", k, strings.Join(reserved, ", "))
+		}
+	}
+}
+
+func labelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkIndexName applies Elasticsearch's rules for index names.
+func checkIndexName(s string) error {
+	switch {
+	case s == "." || s == "..":
+		return fmt.Errorf("%q is not an index name", s)
+	case len(s) > 255:
+		return fmt.Errorf("%q is longer than 255 bytes", s)
+	case strings.ToLower(s) != s:
+		return fmt.Errorf("%q: index names are lower case", s)
+	case strings.ContainsAny(s, "\\/*?\"<>| ,#:"):
+		return fmt.Errorf("%q holds a character index names cannot (\\ / * ? \" < > | space , # :)", s)
+	case strings.HasPrefix(s, "-") || strings.HasPrefix(s, "_") || strings.HasPrefix(s, "+"):
+		return fmt.Errorf("%q: an index name cannot start with -, _ or +", s)
+	}
+	return nil
 }
 
 // ValidateOutputs validates each configuration and the set (names must be
@@ -313,19 +577,82 @@ func (s *ByteSize) Set(v string) error { return s.UnmarshalText([]byte(v)) }
 // Type implements pflag.Value.
 func (s *ByteSize) Type() string { return "size" }
 
-// ParseOutputFlag turns the value of an -o flag (stdout, file:PATH,
-// webhook:URL, slack:URL) into an output configuration.
+// SplunkTokenEnv is the environment variable that holds the HEC token of
+// a Splunk output given as -o splunk:URL.
+const SplunkTokenEnv = "SPLUNK_HEC_TOKEN"
+
+// OutputFlagForms lists the forms of an -o flag, for help texts.
+const OutputFlagForms = "stdout, file:PATH, webhook:URL, slack:URL, elasticsearch:URL, opensearch:URL, " +
+	"splunk:URL, alertmanager:URL, loki:URL, syslog://HOST:PORT, syslog+tls://HOST:PORT, " +
+	"kafka:BROKER[,BROKER]/TOPIC, nats://HOST:PORT/SUBJECT"
+
+// ParseOutputFlag turns the value of an -o flag into an output
+// configuration (NewOutputs validates it):
+//
+//   - stdout; file:PATH;
+//   - webhook:URL, slack:URL, elasticsearch:URL, opensearch:URL,
+//     alertmanager:URL, loki:URL (URL may be env:NAME or file:PATH, so
+//     that a secret URL such as Slack's stays off the command line);
+//   - splunk:URL, with the HEC token in the environment variable
+//     SPLUNK_HEC_TOKEN;
+//   - syslog://HOST:PORT (TCP) and syslog+tls://HOST:PORT (TLS); also
+//     syslog:HOST:PORT;
+//   - kafka:BROKER[,BROKER...]/TOPIC; also kafka://...;
+//   - nats://HOST:PORT[,HOST:PORT...]/SUBJECT and tls://... for NATS
+//     with TLS; also nats:HOST:PORT/SUBJECT.
+//
+// Other settings (credentials, index, batch size, ...) need the
+// configuration file's outputs key.
 func ParseOutputFlag(o string) (OutputConfig, error) {
 	typ, arg, _ := strings.Cut(o, ":")
 	oc := OutputConfig{Type: typ}
+	want := func(form string) error {
+		return fmt.Errorf("--output %q: want %s", o, form)
+	}
 	switch typ {
 	case TypeStdout:
+		if arg != "" {
+			return oc, want("stdout")
+		}
 	case TypeFile:
 		oc.Path = arg
-	case TypeWebhook, TypeSlack:
+	case TypeWebhook, TypeSlack, TypeElasticsearch, TypeOpenSearch, TypeAlertmanager, TypeLoki:
 		oc.URL = arg
+	case TypeSplunk:
+		oc.URL = arg
+		oc.Token = secretEnvPrefix + SplunkTokenEnv
+	case TypeSyslog, TypeSyslog + "+tls":
+		addr := strings.TrimPrefix(arg, "//")
+		if typ != TypeSyslog && addr == arg {
+			return oc, want("syslog+tls://HOST:PORT")
+		}
+		oc.Type, oc.Addr, oc.TLS = TypeSyslog, addr, typ != TypeSyslog
+		if addr == "" || strings.Contains(addr, "/") {
+			return oc, want("syslog://HOST:PORT or syslog+tls://HOST:PORT")
+		}
+	case TypeKafka:
+		brokers, topic, ok := strings.Cut(strings.TrimPrefix(arg, "//"), "/")
+		if !ok || brokers == "" || topic == "" {
+			return oc, want("kafka:BROKER[,BROKER]/TOPIC")
+		}
+		oc.Topic = topic
+		for _, b := range strings.Split(brokers, ",") {
+			oc.Brokers = append(oc.Brokers, strings.TrimSpace(b))
+		}
+	case TypeNATS, "tls":
+		servers, subject, ok := strings.Cut(strings.TrimPrefix(arg, "//"), "/")
+		if !ok || servers == "" || subject == "" {
+			return oc, want("nats://HOST:PORT/SUBJECT")
+		}
+		scheme := typ
+		oc.Type, oc.Subject = TypeNATS, subject
+		var urls []string
+		for _, s := range strings.Split(servers, ",") {
+			urls = append(urls, scheme+"://"+strings.TrimSpace(s))
+		}
+		oc.URL = strings.Join(urls, ",")
 	default:
-		return oc, fmt.Errorf("--output %q: want stdout, file:PATH, webhook:URL or slack:URL", o)
+		return oc, fmt.Errorf("--output %q: want one of %s", o, OutputFlagForms)
 	}
 	return oc, nil
 }

@@ -102,7 +102,33 @@ func NewFileSink(cfg FileConfig) (*FileSink, error) {
 	if err := s.open(); err != nil {
 		return nil, err
 	}
+	if err := s.loadPrev(); err != nil {
+		s.f.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// loadPrev reads the delivery keys of the newest rotated file, so that
+// an alert delivered again after a restart is known as it was before
+// the restart: in the current file or the one rotated last.
+func (s *FileSink) loadPrev() error {
+	backups, err := s.Backups()
+	if err != nil || len(backups) == 0 {
+		return nil // no directory listing, no backups: nothing to know
+	}
+	last := backups[len(backups)-1]
+	f, err := os.Open(last)
+	if err != nil {
+		return fmt.Errorf("file output %s: cannot read the rotated file %s: %w", s.cfg.Path, last, err)
+	}
+	defer f.Close()
+	prev := map[string]struct{}{}
+	if _, err := readKeys(f, prev, false); err != nil {
+		return fmt.Errorf("file output %s: cannot read the rotated file %s: %w", s.cfg.Path, last, err)
+	}
+	s.prev = prev
+	return nil
 }
 
 // open opens the file and loads its ids, cutting off a torn last line.

@@ -406,3 +406,49 @@ func TestFileExactlyOnceAfterKills(t *testing.T) {
 		}
 	}
 }
+
+// After a restart the sink knows the alerts of the current file and of
+// the file rotated last, as the process before it did: an alert raised
+// again is written once more only when it is older than both.
+func TestFileDedupRotatedLastAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alerts.ndjson")
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	line, _ := Marshal(testAlert(10))
+	cfg := FileConfig{Path: path, MaxSize: int64(len(line)+1)*10 + 5, MaxBackups: 5, Now: func() time.Time {
+		clock = clock.Add(time.Second)
+		return clock
+	}}
+	ctx := context.Background()
+	s, err := NewFileSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 35; i++ { // files of 10..19, 20..29 and the current 30..34
+		if err := s.Write(ctx, testAlert(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = NewFileSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{12, 22, 32} { // raised again after the restart
+		if err := s.Write(ctx, testAlert(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backups, _ := s.Backups()
+	var all []string
+	for _, f := range append(backups, path) {
+		all = append(all, fileIDs(t, f)...)
+	}
+	want := append(testIDs(10, 35), testAlert(12).ID)
+	equalIDs(t, "written", all, want)
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +134,10 @@ func openOutput(c *OutputConfig, name string, opts Options) (*output, error) {
 			return nil, err
 		}
 		out.sink = newQueuedSink(name, c.Type, fs, c.QueueSize, block, onErr)
-	case TypeWebhook, TypeSlack:
+	default:
+		if !slices.Contains(networkTypes, c.Type) {
+			return nil, fmt.Errorf("BUG: output type %q passed validation", c.Type)
+		}
 		dir := c.SpoolDir
 		if dir == "" {
 			if opts.SpoolRoot == "" {
@@ -141,26 +145,98 @@ func openOutput(c *OutputConfig, name string, opts Options) (*output, error) {
 			}
 			dir = filepath.Join(opts.SpoolRoot, name)
 		}
-		wc := WebhookConfig{
-			Name: name, URL: c.URL, Headers: c.Headers, Timeout: time.Duration(c.Timeout),
-			CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
-			SpoolDir: dir, SpoolMaxSize: int64(c.SpoolMaxSize), QueueSize: c.QueueSize,
-			MinBackoff: time.Duration(c.MinBackoff), MaxBackoff: time.Duration(c.MaxBackoff),
-			OnError: onErr,
-		}
-		var err error
-		if c.Type == TypeSlack {
-			out.sink, err = NewSlackSink(wc)
-		} else {
-			out.sink, err = NewWebhookSink(wc)
-		}
+		sink, err := openNetworkOutput(c, c.senderConfig(name, dir, onErr))
 		if err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("BUG: output type %q passed validation", c.Type)
+		out.sink = sink
 	}
 	return out, nil
+}
+
+// senderConfig is the delivery configuration of a network output.
+func (c *OutputConfig) senderConfig(name, dir string, onErr func(error)) senderConfig {
+	batch := 1
+	if slices.Contains(batchTypes, c.Type) {
+		batch = c.BatchSize
+		if batch <= 0 {
+			batch = DefaultBatchSize
+		}
+	}
+	return senderConfig{
+		typ: c.Type, name: name, spoolDir: dir, spoolMaxSize: int64(c.SpoolMaxSize),
+		queueSize: c.QueueSize, batchSize: batch,
+		minBackoff: time.Duration(c.MinBackoff), maxBackoff: time.Duration(c.MaxBackoff),
+		onError: onErr,
+	}
+}
+
+// httpConfig is the endpoint and credentials of an HTTP output.
+func (c *OutputConfig) httpConfig() httpConfig {
+	return httpConfig{
+		URL: c.URL, Headers: c.Headers, Timeout: time.Duration(c.Timeout),
+		CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
+		Token: c.Token, Username: c.Username, Password: c.Password,
+	}
+}
+
+// openNetworkOutput opens an output that delivers over the network,
+// through a SpooledSink.
+func openNetworkOutput(c *OutputConfig, sc senderConfig) (*SpooledSink, error) {
+	switch c.Type {
+	case TypeWebhook:
+		tr, err := newHTTPTransport(c.Type, sc.name, c.httpConfig(), httpFormat{contentType: "application/json"})
+		if err != nil {
+			return nil, err
+		}
+		return newSpooledSink(sc, tr, Marshal)
+	case TypeSlack:
+		tr, err := newHTTPTransport(c.Type, sc.name, c.httpConfig(), httpFormat{contentType: "application/json"})
+		if err != nil {
+			return nil, err
+		}
+		return newSpooledSink(sc, tr, SlackMessage)
+	case TypeElasticsearch, TypeOpenSearch:
+		return newElasticSink(sc, c.httpConfig(), c.Index)
+	case TypeSplunk:
+		return newSplunkSink(sc, c.httpConfig(), SplunkMeta{Host: c.Hostname, Source: c.Source, Sourcetype: c.Sourcetype, Index: c.Index})
+	case TypeAlertmanager:
+		return newAlertmanagerSink(sc, c.httpConfig(), AlertmanagerOptions{
+			Labels: c.Labels, ResolveAfter: time.Duration(c.ResolveAfter), GeneratorURL: c.GeneratorURL,
+		})
+	case TypeLoki:
+		return newLokiSink(sc, c.httpConfig(), c.Labels)
+	case TypeSyslog:
+		tr, err := newSyslogTransport(c.Type, sc.name, c.Addr, c.TLS, c.CAFile, c.InsecureSkipVerify, time.Duration(c.Timeout))
+		if err != nil {
+			return nil, err
+		}
+		o := SyslogOptions{Facility: 4, Hostname: c.Hostname, AppName: c.AppName}
+		if c.Facility != "" {
+			o.Facility = syslogFacility(c.Facility)
+		}
+		return newSpooledSink(sc, tr, func(a *Alert) ([]byte, error) { return SyslogMessage(a, o) })
+	case TypeKafka:
+		tr, err := newKafkaTransport(c.Type, sc.name, kafkaConfig{
+			brokers: c.Brokers, topic: c.Topic, tls: c.TLS, caFile: c.CAFile, insecureSkipVerify: c.InsecureSkipVerify,
+			sasl: c.SASL, username: c.Username, password: c.Password, timeout: time.Duration(c.Timeout),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return newSpooledSink(sc, tr, Marshal)
+	case TypeNATS:
+		tr, err := newNATSTransport(c.Type, sc.name, natsConfig{
+			url: c.URL, subject: c.Subject, tls: c.TLS, caFile: c.CAFile, insecureSkipVerify: c.InsecureSkipVerify,
+			token: c.Token, username: c.Username, password: c.Password, timeout: time.Duration(c.Timeout),
+			reconnectWait: time.Duration(c.MinBackoff),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return newSpooledSink(sc, tr, Marshal)
+	}
+	return nil, fmt.Errorf("BUG: output type %q passed validation", c.Type)
 }
 
 // Write hands the alert to every output whose filter passes it. A refusal

@@ -3,7 +3,9 @@ package alert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,7 +68,36 @@ func TestOutputConfigValidate(t *testing.T) {
 	f(OutputConfig{Type: "file", Path: "/tmp/a"})
 	f(OutputConfig{Type: "webhook", URL: "https://siem.example.com/in", MinSeverity: "high", Rules: []string{"k8s-*"}})
 	f(OutputConfig{}, "type: missing")
-	f(OutputConfig{Type: "kafka"}, `type: "kafka" is not one of stdout, file, webhook, slack`)
+	f(OutputConfig{Type: "pagerduty"}, `type: "pagerduty" is not one of stdout, file, webhook, slack, elasticsearch, opensearch, splunk, alertmanager, loki, syslog, kafka, nats`)
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Token: "env:ES_API_KEY", Index: "logs-kanon.alerts-prod", BatchSize: 500})
+	f(OutputConfig{Type: "opensearch", URL: "env:OPENSEARCH_URL", Username: "kanon", Password: "file:/run/secrets/os"})
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Index: "Alerts"}, `index: "Alerts": index names are lower case`)
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Index: "_x"}, "cannot start with -, _ or +")
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Token: "c2VjcmV0"}, "token: write env:NAME or file:PATH: kanon takes no secret written in its configuration")
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Password: "hunter2"}, "password: write env:NAME or file:PATH", "username: missing")
+	f(OutputConfig{Type: "elasticsearch", URL: "https://es:9200", Token: "env:T", Username: "u", Password: "env:P"}, "token: give a token or a username and password, not both")
+	f(OutputConfig{Type: "splunk", URL: "https://splunk:8088", Token: "env:HEC", Index: "security", Sourcetype: "kanon:alert"})
+	f(OutputConfig{Type: "splunk", URL: "https://splunk:8088"}, "token: missing; a splunk output needs the HEC token")
+	f(OutputConfig{Type: "splunk", URL: "https://splunk:8088", Token: "env:HEC", Labels: map[string]string{"a": "b"}}, "labels: not used by a splunk output")
+	f(OutputConfig{Type: "alertmanager", URL: "http://am:9093", Labels: map[string]string{"env": "prod"}, ResolveAfter: Duration(time.Hour)})
+	f(OutputConfig{Type: "alertmanager", URL: "http://am:9093", Labels: map[string]string{"severity": "x", "1x": "y"}}, `labels: "severity" is set by kanon`, `labels: "1x" is not a label name`)
+	f(OutputConfig{Type: "alertmanager", URL: "http://am:9093", GeneratorURL: "dashboard"}, `generator_url: "dashboard" is not an absolute URL`)
+	f(OutputConfig{Type: "loki", URL: "http://loki:3100", Labels: map[string]string{"job": "x"}}, `labels: "job" is set by kanon`)
+	f(OutputConfig{Type: "loki", URL: "http://loki:3100", Index: "x"}, "index: not used by a loki output")
+	f(OutputConfig{Type: "syslog", Addr: "siem:6514", TLS: true, Facility: "local3", AppName: "kanon-prod"})
+	f(OutputConfig{Type: "syslog"}, "addr: missing")
+	f(OutputConfig{Type: "syslog", Addr: "siem", Facility: "security", AppName: "a b"}, `addr: "siem" is not HOST:PORT`, `facility: "security" is not a syslog facility`, `app_name: "a b" is not 1 to 48`)
+	f(OutputConfig{Type: "syslog", Addr: "siem:514", URL: "http://x"}, "url: not used by a syslog output")
+	f(OutputConfig{Type: "kafka", Brokers: []string{"k1:9092", "k2:9092"}, Topic: "alerts", SASL: "scram-sha-512", Username: "kanon", Password: "env:KAFKA_PASSWORD", TLS: true})
+	f(OutputConfig{Type: "kafka"}, "brokers: missing", "topic: missing")
+	f(OutputConfig{Type: "kafka", Brokers: []string{"k1"}, Topic: "t", SASL: "gssapi"}, `brokers[0]: "k1" is not HOST:PORT`, `sasl: "gssapi" is not one of plain, scram-sha-256, scram-sha-512`)
+	f(OutputConfig{Type: "kafka", Brokers: []string{"k1:9092"}, Topic: "t", Username: "u", Password: "env:P"}, "sasl: missing")
+	f(OutputConfig{Type: "kafka", Brokers: []string{"k1:9092"}, Topic: "t", Token: "env:T"}, "token: not used by a kafka output")
+	f(OutputConfig{Type: "nats", URL: "nats://n1:4222,nats://n2:4222", Subject: "kanon.alerts", Token: "file:/run/nats-token"})
+	f(OutputConfig{Type: "nats"}, "url: missing", "subject: missing")
+	f(OutputConfig{Type: "nats", URL: "http://n1:4222", Subject: "kanon.*"}, `url: "http://n1:4222" is not a nats:// or tls:// URL`, `subject: "kanon.*" is not a subject to publish to`)
+	f(OutputConfig{Type: "stdout", BatchSize: 10}, "batch_size: not used by a stdout output")
+	f(OutputConfig{Type: "webhook", URL: "http://x", BatchSize: 10}, "batch_size: not used by a webhook output")
 	f(OutputConfig{Type: "file"}, "path: missing")
 	f(OutputConfig{Type: "webhook"}, "url: missing")
 	f(OutputConfig{Type: "slack", URL: "ftp://x"}, "scheme must be http or https")
@@ -328,5 +359,89 @@ func BenchmarkOutputsWrite(b *testing.B) {
 	}
 	if st := o.Stats()[0]; st.Dropped != 0 {
 		b.Fatalf("dropped %d", st.Dropped)
+	}
+}
+
+func TestParseOutputFlag(t *testing.T) {
+	f := func(flag string, want OutputConfig) {
+		t.Helper()
+		got, err := ParseOutputFlag(flag)
+		if err != nil {
+			t.Errorf("%q: %v", flag, err)
+			return
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", flag, got, want)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("%q: the parsed configuration is not valid: %v", flag, err)
+		}
+	}
+	f("stdout", OutputConfig{Type: TypeStdout})
+	f("file:/var/log/kanon/alerts.ndjson", OutputConfig{Type: TypeFile, Path: "/var/log/kanon/alerts.ndjson"})
+	f("webhook:https://siem:8443/in", OutputConfig{Type: TypeWebhook, URL: "https://siem:8443/in"})
+	f("slack:https://hooks.slack.com/services/T/B/x", OutputConfig{Type: TypeSlack, URL: "https://hooks.slack.com/services/T/B/x"})
+	f("slack:env:SLACK_WEBHOOK_URL", OutputConfig{Type: TypeSlack, URL: "env:SLACK_WEBHOOK_URL"})
+	f("elasticsearch:https://es:9200", OutputConfig{Type: TypeElasticsearch, URL: "https://es:9200"})
+	f("opensearch:http://os:9200", OutputConfig{Type: TypeOpenSearch, URL: "http://os:9200"})
+	f("splunk:https://splunk:8088", OutputConfig{Type: TypeSplunk, URL: "https://splunk:8088", Token: "env:SPLUNK_HEC_TOKEN"})
+	f("alertmanager:http://am:9093", OutputConfig{Type: TypeAlertmanager, URL: "http://am:9093"})
+	f("loki:http://loki:3100", OutputConfig{Type: TypeLoki, URL: "http://loki:3100"})
+	f("syslog://siem:514", OutputConfig{Type: TypeSyslog, Addr: "siem:514"})
+	f("syslog:siem:514", OutputConfig{Type: TypeSyslog, Addr: "siem:514"})
+	f("syslog+tls://siem:6514", OutputConfig{Type: TypeSyslog, Addr: "siem:6514", TLS: true})
+	f("kafka:k1:9092,k2:9092/kanon-alerts", OutputConfig{Type: TypeKafka, Brokers: []string{"k1:9092", "k2:9092"}, Topic: "kanon-alerts"})
+	f("kafka://k1:9092/kanon-alerts", OutputConfig{Type: TypeKafka, Brokers: []string{"k1:9092"}, Topic: "kanon-alerts"})
+	f("nats://n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222", Subject: "kanon.alerts"})
+	f("nats://n1:4222,n2:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222,nats://n2:4222", Subject: "kanon.alerts"})
+	f("nats:n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "nats://n1:4222", Subject: "kanon.alerts"})
+	f("tls://n1:4222/kanon.alerts", OutputConfig{Type: TypeNATS, URL: "tls://n1:4222", Subject: "kanon.alerts"})
+
+	bad := func(flag, want string) {
+		t.Helper()
+		if _, err := ParseOutputFlag(flag); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", flag, err, want)
+		}
+	}
+	bad("pagerduty:x", "want one of stdout, file:PATH, webhook:URL, slack:URL, elasticsearch:URL")
+	bad("stdout:x", "want stdout")
+	bad("kafka:k1:9092", "want kafka:BROKER[,BROKER]/TOPIC")
+	bad("kafka:/t", "want kafka:BROKER[,BROKER]/TOPIC")
+	bad("nats://n1:4222", "want nats://HOST:PORT/SUBJECT")
+	bad("syslog+tls:siem:6514", "want syslog+tls://HOST:PORT")
+	bad("syslog://siem:514/x", "want syslog://HOST:PORT")
+}
+
+// The README's example outputs decode strictly and validate, and its
+// table names every output type.
+func TestREADMEOutputs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "```yaml\noutputs:")
+	if start < 0 {
+		t.Fatal("README.md has no ```yaml block of outputs")
+	}
+	block := readme[start+len("```yaml\n"):]
+	block = block[:strings.Index(block, "```")]
+	var cfg struct {
+		Outputs []OutputConfig `yaml:"outputs"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(block))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("README's outputs: %v", err)
+	}
+	if err := ValidateOutputs(cfg.Outputs); err != nil {
+		t.Fatalf("README's outputs: %v", err)
+	}
+	section := readme[strings.Index(readme, "## Outputs"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	for _, typ := range outputTypes {
+		if !strings.Contains(section, "`"+typ) {
+			t.Errorf("README's Outputs section does not name %s", typ)
+		}
 	}
 }

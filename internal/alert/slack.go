@@ -12,8 +12,8 @@ import (
 // NewSlackSink sends alerts to a Slack incoming webhook (cfg.URL) as
 // readable messages (see SlackMessage), with the webhook sender's
 // retries, backoff and spool.
-func NewSlackSink(cfg WebhookConfig) (*WebhookSink, error) {
-	return newWebhookSink(TypeSlack, cfg, SlackMessage, "application/json")
+func NewSlackSink(cfg WebhookConfig) (*SpooledSink, error) {
+	return newWebhookSink(TypeSlack, cfg, SlackMessage)
 }
 
 // severityEmoji is the Slack emoji shown before the rule name.
@@ -47,14 +47,35 @@ type slackBlock struct {
 	Elements []slackText `json:"elements,omitempty"`
 }
 
-type slackPayload struct {
-	Text   string       `json:"text"`
-	Blocks []slackBlock `json:"blocks"`
+type slackAttachment struct {
+	Color    string       `json:"color"`
+	Fallback string       `json:"fallback"`
+	Blocks   []slackBlock `json:"blocks"`
 }
 
+type slackPayload struct {
+	Text        string            `json:"text"`
+	Attachments []slackAttachment `json:"attachments"`
+}
+
+// SeverityColors are the colours of the bar beside a Slack message, by
+// severity; an unknown severity is grey.
+var SeverityColors = map[string]string{
+	"critical": "#b71c1c",
+	"high":     "#e65100",
+	"medium":   "#f9a825",
+	"low":      "#1565c0",
+	"info":     "#78909c",
+}
+
+// slackUnknownColor is the bar of an alert of unknown severity.
+const slackUnknownColor = "#9e9e9e"
+
 // SlackMessage returns the Slack incoming-webhook payload of an alert:
-// {"text": <one-line summary for notifications>, "blocks": [...]} with a
-// header (severity emoji and rule name), the severity and title, fields
+// {"text": <one-line summary for notifications>, "attachments":
+// [{"color": <the severity's colour, SeverityColors>, "fallback": <the
+// summary>, "blocks": [...]}]}, so that the message has a bar in the
+// severity's colour, with blocks: a header (severity emoji and rule name), the severity and title, fields
 // Who (username), From (source IPs, user agent), What (verb, resource,
 // namespace, request URI), Outcome (decision, response code), Cluster and
 // Time, the output columns of aggregate alerts (window rules) and the
@@ -97,8 +118,14 @@ func SlackMessage(a *Alert) ([]byte, error) {
 		fmt.Fprintf(&sum, " on %s", cluster)
 	}
 
-	p := slackPayload{Text: clipRunes(escapeMrkdwn(sum.String()), slackTextMax)}
-	p.Blocks = append(p.Blocks, slackBlock{Type: "header", Text: &slackText{
+	text := clipRunes(escapeMrkdwn(sum.String()), slackTextMax)
+	color := SeverityColors[sev]
+	if color == "" {
+		color = slackUnknownColor
+	}
+	p := slackPayload{Text: text, Attachments: []slackAttachment{{Color: color, Fallback: text}}}
+	blocks := &p.Attachments[0].Blocks
+	*blocks = append(*blocks, slackBlock{Type: "header", Text: &slackText{
 		Type: "plain_text", Text: clipRunes(emoji+" "+name, slackHeaderMax), Emoji: true,
 	}})
 
@@ -109,7 +136,7 @@ func SlackMessage(a *Alert) ([]byte, error) {
 	if a.Title != "" && a.Title != name {
 		intro += "\n" + escapeMrkdwn(a.Title)
 	}
-	p.Blocks = append(p.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: clipRunes(intro, slackSectionMax)}})
+	*blocks = append(*blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: clipRunes(intro, slackSectionMax)}})
 
 	var fields []slackText
 	add := func(label string, lines ...string) {
@@ -141,7 +168,7 @@ func SlackMessage(a *Alert) ([]byte, error) {
 		add("Time", a.Timestamp.UTC().Format(time.RFC3339))
 	}
 	if len(fields) > 0 {
-		p.Blocks = append(p.Blocks, slackBlock{Type: "section", Fields: fields})
+		*blocks = append(*blocks, slackBlock{Type: "section", Fields: fields})
 	}
 
 	if a.Window != nil {
@@ -154,10 +181,10 @@ func SlackMessage(a *Alert) ([]byte, error) {
 			}
 			fmt.Fprintf(&b, "\n• %s: %s", mdCode(f.Name), escapeMrkdwn(clipRunes(fieldText(a.Fields[i:i+1], f.Name), 200)))
 		}
-		p.Blocks = append(p.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: clipRunes(b.String(), slackSectionMax)}})
+		*blocks = append(*blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: clipRunes(b.String(), slackSectionMax)}})
 	}
 	if a.Group != nil && a.Group.Count > 1 {
-		p.Blocks = append(p.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: fmt.Sprintf(
+		*blocks = append(*blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: fmt.Sprintf(
 			"*Repeated* %d times from %s to %s", a.Group.Count,
 			a.Group.FirstSeen.UTC().Format(time.RFC3339), a.Group.LastSeen.UTC().Format(time.RFC3339))}})
 	}
@@ -169,7 +196,7 @@ func SlackMessage(a *Alert) ([]byte, error) {
 	if a.Rule.Runbook != "" && !strings.ContainsAny(a.Rule.Runbook, "<>|") {
 		ctx += " · <" + a.Rule.Runbook + "|runbook>"
 	}
-	p.Blocks = append(p.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: clipRunes(ctx, slackFieldMax)}}})
+	*blocks = append(*blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: clipRunes(ctx, slackFieldMax)}}})
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

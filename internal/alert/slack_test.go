@@ -104,10 +104,11 @@ func TestSlackMessageLimits(t *testing.T) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		t.Fatal(err)
 	}
-	if n := len([]rune(p.Blocks[0].Text.Text)); n > slackHeaderMax {
+	blocks := p.Attachments[0].Blocks
+	if n := len([]rune(blocks[0].Text.Text)); n > slackHeaderMax {
 		t.Errorf("header of %d runes", n)
 	}
-	for _, bl := range p.Blocks {
+	for _, bl := range blocks {
 		if bl.Text != nil && len([]rune(bl.Text.Text)) > slackSectionMax {
 			t.Errorf("%s block of %d runes", bl.Type, len([]rune(bl.Text.Text)))
 		}
@@ -143,5 +144,60 @@ func TestSlackSinkPosts(t *testing.T) {
 	}
 	if s.Stats().Type != TypeSlack {
 		t.Errorf("type %q", s.Stats().Type)
+	}
+}
+
+// The bar beside the message has the severity's colour.
+func TestSlackMessageSeverityColour(t *testing.T) {
+	for sev, want := range map[string]string{
+		"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low": "#1565c0", "info": "#78909c", "bogus": "#9e9e9e",
+	} {
+		a := slackEventAlert()
+		a.Rule.Severity = sev
+		b, err := SlackMessage(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p slackPayload
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Attachments) != 1 || p.Attachments[0].Color != want || len(p.Attachments[0].Blocks) == 0 {
+			t.Errorf("%s: attachments %+v, want one with colour %s and the blocks", sev, p.Attachments, want)
+		}
+		if p.Text == "" || p.Attachments[0].Fallback != p.Text {
+			t.Errorf("%s: text %q, fallback %q", sev, p.Text, p.Attachments[0].Fallback)
+		}
+	}
+}
+
+// -o slack:URL builds a Slack output that posts the coloured message.
+func TestSlackFromOutputFlag(t *testing.T) {
+	r := newReceiver(t)
+	oc, err := ParseOutputFlag("slack:" + r.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc.MinBackoff, oc.MaxBackoff = Duration(5*time.Millisecond), Duration(50*time.Millisecond)
+	o, err := NewOutputs([]OutputConfig{oc}, Options{SpoolRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := slackEventAlert()
+	if err := o.Write(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(1, 5*time.Second)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := SlackMessage(a)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := r.bodies[a.ID]; !bytes.Equal(got, want) || !bytes.Contains(got, []byte(`"color":"#b71c1c"`)) {
+		t.Errorf("posted %s\nwant %s", got, want)
+	}
+	if st := o.Stats()[0]; st.Type != TypeSlack || st.Delivered != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -48,10 +48,10 @@ type Spool struct {
 	segs     []uint64 // ascending; the last one is the tail
 	tail     *os.File
 	tailSize int64
-	head     *os.File // read handle on segs[0]
-	headSize int64    // size of segs[0] when it is not the tail
-	hoff     int64    // read offset in segs[0]
-	peeked   *spoolRecord
+	head     *os.File       // read handle on segs[0]
+	headSize int64          // size of segs[0] when it is not the tail
+	hoff     int64          // read offset in segs[0]
+	peeked   []*spoolRecord // records read ahead from hoff, in order
 	count    int
 	bytes    int64
 	dirty    bool
@@ -269,6 +269,17 @@ func appendRecord(dst []byte, id string, body []byte) []byte {
 // length; if some did not fit, the error wraps ErrSpoolFull. Ids longer
 // than 255 bytes are refused. Append does not fsync: call Sync.
 func (s *Spool) Append(ids []string, bodies [][]byte) (int, error) {
+	return s.append(ids, bodies, false)
+}
+
+// AppendAll adds every record or, when they do not all fit, none (the
+// error wraps ErrSpoolFull).
+func (s *Spool) AppendAll(ids []string, bodies [][]byte) error {
+	_, err := s.append(ids, bodies, true)
+	return err
+}
+
+func (s *Spool) append(ids []string, bodies [][]byte, all bool) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -290,7 +301,7 @@ func (s *Spool) Append(ids []string, bodies [][]byte) (int, error) {
 		buf = appendRecord(buf, id, bodies[i])
 		n++
 	}
-	if n == 0 {
+	if n == 0 || all && full != nil {
 		return 0, full
 	}
 	if s.tailSize >= s.segSize {
@@ -337,51 +348,90 @@ func (s *Spool) roll() error {
 // consuming it; ok is false when the spool is empty. The body is owned by
 // the caller.
 func (s *Spool) Peek() (id string, body []byte, ok bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.peekLocked()
-	if r == nil || err != nil {
+	ids, bodies, err := s.PeekN(1, 0)
+	if len(ids) == 0 || err != nil {
 		return "", nil, false, err
 	}
-	return r.id, r.body, true, nil
+	return ids[0], bodies[0], true, nil
 }
 
-func (s *Spool) peekLocked() (*spoolRecord, error) {
+// PeekN returns up to n of the first pending records, in order, without
+// consuming them: as many as the first segment holds, while their bodies
+// add up to at most maxBytes (0: no bound; the first record is returned
+// whatever its size). It returns none when the spool is empty. The bodies
+// are owned by the caller.
+func (s *Spool) PeekN(n int, maxBytes int64) (ids []string, bodies [][]byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs, err := s.peekLocked(n, maxBytes)
+	for _, r := range recs {
+		ids = append(ids, r.id)
+		bodies = append(bodies, r.body)
+	}
+	return ids, bodies, err
+}
+
+// peekLocked reads ahead up to n records of the first segment (see
+// PeekN). On a read error it returns the records read before it, if any.
+func (s *Spool) peekLocked(n int, maxBytes int64) ([]*spoolRecord, error) {
 	if s.closed {
 		return nil, fmt.Errorf("cannot read spool %s: %w", s.dir, ErrClosed)
 	}
-	if s.peeked != nil {
-		return s.peeked, nil
+	if n <= 0 {
+		n = 1
 	}
-	for s.count > 0 {
-		size := s.tailSize
-		if len(s.segs) > 1 {
-			size = s.headSize
+	for len(s.peeked) == 0 && s.count > 0 {
+		if s.hoff < s.segEnd() {
+			break
 		}
-		if s.hoff >= size {
-			if len(s.segs) == 1 {
-				return nil, fmt.Errorf("BUG: spool %s counts %d records past its end", s.dir, s.count)
-			}
-			if err := s.dropHead(); err != nil {
-				return nil, err
-			}
-			continue
+		if len(s.segs) == 1 {
+			return nil, fmt.Errorf("BUG: spool %s counts %d records past its end", s.dir, s.count)
 		}
+		if err := s.dropHead(); err != nil {
+			return nil, err
+		}
+	}
+	off := s.hoff
+	var bytes int64
+	for i, r := range s.peeked {
+		if i == n || i > 0 && maxBytes > 0 && bytes+int64(len(r.body)) > maxBytes {
+			return s.peeked[:i], nil
+		}
+		off += r.size
+		bytes += int64(len(r.body))
+	}
+	size := s.segEnd()
+	for len(s.peeked) < n && len(s.peeked) < s.count && off < size {
 		if s.head == nil {
 			f, err := os.Open(s.segPath(s.segs[0]))
 			if err != nil {
-				return nil, fmt.Errorf("cannot read spool: %w", err)
+				return s.peeked, fmt.Errorf("cannot read spool: %w", err)
 			}
 			s.head = f
 		}
-		r, err := readRecord(s.head, s.hoff, size)
+		r, err := readRecord(s.head, off, size)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read spool %s at %s:%d: %w", s.dir, segName(s.segs[0]), s.hoff, err)
+			if len(s.peeked) > 0 {
+				return s.peeked, nil
+			}
+			return nil, fmt.Errorf("cannot read spool %s at %s:%d: %w", s.dir, segName(s.segs[0]), off, err)
 		}
-		s.peeked = r
-		return r, nil
+		if len(s.peeked) > 0 && maxBytes > 0 && bytes+int64(len(r.body)) > maxBytes {
+			break
+		}
+		s.peeked = append(s.peeked, r)
+		off += r.size
+		bytes += int64(len(r.body))
 	}
-	return nil, nil
+	return s.peeked, nil
+}
+
+// segEnd is the size of the first segment.
+func (s *Spool) segEnd() int64 {
+	if len(s.segs) > 1 {
+		return s.headSize
+	}
+	return s.tailSize
 }
 
 // dropHead removes the consumed first segment.
@@ -429,24 +479,43 @@ func (s *Spool) writeCursor() error {
 }
 
 // Ack consumes the first pending record (the one Peek returns).
-func (s *Spool) Ack() error {
+func (s *Spool) Ack() error { return s.AckN(1) }
+
+// AckN consumes the first n pending records (those PeekN returned).
+func (s *Spool) AckN(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.peekLocked()
-	if err != nil {
-		return err
+	for n > 0 {
+		recs, err := s.peekLocked(n, 0)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("BUG: ack of %d records more than spool %s holds", n, s.dir)
+		}
+		k := min(n, len(recs))
+		for _, r := range recs[:k] {
+			s.hoff += r.size
+			s.count--
+			s.bytes -= r.size
+		}
+		clear(s.peeked[:k])
+		s.peeked = s.peeked[k:]
+		if len(s.peeked) == 0 {
+			s.peeked = nil
+		}
+		n -= k
+		if len(s.segs) > 1 && s.hoff >= s.headSize {
+			if err := s.dropHead(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.writeCursor(); err != nil {
+			return err
+		}
 	}
-	if r == nil {
-		return fmt.Errorf("BUG: ack of an empty spool %s", s.dir)
-	}
-	s.peeked = nil
-	s.hoff += r.size
-	s.count--
-	s.bytes -= r.size
-	if len(s.segs) > 1 && s.hoff >= s.headSize {
-		return s.dropHead()
-	}
-	return s.writeCursor()
+	return nil
 }
 
 // Len returns the number of pending records.

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -146,5 +147,102 @@ func TestSpoolBound(t *testing.T) {
 	}
 	if got := spoolDrain(t, s, 100); !slices.Equal(got, seqIDs(0, n)) {
 		t.Fatalf("drain: %v", got)
+	}
+}
+
+// PeekN reads ahead within the first segment and AckN consumes what it
+// read; together they give every record once, in order, across
+// segments and reopenings.
+func TestSpoolPeekNAckN(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, 0, 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoolAppend(t, s, 0, 40)
+	var got []string
+	for round := 0; s.Len() > 0; round++ {
+		ids, bodies, err := s.PeekN(7, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 || len(ids) > 7 || len(ids) != len(bodies) {
+			t.Fatalf("round %d: PeekN gave %d ids, %d bodies", round, len(ids), len(bodies))
+		}
+		// A second look gives the same records.
+		again, _, err := s.PeekN(7, 0)
+		if err != nil || !slices.Equal(again, ids) {
+			t.Fatalf("round %d: second PeekN %v, first %v (%v)", round, again, ids, err)
+		}
+		for i, id := range ids {
+			if want := fmt.Sprintf(`{"n":%s}`, id[2:]); string(bodies[i]) != want {
+				t.Fatalf("body of %s: %q", id, bodies[i])
+			}
+		}
+		// Consume part, then reopen: the rest comes again.
+		k := len(ids)
+		if round%3 == 1 {
+			k = 1
+		}
+		if err := s.AckN(k); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids[:k]...)
+		if round%4 == 2 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = OpenSpool(dir, 0, 100, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !slices.Equal(got, seqIDs(0, 40)) {
+		t.Fatalf("consumed %v", got)
+	}
+	if err := s.AckN(1); err == nil {
+		t.Fatal("ack of an empty spool")
+	}
+	s.Close()
+}
+
+// PeekN's byte bound: at least one record, else bodies within the bound.
+func TestSpoolPeekNBytes(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	spoolAppend(t, s, 0, 20) // bodies of 8 bytes ({"n":1}) to 9
+	ids, _, err := s.PeekN(100, 1)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("bound below one body: %v, %v", ids, err)
+	}
+	ids, bodies, err := s.PeekN(100, 40)
+	n := 0
+	for _, b := range bodies {
+		n += len(b)
+	}
+	if err != nil || len(ids) != 5 || n > 40 {
+		t.Fatalf("bound 40: %d records of %d bytes, %v", len(ids), n, err)
+	}
+}
+
+// AppendAll appends every record or none.
+func TestSpoolAppendAll(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), 100, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bodies := [][]byte{[]byte("0123456789012345678901234567890123456789"), []byte("0123456789012345678901234567890123456789")}
+	if err := s.AppendAll([]string{"a", "b"}, bodies); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAll([]string{"c", "d"}, bodies); !errors.Is(err, ErrSpoolFull) {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if s.Len() != 2 {
+		t.Fatalf("%d records after a refused AppendAll, want 2", s.Len())
 	}
 }

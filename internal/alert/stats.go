@@ -16,20 +16,29 @@ type OutputStats struct {
 	// Name and Type identify the output.
 	Name string
 	Type string
-	// Delivered counts alerts written (stdout, file) or acknowledged by
-	// the receiver with a 2xx (webhook, slack).
+	// Delivered counts alerts written (stdout, file) or taken by the
+	// receiver: a 2xx answer (HTTP outputs; for Elasticsearch, the
+	// item's), the acknowledgement of every in-sync replica (Kafka) or of
+	// the stream (NATS), a write to the connection (syslog, which has no
+	// acknowledgement). An alert the receiver already had counts too.
 	Delivered uint64
 	// Retried counts failed delivery attempts that were retried.
 	Retried uint64
-	// Failed counts alerts given up: a write error (stdout, file) or a
-	// response that retrying cannot fix (4xx other than 408, 425, 429).
+	// Failed counts alerts given up: a write error (stdout, file) or an
+	// answer that retrying cannot change (a 4xx other than 401, 403,
+	// 408, 425 and 429; an Elasticsearch item refused with a 4xx other
+	// than 409 and 429; a Kafka record refused as too large or invalid),
+	// or an alert that cannot be encoded.
 	Failed uint64
 	// Dropped counts alerts not taken: the queue stayed full past the
 	// block timeout, the spool was full, or the output was shutting down.
 	Dropped uint64
 	// Spooled counts alerts written to the spool.
 	Spooled uint64
-	// Duplicates counts alerts skipped because their id was seen before.
+	// Duplicates counts alerts skipped because their delivery key was
+	// seen before, by the output or by the receiver (Elasticsearch's 409,
+	// JetStream's duplicate acknowledgement; those count as delivered
+	// too).
 	Duplicates uint64
 	// Filtered counts alerts the output's filter did not pass.
 	Filtered uint64

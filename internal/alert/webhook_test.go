@@ -93,7 +93,7 @@ func TestWebhookDeliversInOrderThroughOutages(t *testing.T) {
 	if st := s.Stats(); st.SpoolDepth != 0 || st.SpoolBytes != 0 {
 		t.Errorf("spool not empty after delivery: %+v", st)
 	}
-	segs, _ := filepath.Glob(filepath.Join(s.cfg.SpoolDir, "*.seg"))
+	segs, _ := filepath.Glob(filepath.Join(s.cfg.spoolDir, "*.seg"))
 	if len(segs) != 1 {
 		t.Errorf("%d segments left, want 1 (the tail): %v", len(segs), segs)
 	}

@@ -31,5 +31,9 @@
 // may alert in both (each run sees part of it). With a state store, ids
 // already raised are remembered and not raised again.
 //
+// Engines that share one store as replicas (Options.Replica) each
+// checkpoint their part of an ES|QL run into a slot of their own, and the
+// one that closes the run merges the others' parts into it (replicas.go).
+//
 // An Engine is not safe for concurrent use: feed it from one goroutine.
 package engine

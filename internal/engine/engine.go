@@ -43,6 +43,13 @@ type Options struct {
 	// Store at each Checkpoint, and whether New restores or deletes those
 	// stored before (see WindowMode). Rebuild and Restore need a Store.
 	Windows WindowMode
+	// Replica names this engine among engines that share Store as
+	// replicas (kanon serve replicas on one Redis): each keeps the ES|QL
+	// runs it checkpoints in a slot of its own, and the replica that
+	// closes a run merges the others' slots into it (see replicas.go).
+	// Empty: the engine is alone with its store. Needs a window mode other
+	// than WindowsInMemory to have any effect.
+	Replica string
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
@@ -196,6 +203,18 @@ func (e *Engine) Process(ctx context.Context, ev *event.Event) error {
 	}
 	return nil
 }
+
+// Skip counts an event that no rule can match (a prefilter said so)
+// without evaluating it: it moves the newest event time as Process would.
+func (e *Engine) Skip(ev *event.Event) {
+	e.stats.Events++
+	if t := ev.Time(); t.After(e.newest) {
+		e.newest = t
+	}
+}
+
+// Rules returns the engine's rules.
+func (e *Engine) Rules() []*rule.Compiled { return e.rules }
 
 // ruleBudget is the memory budget of each windowed rule's open runs.
 func (e *Engine) ruleBudget() int64 {

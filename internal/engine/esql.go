@@ -42,6 +42,7 @@ type esqlRunner struct {
 	stored    map[int64]struct{} // ends of the runs the store holds
 	metaDirty bool               // closed or counter changed since the last checkpoint
 	retired   bool               // handed over: checkpoints write deletions only
+	shared    *replicaRuns       // runs shared with other replicas (Options.Replica), or nil
 
 	// size is the bytes held by all open runs, against the rule's memory
 	// budget (rule.MemoryBudget): kept up to date per event, and summed
@@ -53,6 +54,9 @@ func newESQLRunner(b *base) *esqlRunner {
 	r := &esqlRunner{base: b, ev: b.rule.Program.NewEvaluator(esqleval.Env{}), runs: map[int64]*esqleval.State{},
 		persist: b.eng.persist(), stored: map[int64]struct{}{}}
 	r.fp = windowFingerprint(r)
+	if r.persist && b.eng.opts.Replica != "" {
+		r.shared = &replicaRuns{name: b.eng.opts.Replica}
+	}
 	return r
 }
 
@@ -181,6 +185,11 @@ func (r *esqlRunner) openSize() int64 {
 }
 
 func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
+	if r.shared != nil {
+		if err := r.gather(ctx, end); err != nil {
+			return err
+		}
+	}
 	st := r.runs[end]
 	delete(r.runs, end)
 	r.size = r.openSize()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/eval/esqleval"
@@ -101,12 +102,22 @@ func windowFingerprint(r *esqlRunner) uint64 {
 	return h.Sum64()
 }
 
+// runKey is the key of run end: the run's own key, or, for a replica, its
+// slot under it.
 func (r *esqlRunner) runKey(end int64) []byte {
-	return state.AppendWindowRunKey(make([]byte, 0, 16+len(r.rule.ID)), r.rule.ID, end)
+	k := state.AppendWindowRunKey(make([]byte, 0, 16+len(r.rule.ID)), r.rule.ID, end)
+	if r.shared != nil {
+		k = state.AppendWindowSlot(k, r.shared.name)
+	}
+	return k
 }
 
 func (r *esqlRunner) metaKey() []byte {
-	return state.AppendWindowMetaKey(nil, r.rule.ID)
+	k := state.AppendWindowMetaKey(nil, r.rule.ID)
+	if r.shared != nil {
+		k = state.AppendWindowSlot(k, r.shared.name)
+	}
+	return k
 }
 
 // touch notes that run end changed since the last checkpoint. The runs
@@ -153,6 +164,9 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 		}
 		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(WindowRetention)})
 	}
+	if r.shared != nil {
+		ws = append(ws, r.shared.closeWrites...)
+	}
 	if r.metaDirty && !r.retired {
 		horizon := r.closed
 		meta := state.WindowMeta{Fingerprint: r.fp, Closed: r.closed, Counts: make([]state.WindowCount, 0, len(r.counter.counts))}
@@ -178,6 +192,9 @@ func (r *esqlRunner) checkpointed() {
 	}
 	r.dirty = r.dirty[:0]
 	r.metaDirty = false
+	if r.shared != nil {
+		r.shared.closeWrites = r.shared.closeWrites[:0]
+	}
 }
 
 // Checkpoint writes the open runs of the ES|QL rules that changed since
@@ -196,6 +213,11 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	}
 	var ws []windowWrite
 	for _, r := range e.esql {
+		if r.shared != nil && !r.retired && (!r.shared.looked || r.shared.lookedAt != r.closed) {
+			if err := r.adopt(ctx); err != nil {
+				return err
+			}
+		}
 		ws = r.appendWrites(ws)
 	}
 	if len(ws) == 0 {
@@ -257,6 +279,14 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("engine: rule %s: cannot read the stored ES|QL runs: %w", r.rule.ID, err)
 		}
+		if r.shared != nil {
+			// Only this replica's slots are its to restore or delete;
+			// the others' are merged when their runs close.
+			ents = slices.DeleteFunc(ents, func(en entry) bool {
+				wk, err := state.ParseWindowKey(en.key)
+				return err == nil && wk.Replica != r.shared.name
+			})
+		}
 		if e.opts.Windows != WindowsRestore {
 			for _, en := range ents {
 				dels = append(dels, en.key)
@@ -298,6 +328,11 @@ func (e *Engine) loadWindows(ctx context.Context) error {
 		}
 		if dropped > 0 {
 			r.notice(fmt.Errorf("rule %s: %w: %d stored entries deleted (first: %v)", r.rule.ID, errStaleWindow, dropped, why))
+		}
+		if r.shared != nil {
+			if err := r.adopt(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	if len(dels) == 0 {

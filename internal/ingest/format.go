@@ -176,9 +176,10 @@ type Decoder struct {
 	dedup    Deduper
 	MaxBytes int
 
-	collect *[]*event.Event // the events of a reading, while Readings decodes it
-	bads    *[]BadRecord    // the bad parts of a reading, likewise
-	warn    func(BadRecord)
+	repeated int64           // records read both ways (Readings)
+	collect  *[]*event.Event // the events of a reading, while Readings decodes it
+	bads     *[]BadRecord    // the bad parts of a reading, likewise
+	warn     func(BadRecord)
 }
 
 // Deduper drops events already seen (repeated deliveries of the same

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -13,44 +14,80 @@ import (
 // When the record cannot be read again (it should always can), it returns
 // a clone of e.
 func (r *Registry) Materialize(e *event.Event) *event.Event {
+	out := e
+	rd := r.NewRedecoder(event.AllFields())
+	if x, ok := rd.Redecode(e); ok {
+		out = x
+	}
+	out = out.Clone()
+	for i, f := range out.Ambiguous {
+		out.Ambiguous[i] = strings.Clone(f)
+	}
+	return out
+}
+
+// errFirstEvent stops a redecoder's dispatch at the record's first event.
+var errFirstEvent = errors.New("first event read")
+
+// Redecoder reads events again from their records with a field set of its
+// own: a prefilter reads few fields of every event, and the events that
+// pass it are read again with the fields the rules read. A Redecoder is
+// not safe for concurrent use.
+type Redecoder struct {
+	d   Decoder
+	out *event.Event
+}
+
+// NewRedecoder returns a redecoder reading fields.
+func (r *Registry) NewRedecoder(fields event.FieldSet) *Redecoder {
+	rd := &Redecoder{d: Decoder{reg: r, Fields: fields, MaxBytes: DefaultMaxRecordBytes}}
+	rd.d.emit = func(x *event.Event) error {
+		rd.out = x
+		return errFirstEvent // the record's first event is the one
+	}
+	rd.d.bad = func(BadRecord) {}
+	rd.d.warn = func(BadRecord) {}
+	return rd
+}
+
+// Redecode reads e's record again with the redecoder's fields (its format
+// forced) and returns the event, with the context e was given by its
+// envelope and its reader (cloud, cluster, reader, namespace, origin, a
+// time given by the driver); ok is false when the record cannot be read
+// again. The event is valid until the next call.
+func (rd *Redecoder) Redecode(e *event.Event) (*event.Event, bool) {
 	if len(e.Record) == 0 || e.Format == "" {
-		return e.Clone()
+		return nil, false
 	}
-	f, ok := r.Lookup(e.Format)
+	f, ok := rd.d.reg.Lookup(e.Format)
 	if !ok {
-		return e.Clone()
+		return nil, false
 	}
-	d := &Decoder{reg: r, Fields: event.AllFields(), forced: f, MaxBytes: DefaultMaxRecordBytes}
-	var out *event.Event
-	d.emit = func(x *event.Event) error {
-		if out == nil {
-			out = x.Clone()
-		}
-		return nil
+	d := &rd.d
+	d.forced, d.Origin = f, e.Origin
+	d.Scratch, d.emitErr = d.Scratch[:0], nil
+	d.CloudProvider, d.ClusterName, d.Reader = "", "", ""
+	rd.out = nil
+	if err := d.Dispatch(e.Record); err != nil && err != errFirstEvent || rd.out == nil {
+		return nil, false
 	}
-	d.bad = func(BadRecord) {}
-	d.Origin = e.Origin
-	if err := d.Dispatch(e.Record); err != nil || out == nil {
-		return e.Clone()
-	}
+	out := rd.out
 	if e.CloudProvider != "" {
-		out.CloudProvider = strings.Clone(e.CloudProvider)
+		out.CloudProvider = e.CloudProvider
 	}
 	if e.ClusterName != "" {
-		out.ClusterName = strings.Clone(e.ClusterName)
+		out.ClusterName = e.ClusterName
 	}
 	if e.Reader != "" {
-		out.Reader = strings.Clone(e.Reader)
+		out.Reader = e.Reader
 	}
 	if e.Namespace != "" {
-		out.Namespace = strings.Clone(e.Namespace)
+		out.Namespace = e.Namespace
 	}
-	out.Origin = event.Origin{Name: strings.Clone(e.Origin.Name), Line: e.Origin.Line}
+	out.Origin = e.Origin
 	if out.Time().IsZero() {
 		out.Timestamp = e.Timestamp // a time given by the reader of the event
 	}
-	for _, f := range e.Ambiguous {
-		out.Ambiguous = append(out.Ambiguous, strings.Clone(f))
-	}
-	return out
+	out.Ambiguous = append(out.Ambiguous[:0], e.Ambiguous...)
+	return out, true
 }

@@ -56,6 +56,9 @@ type Stats struct {
 	Skipped int64 // records and parts skipped on purpose (ErrSkipped)
 	// Warnings are events read with a warning (ErrAmbiguous).
 	Warnings int64
+	// Repeated are records (or parts) that repeat an object key, read both
+	// ways (Decoder.Readings), warned about or not.
+	Repeated int64
 	Bytes    int64 // input bytes read (uncompressed)
 	Files    int64 // files opened
 }
@@ -111,6 +114,7 @@ func NewReader(reg *Registry, opts Options) (*Reader, error) {
 func (r *Reader) Stats() Stats {
 	s := r.stats
 	s.Events = r.dec.emitted
+	s.Repeated = r.dec.repeated
 	return s
 }
 

@@ -35,6 +35,7 @@ func (d *Decoder) Readings(rec []byte, decode func(rec []byte) error) error {
 	if err != nil {
 		return err
 	}
+	d.repeated++
 	a, badA, errA := d.reading(first, decode)
 	b, badB, errB := d.reading(last, decode)
 	// The bad parts reported are those of the reading whose events are

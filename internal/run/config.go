@@ -128,6 +128,10 @@ type Config struct {
 	// GroupUpdates delivers the first alert of a dedup group at once and
 	// the group again, with its count, when it closes (engine.Options).
 	GroupUpdates bool
+	// NoPrefilter reads every event in full and evaluates it, without the
+	// prefilter derived from the rules (internal/prefilter): the alerts are
+	// the same, more slowly (for checking exactly that).
+	NoPrefilter bool
 	// Decoders is the number of goroutines that decode batches ahead of
 	// the driver's goroutine, which evaluates them in input order
 	// (0: none; batches are decoded in the driver's goroutine). The

@@ -3,8 +3,10 @@ package run
 import (
 	"sync"
 
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/prefilter"
 )
 
 // Decoding. A batch is decoded into a decoded result — its events, copied
@@ -16,6 +18,13 @@ import (
 // their order and the reports are the same whatever the number of
 // decoders. What depends on the order of events — the redelivery dedup,
 // the engine, the watermark — runs only in the driver's goroutine.
+//
+// The prefilter (internal/prefilter) is tested on each event as it is
+// decoded: an event that fails it is never evaluated — no rule can match
+// it — though it still moves the watermark, counts, and goes through the
+// redelivery dedup. Every record is still decoded with every field the
+// rules read, so a record is bad, or read with a warning, exactly as
+// without the prefilter.
 
 // itemKind says what one item of a decoded batch is.
 type itemKind uint8
@@ -31,6 +40,7 @@ const (
 type item struct {
 	kind itemKind
 	ev   int
+	cand bool // the event may match a rule (the prefilter's verdict)
 	bad  ingest.BadRecord
 	err  error
 }
@@ -48,7 +58,22 @@ type decoded struct {
 // decodeConfig is what decoders decode with; a reload makes a new one.
 type decodeConfig struct {
 	gen    uint64
-	fields event.FieldSet
+	fields event.FieldSet       // what the rules and observers read
+	pf     *prefilter.Prefilter // nil: every event is evaluated
+}
+
+// newDecodeConfig is the decoding configuration for the rules of eng.
+func (d *Driver) newDecodeConfig(gen uint64, eng *engine.Engine) *decodeConfig {
+	c := &decodeConfig{gen: gen, fields: eng.Fields()}
+	var obs event.FieldSet
+	for _, o := range d.cfg.Observers {
+		obs.Union(o.Fields())
+	}
+	c.fields.Union(obs)
+	if !d.cfg.NoPrefilter {
+		c.pf = prefilter.New(eng.Rules())
+	}
+	return c
 }
 
 // decoder decodes batches: one per decoding goroutine, and one in the
@@ -57,6 +82,7 @@ type decoder struct {
 	d   *Driver
 	gen uint64
 	rd  *ingest.Reader
+	chk *prefilter.Checker // nil without a prefilter
 	cur *decoded
 	n   int // events in cur
 }
@@ -66,8 +92,16 @@ func (dc *decoder) ensure(cfg *decodeConfig) {
 	if dc.rd != nil && dc.gen == cfg.gen {
 		return
 	}
+	dc.rd, dc.chk = dc.newReader(cfg.fields), nil
+	if cfg.pf != nil {
+		dc.chk = cfg.pf.NewChecker()
+	}
+	dc.gen = cfg.gen
+}
+
+func (dc *decoder) newReader(fields event.FieldSet) *ingest.Reader {
 	rd, err := ingest.NewReader(dc.d.cfg.Registry, ingest.Options{
-		Format: dc.d.cfg.Format, Fields: cfg.fields, MaxRecordBytes: dc.d.cfg.MaxRecordBytes, Strict: dc.d.cfg.Strict,
+		Format: dc.d.cfg.Format, Fields: fields, MaxRecordBytes: dc.d.cfg.MaxRecordBytes, Strict: dc.d.cfg.Strict,
 		OnBad:  func(b ingest.BadRecord) { dc.cur.items = append(dc.cur.items, item{kind: itemBad, bad: b}) },
 		OnSkip: func(b ingest.BadRecord) { dc.cur.items = append(dc.cur.items, item{kind: itemSkip, bad: b}) },
 		OnWarn: func(b ingest.BadRecord) { dc.cur.items = append(dc.cur.items, item{kind: itemWarn, bad: b}) },
@@ -75,7 +109,7 @@ func (dc *decoder) ensure(cfg *decodeConfig) {
 	if err != nil {
 		panic("BUG: the format was validated when the driver was built: " + err.Error())
 	}
-	dc.rd, dc.gen = rd, cfg.gen
+	return rd
 }
 
 // decode decodes b into res.
@@ -84,15 +118,14 @@ func (dc *decoder) decode(b *Batch, res *decoded, cfg *decodeConfig) {
 	res.gen = cfg.gen
 	res.items, res.arena = res.items[:0], res.arena[:0]
 	dc.cur, dc.n = res, 0
-	before := dc.rd.Stats()
 	var stable []byte
+	// keep copies an event into res, with the prefilter's verdict.
 	keep := func(e *event.Event) error {
-		if dc.n == len(res.evs) {
-			res.evs = append(res.evs, event.Event{})
+		cand := true
+		if dc.chk != nil {
+			cand = dc.chk.Candidate(e) || e.Alt != nil && dc.chk.Candidate(e.Alt)
 		}
-		e.CopyTo(&res.evs[dc.n], stable, &res.arena)
-		res.items = append(res.items, item{kind: itemEvent, ev: dc.n})
-		dc.n++
+		dc.add(e, stable, cand)
 		return nil
 	}
 	for i := range b.Records {
@@ -112,10 +145,32 @@ func (dc *decoder) decode(b *Batch, res *decoded, cfg *decodeConfig) {
 		}
 	}
 	res.evs = res.evs[:dc.n]
-	after := dc.rd.Stats()
-	res.stats = ingest.Stats{Records: after.Records - before.Records, Events: after.Events - before.Events,
-		Bad: after.Bad - before.Bad, Skipped: after.Skipped - before.Skipped, Warnings: after.Warnings - before.Warnings}
+	res.stats = ingest.Stats{}
+	for _, it := range res.items {
+		switch it.kind {
+		case itemEvent:
+			res.stats.Events++
+		case itemBad:
+			res.stats.Bad++
+		case itemSkip:
+			res.stats.Skipped++
+		case itemWarn:
+			res.stats.Warnings++
+		}
+	}
+	res.stats.Records = int64(len(b.Records))
 	dc.cur = nil
+}
+
+// add copies e into the current result.
+func (dc *decoder) add(e *event.Event, stable []byte, cand bool) {
+	res := dc.cur
+	if dc.n == len(res.evs) {
+		res.evs = append(res.evs, event.Event{})
+	}
+	e.CopyTo(&res.evs[dc.n], stable, &res.arena)
+	res.items = append(res.items, item{kind: itemEvent, ev: dc.n, cand: cand})
+	dc.n++
 }
 
 // decodedPool recycles results, with their events' and arena's storage.

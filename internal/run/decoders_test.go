@@ -13,6 +13,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/loadgen"
+	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
 )
 
@@ -20,12 +21,19 @@ import (
 // returns its alerts as JSON lines, in the order raised, and its reports
 // (bad records, warnings), in the order reported.
 func scanReport(t *testing.T, data []byte, decoders int) (alerts, reports string, st run.Stats) {
+	return scanReportWith(t, data, decoders, false, nil)
+}
+
+func scanReportWith(t *testing.T, data []byte, decoders int, noPrefilter bool, rs []*rule.Compiled) (alerts, reports string, st run.Stats) {
 	t.Helper()
 	var rep strings.Builder
 	pol := run.BatchPolicy()
 	pol.Windows = engine.WindowsInMemory
 	col := &alert.Collector{}
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: col, Policy: pol, Decoders: decoders,
+	if rs == nil {
+		rs = builtinRules(t)
+	}
+	d, err := run.New(run.Config{Rules: rs, Registry: formats.Registry(), Sink: col, Policy: pol, Decoders: decoders, NoPrefilter: noPrefilter,
 		Dedup:  run.DefaultDedup,
 		OnBad:  func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "bad %v\n", b) },
 		OnWarn: func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "warn %v\n", b) }})
@@ -51,7 +59,7 @@ func scanReport(t *testing.T, data []byte, decoders int) (alerts, reports string
 	return b.String(), rep.String(), d.Stats()
 }
 
-// Decoding on other goroutines changes nothing: the same alerts, byte for
+// Decoding on other goroutines, and the prefilter, change nothing: the same alerts, byte for
 // byte and in the same order, the same bad records and warnings in the
 // same order, the same counts — over the bundled log, a generated log with
 // anonymous bursts, and a log with bad records, repeated keys, escapes and
@@ -82,9 +90,13 @@ func TestDecodersChangeNothing(t *testing.T) {
 		mixed.WriteByte('\n')
 	}
 	for name, data := range map[string][]byte{"bundled": ex, "generated": gen.Bytes(), "mixed": mixed.Bytes()} {
-		a0, r0, s0 := scanReport(t, data, 0)
-		for _, n := range []int{1, 2, 4} {
-			a, r, s := scanReport(t, data, n)
+		a0, r0, s0 := scanReportWith(t, data, 0, true, nil)
+		for _, v := range []struct {
+			n  int
+			pf bool
+		}{{0, true}, {1, false}, {1, true}, {2, true}, {4, true}} {
+			n := v.n
+			a, r, s := scanReportWith(t, data, n, !v.pf, nil)
 			if a != a0 || r != r0 {
 				if r != r0 {
 					t.Logf("reports:\n%s\nwant:\n%s", r, r0)
@@ -97,10 +109,10 @@ func TestDecodersChangeNothing(t *testing.T) {
 						}
 					}
 				}
-				t.Fatalf("%s with %d decoders: alerts or reports differ from decoding in the driver's goroutine", name, n)
+				t.Fatalf("%s with %d decoders (prefilter %v): alerts or reports differ from decoding everything in the driver's goroutine", name, n, v.pf)
 			}
 			if statsText(s) != statsText(s0) {
-				t.Fatalf("%s with %d decoders: stats %+v, want %+v", name, n, s, s0)
+				t.Fatalf("%s with %d decoders (prefilter %v): stats %s, want %s", name, n, v.pf, statsText(s), statsText(s0))
 			}
 		}
 		if a0 == "" {

@@ -151,7 +151,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d.eng = eng
-	d.decodeCfg.Store(&decodeConfig{gen: 1, fields: d.readFields()})
+	d.decodeCfg.Store(d.newDecodeConfig(1, eng))
 	if cfg.Decoders > 0 {
 		d.decodeQ = make(chan *job, cfg.QueueSize+1)
 		for range cfg.Decoders {
@@ -189,15 +189,6 @@ func (d *Driver) Fields() event.FieldSet {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.eng.Fields()
-}
-
-// readFields are the fields readers fill: the rules' and the observers'.
-func (d *Driver) readFields() event.FieldSet {
-	fields := d.eng.Fields()
-	for _, o := range d.cfg.Observers {
-		fields.Union(o.Fields())
-	}
-	return fields
 }
 
 // Store returns the store the driver writes to (its write overlay), for

@@ -264,7 +264,7 @@ func (d *Driver) runBatch(j *job) {
 	defer func() { d.cur = nil }()
 	t0 := d.cfg.Now()
 	received, evaluated, untimed, dups := 0, 0, 0, 0
-	eval := func(e *event.Event) error {
+	eval := func(e *event.Event, cand bool) error {
 		if d.dedup != nil && d.dedup.Duplicate(e) {
 			dups++
 			return nil
@@ -281,8 +281,12 @@ func (d *Driver) runBatch(j *job) {
 			}
 			e.Timestamp = j.received
 		}
-		if err := d.eng.Process(d.ctx, e); err != nil {
-			return err
+		if cand {
+			if err := d.eng.Process(d.ctx, e); err != nil {
+				return err
+			}
+		} else {
+			d.eng.Skip(e) // no rule can match it (the prefilter)
 		}
 		evaluated++
 		for _, o := range d.cfg.Observers {
@@ -294,7 +298,7 @@ func (d *Driver) runBatch(j *job) {
 		var err error
 		switch it.kind {
 		case itemEvent:
-			err = eval(&res.evs[it.ev])
+			err = eval(&res.evs[it.ev], it.cand)
 		case itemBad:
 			d.reportBad(b.Input, it.bad)
 		case itemSkip:
@@ -424,7 +428,7 @@ func (d *Driver) runReload(j *job) {
 	d.mu.Lock()
 	d.eng = eng
 	d.mu.Unlock()
-	d.decodeCfg.Store(&decodeConfig{gen: d.decodeCfg.Load().gen + 1, fields: d.readFields()})
+	d.decodeCfg.Store(d.newDecodeConfig(d.decodeCfg.Load().gen+1, eng))
 	d.dirty = true
 	d.m.rules.Set(float64(len(j.rules)))
 	d.m.reloads.WithLabelValues("ok").Inc()

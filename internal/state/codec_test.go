@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -67,6 +68,29 @@ func TestKeyGolden(t *testing.T) {
 	}
 	if wk, err := state.ParseWindowKey(unhex(t, "77 01 77 04 6d657461")); err != nil || wk != (state.WindowKey{Rule: "w", Meta: true}) {
 		t.Errorf("ParseWindowKey(meta) = %+v, %v", wk, err)
+	}
+	// Replicas' slots and a run's closed mark.
+	for _, tc := range []struct {
+		key  []byte
+		want state.WindowKey
+	}{
+		{state.AppendWindowSlot(state.AppendWindowRunKey(nil, "w", int64(time.Second)), "r1"), state.WindowKey{Rule: "w", End: int64(time.Second), Replica: "r1"}},
+		{state.AppendWindowSlot(state.AppendWindowMetaKey(nil, "w"), "r1"), state.WindowKey{Rule: "w", Meta: true, Replica: "r1"}},
+		{state.AppendWindowClosedKey(nil, "w", -5), state.WindowKey{Rule: "w", End: -5, Closed: true}},
+	} {
+		if wk, err := state.ParseWindowKey(tc.key); err != nil || wk != tc.want {
+			t.Errorf("ParseWindowKey(%x) = %+v, %v; want %+v", tc.key, wk, err, tc.want)
+		}
+		if !bytes.HasPrefix(tc.key, state.AppendWindowPrefix(nil, "w")) {
+			t.Errorf("key %x is not under the rule's prefix", tc.key)
+		}
+	}
+	if !bytes.HasPrefix(state.AppendWindowClosedKey(nil, "w", 7), state.AppendWindowRunKey(nil, "w", 7)) {
+		t.Error("a run's closed mark does not share the run's prefix")
+	}
+	closed := state.AppendWindowRun(nil, state.WindowRun{Fingerprint: 3, Closed: true})
+	if r, err := state.DecodeWindowRun(closed); err != nil || !r.Closed || r.Dropped || r.State != nil {
+		t.Errorf("DecodeWindowRun(closed) = %+v, %v", r, err)
 	}
 }
 
@@ -185,10 +209,11 @@ func TestWindowCodecErrors(t *testing.T) {
 		t.Errorf("DecodeWindowMeta with a trailing byte: %v", err)
 	}
 	for _, k := range []string{
-		"74 01 77 04 6d657461",    // another namespace
-		"77 01 77 03 6d6574",      // neither meta nor 8 bytes
-		"77 01 77",                // no part
-		"77 01 77 04 6d657461 00", // two parts
+		"74 01 77 04 6d657461",                     // another namespace
+		"77 01 77 03 6d6574",                       // neither meta nor 8 bytes
+		"77 01 77",                                 // no part
+		"77 01 77 04 6d657461 00",                  // meta with an empty slot
+		"77 01 77 08 800000003b9aca00 01 61 01 62", // three parts
 	} {
 		if wk, err := state.ParseWindowKey(unhex(t, k)); !errors.Is(err, state.ErrInvalidKey) {
 			t.Errorf("ParseWindowKey(%s) = %+v, %v; want ErrInvalidKey", k, wk, err)

@@ -12,8 +12,9 @@
 // works through, and the inspection behind `kanon state` (Summarize, Each,
 // Reset); it uses the standard library only. Implementations live in
 // subpackages: state/mem (in memory, for tests and `kanon rules test`),
-// state/bolt (embedded on disk, the default) and, later, state/redis (shared
-// by several `kanon serve` replicas). state/overlay buffers the writes of
+// state/bolt (embedded on disk, the default) and state/redis (shared by
+// several `kanon serve` replicas); state/open opens the one a command line
+// names. state/overlay buffers the writes of
 // its transactions over another store and commits them in groups. The
 // package state/statetest holds the conformance suite every implementation
 // passes.
@@ -101,33 +102,33 @@
 //
 // # Mapping onto Redis
 //
-// Nothing in the contract requires shared memory, so a Redis implementation
-// maps each guarantee as follows. All keys of one store share a hash tag
-// (for example "{kanon}"), so that MULTI and Lua scripts work on Redis
+// Nothing in the contract requires shared memory; state/redis maps each
+// guarantee as follows (its package documentation has the details and the
+// cost of each operation in round trips). All keys of one store share a
+// hash tag ("{PREFIX}"), so that MULTI and scripts could work on Redis
 // Cluster too.
 //
-//   - Entries: one Redis string per key (binary safe), holding an 8-byte
-//     expiry header followed by the value, exactly as AppendEntry lays it out.
-//     Redis's own TTL is wall time and is not used for visibility; the header
-//     is compared with the caller's now.
+//   - Entries: one Redis string per key (binary safe), holding the 8-byte
+//     expiry header of AppendEntry followed by the value. Redis's own TTL is
+//     wall time and is not used; the header is compared with the caller's
+//     now.
 //   - Ordered prefix Scan: a sorted set of all keys with score 0, read with
 //     ZRANGEBYLEX from [prefix to (PrefixEnd(prefix) in pages; Redis compares
 //     members bytewise, which is the order of this package.
 //   - Expiry index: a sorted set scored by expiry in milliseconds (a float
-//     score cannot hold nanoseconds). DeleteExpired runs a Lua script that
-//     takes candidates with score <= now, re-checks the exact expiry in each
-//     header, and deletes the entry and both index members, in batches.
-//   - Update: Tx.Get is WATCH key + GET; Puts and Deletes are buffered and
-//     sent at commit as MULTI, SET/DEL, ZADD/ZREM on both indexes, HINCRBY on
-//     the counters, EXEC. A nil EXEC reply means a watched key changed: the
-//     function is run again, and after a bounded number of attempts Update
-//     returns ErrConflict. (Equivalently, a Lua script checks the versions
-//     read and applies the writes.)
-//   - Durability: Update returns nil only after EXEC succeeded on a server
-//     with appendonly yes and appendfsync always, optionally followed by WAIT
-//     for replicas; a weaker server configuration is a documented choice of
-//     the deployment.
-//   - Stats: counters kept in a hash and updated in the same MULTI.
+//     score cannot hold nanoseconds). DeleteExpired takes candidates with
+//     score up to now's and a script re-checks the exact expiry in each
+//     header before deleting the entry and both index members, in batches.
+//   - Update: Tx.Get is WATCH key + GET, pipelined; Puts and Deletes are
+//     buffered and applied at commit by one script (the entries, both
+//     indexes and the counters), inside MULTI/EXEC when the function read
+//     anything. A nil EXEC reply means a watched key changed: the function
+//     is run again, and after a bounded number of attempts Update returns
+//     ErrConflict.
+//   - Durability: Update returns nil once EXEC succeeded; the server's
+//     persistence (appendonly yes, appendfsync always) decides whether that
+//     survives its crash, a documented choice of the deployment.
+//   - Stats: counters kept in a hash and updated by the same scripts.
 //   - Close closes the client only; it does not affect other replicas.
 //   - Locking: none is needed; serve replicas share one store by design.
 package state

@@ -280,7 +280,7 @@ func decodeItem(it *Item, ns Namespace, e Entry) error {
 	default:
 		known = false
 	}
-	if err == nil && known && len(pk.Parts) != 1 {
+	if err == nil && known && len(pk.Parts) != 1 && ns != NSWindows { // ParseWindowKey checks its parts
 		err = fmt.Errorf("%w: %d key parts after the rule, want 1", ErrInvalidKey, len(pk.Parts))
 	}
 	return err

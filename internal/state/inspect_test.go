@@ -156,7 +156,7 @@ func TestEach(t *testing.T) {
 		`groups dd: 198.51.100.7 id id-dd count 1`,
 		`alerts dd: id-dd at 00:00:00`,
 		`alerts nt: id-nt at 00:00:00`,
-		`windows dd: {Rule:dd Meta:true End:0}`,
+		`windows dd: {Rule:dd Meta:true End:0 Replica: Closed:false}`,
 		`positions tail: /var/log/audit.log offset 100`,
 	}
 	if !slices.Equal(got, want) {

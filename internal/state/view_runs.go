@@ -12,6 +12,13 @@ import (
 // value starts with a version byte and the 8-byte fingerprint of the rule's
 // query and schedule, so that runs of a changed rule are recognised.
 //
+// Engines that share a store as replicas (engine.Options.Replica) each keep
+// their own slot: a second key part, the replica's name, after the run's
+// end or "meta". A run's key followed by an empty part is the run's closed
+// mark, written by the replica that closed the run for all of them. A
+// rule's runs, slots and marks of one end therefore share the prefix
+// AppendWindowRunKey, and sort together.
+//
 // The engine owns the meaning of the fingerprint and of a run's state; this
 // file owns their layout, which is part of the on-disk format. (It is
 // named view_runs.go because a _windows.go suffix would build it on Windows
@@ -22,6 +29,7 @@ const (
 	windowHeader   = 1 + 8
 	windowRunState = 'S' // an open run: the exported aggregation state follows
 	windowDropped  = 'D' // a run dropped for its memory budget
+	windowClosed   = 'C' // a run closed by one of the replicas sharing it
 )
 
 var windowMetaPart = []byte("meta")
@@ -34,6 +42,11 @@ type WindowKey struct {
 	Meta bool
 	// End is the run's end in Unix nanoseconds; 0 when Meta is true.
 	End int64
+	// Replica is the name of the replica whose slot the entry is, or ""
+	// for the entry of an engine without one.
+	Replica string
+	// Closed is true for a run's closed mark (AppendWindowClosedKey).
+	Closed bool
 }
 
 // AppendWindowPrefix appends to dst the prefix of every window key of
@@ -54,22 +67,47 @@ func AppendWindowMetaKey(dst []byte, rule string) []byte {
 	return AppendPart(AppendWindowPrefix(dst, rule), windowMetaPart)
 }
 
+// AppendWindowSlot appends to dst, a key made by AppendWindowRunKey or
+// AppendWindowMetaKey, the part that makes it the slot of replica (not
+// empty).
+func AppendWindowSlot(dst []byte, replica string) []byte {
+	return AppendPartString(dst, replica)
+}
+
+// AppendWindowClosedKey appends to dst the key of the closed mark of the
+// run of rule that ends at end.
+func AppendWindowClosedKey(dst []byte, rule string, end int64) []byte {
+	return AppendPart(AppendWindowRunKey(dst, rule, end), nil)
+}
+
 // ParseWindowKey decodes a key built by AppendWindowRunKey or
-// AppendWindowMetaKey. It returns an error wrapping ErrInvalidKey for any
+// AppendWindowMetaKey, with or without AppendWindowSlot, or by
+// AppendWindowClosedKey. It returns an error wrapping ErrInvalidKey for any
 // other key.
 func ParseWindowKey(key []byte) (WindowKey, error) {
 	pk, err := ParseKey(key)
 	if err != nil {
 		return WindowKey{}, err
 	}
+	var wk WindowKey
 	switch {
-	case pk.NS != NSWindows || len(pk.Parts) != 1:
+	case pk.NS != NSWindows || len(pk.Parts) < 1 || len(pk.Parts) > 2:
+		return WindowKey{}, fmt.Errorf("%w: %q is not a key of an ES|QL window", ErrInvalidKey, key)
 	case string(pk.Parts[0]) == string(windowMetaPart):
-		return WindowKey{Rule: pk.Rule, Meta: true}, nil
+		wk = WindowKey{Rule: pk.Rule, Meta: true}
 	case len(pk.Parts[0]) == 8:
-		return WindowKey{Rule: pk.Rule, End: int64(binary.BigEndian.Uint64(pk.Parts[0]) ^ (1 << 63))}, nil
+		wk = WindowKey{Rule: pk.Rule, End: int64(binary.BigEndian.Uint64(pk.Parts[0]) ^ (1 << 63))}
+	default:
+		return WindowKey{}, fmt.Errorf("%w: %q is not a key of an ES|QL window", ErrInvalidKey, key)
 	}
-	return WindowKey{}, fmt.Errorf("%w: %q is not a key of an ES|QL window", ErrInvalidKey, key)
+	if len(pk.Parts) == 2 {
+		wk.Replica = string(pk.Parts[1])
+		wk.Closed = wk.Replica == ""
+		if wk.Closed && wk.Meta {
+			return WindowKey{}, fmt.Errorf("%w: %q is not a key of an ES|QL window", ErrInvalidKey, key)
+		}
+	}
+	return wk, nil
 }
 
 // WindowRun is the stored form of one open run of an ES|QL rule.
@@ -80,16 +118,21 @@ type WindowRun struct {
 	// Dropped is true for a run dropped for its memory budget, which has
 	// no State.
 	Dropped bool
+	// Closed is true for a run's closed mark, which has no State.
+	Closed bool
 	// State is the run's exported aggregation state, opaque here. When
 	// decoded it aliases the value.
 	State []byte
 }
 
 // AppendWindowRun appends the stored form of r to dst: the header, then
-// 'D' for a dropped run, or 'S' and the state.
+// 'C' for a closed mark, 'D' for a dropped run, or 'S' and the state.
 func AppendWindowRun(dst []byte, r WindowRun) []byte {
 	dst = appendWindowHeader(dst, r.Fingerprint)
-	if r.Dropped {
+	switch {
+	case r.Closed:
+		return append(dst, windowClosed)
+	case r.Dropped:
 		return append(dst, windowDropped)
 	}
 	dst = append(dst, windowRunState)
@@ -108,11 +151,11 @@ func DecodeWindowRun(v []byte) (WindowRun, error) {
 		return WindowRun{}, fmt.Errorf("%w: empty run", ErrCorrupt)
 	}
 	switch b[0] {
-	case windowDropped:
+	case windowDropped, windowClosed:
 		if len(b) != 1 {
-			return WindowRun{}, fmt.Errorf("%w: trailing bytes after a dropped run", ErrCorrupt)
+			return WindowRun{}, fmt.Errorf("%w: trailing bytes after a dropped or closed run", ErrCorrupt)
 		}
-		r.Dropped = true
+		r.Dropped, r.Closed = b[0] == windowDropped, b[0] == windowClosed
 	case windowRunState:
 		r.State = b[1:]
 	default:

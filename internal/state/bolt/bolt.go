@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -30,8 +33,13 @@ var (
 	bucketExpiry = []byte("expiry")
 
 	metaSchema  = []byte("schema")
+	metaFormat  = []byte("format")
 	metaEntries = []byte("entries")
 	metaBytes   = []byte("bytes")
+
+	// formatMarker, under metaFormat, tells kanon's files from other
+	// programs' bbolt files.
+	formatMarker = []byte("kanon state store")
 )
 
 // Options configures Open. The zero value gives the defaults.
@@ -53,6 +61,9 @@ const (
 	DefaultSweepBatch  = 10000
 )
 
+// closeTimeout bounds how long Close waits for bbolt to close a damaged file.
+const closeTimeout = 5 * time.Second
+
 // Validate reports whether the options are usable.
 func (o Options) Validate() error {
 	if o.LockTimeout < 0 {
@@ -66,17 +77,23 @@ func (o Options) Validate() error {
 
 // Store is a state.Store in a bbolt file. It is safe for concurrent use.
 type Store struct {
-	mu     sync.RWMutex // held for reading by every call, for writing by Close
+	mu     sync.RWMutex // held for reading by every call, for writing by Close and Check
 	closed bool
 	db     *bbolt.DB
+	file   *os.File // the file bbolt reads, opened and locked by Open
 	dir    string
 	batch  int
+	broken atomic.Pointer[error] // set when bbolt failed on the file
 }
 
 var _ state.Store = (*Store)(nil)
 
-// Open opens or creates the store in directory dir, creating the directory
-// if needed.
+// Open opens the store in directory dir, creating the directory and a new
+// store if there is none. Before bbolt reads an existing file, Open locks it
+// and verifies it (see the package documentation); a file that is damaged,
+// empty, not a bbolt file or not kanon's is refused with an error wrapping
+// state.ErrCorrupt that names the file and says what to do, and is never
+// reinitialised.
 func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -91,52 +108,121 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cannot create state directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("state directory %s is in use by another kanon process (no lock within %s): %w", dir, opts.LockTimeout, state.ErrLocked)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
-		return nil, fmt.Errorf("cannot open state file %s: %w: %w", path, state.ErrCorrupt, err)
-	case err != nil:
-		return nil, fmt.Errorf("cannot open state file %s: %w", path, err)
-	}
-	if err := db.Update(func(btx *bbolt.Tx) error { return initSchema(btx, path) }); err != nil {
-		db.Close()
+	f, err := openLocked(dir, opts.LockTimeout, true)
+	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dir: dir, batch: opts.SweepBatch}, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot open state file %s: %w", path, err)
+	}
+	if _, err := verify(f, st.Size()); err != nil {
+		f.Close()
+		return nil, fileError(dir, err)
+	}
+	s := &Store{file: f, dir: dir, batch: opts.SweepBatch}
+	if err := s.openBolt(opts); err != nil {
+		return nil, err
+	}
+	err = s.update(func(btx *bbolt.Tx) error { return checkSchema(btx, dir) })
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-// initSchema creates the buckets of a new file, or checks the schema version
-// of an existing one.
-func initSchema(btx *bbolt.Tx, path string) error {
-	meta := btx.Bucket(bucketMeta)
-	if meta == nil {
-		if btx.Bucket(bucketData) != nil {
-			return fmt.Errorf("state file %s has data but no schema version: %w", path, state.ErrCorrupt)
+// openBolt hands the verified, locked file to bbolt.
+func (s *Store) openBolt(opts Options) (err error) {
+	path := s.Path()
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			s.file.Close() // bbolt did not get to close it
+			err = fileError(s.dir, fmt.Errorf("bbolt failed opening it: %v", r))
 		}
-		var err error
-		if meta, err = btx.CreateBucket(bucketMeta); err != nil {
-			return err
-		}
-		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
-			return err
-		}
-		if _, err := btx.CreateBucket(bucketData); err != nil {
-			return err
-		}
-		_, err = btx.CreateBucket(bucketExpiry)
+	}()
+	s.db, err = bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+		// bbolt locks the file again; on Unix this process holds the lock
+		// already, on the same descriptor, so it succeeds at once.
+		OpenFile: func(string, int, os.FileMode) (*os.File, error) { return s.file, nil },
+	})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return lockedError(s.dir, opts.LockTimeout)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
+		return fileError(s.dir, err)
+	case err != nil:
+		return fmt.Errorf("cannot open state file %s: %w", path, err)
+	}
+	return nil
+}
+
+// update runs fn in a bbolt read-write transaction, a panic of bbolt's recovered.
+func (s *Store) update(fn func(btx *bbolt.Tx) error) (err error) {
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
+	return s.db.Update(fn)
+}
+
+// createSchema creates the buckets of a new file.
+func createSchema(btx *bbolt.Tx) error {
+	meta, err := btx.CreateBucket(bucketMeta)
+	if err != nil {
 		return err
 	}
+	if err := meta.Put(metaSchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+		return err
+	}
+	if err := meta.Put(metaFormat, formatMarker); err != nil {
+		return err
+	}
+	if _, err := btx.CreateBucket(bucketData); err != nil {
+		return err
+	}
+	_, err = btx.CreateBucket(bucketExpiry)
+	return err
+}
+
+// checkSchema checks that an existing file is a kanon state store of this
+// schema version: it has the format marker, or, written before kanon added
+// the marker, kanon's three buckets and a schema version (it is given the
+// marker then).
+func checkSchema(btx *bbolt.Tx, dir string) error {
+	meta := btx.Bucket(bucketMeta)
+	if meta == nil {
+		var names []string
+		btx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+			names = append(names, fmt.Sprintf("%q", name))
+			return nil
+		})
+		if len(names) == 0 {
+			return notKanonError(dir, "it is a bbolt file with no buckets")
+		}
+		return notKanonError(dir, "it is a bbolt file with the buckets "+strings.Join(names, ", ")+" and no kanon format marker")
+	}
+	format := meta.Get(metaFormat)
+	if format != nil && !bytes.Equal(format, formatMarker) {
+		return notKanonError(dir, fmt.Sprintf("it is a bbolt file of format %q", format))
+	}
 	v := meta.Get(metaSchema)
-	if len(v) != 4 {
-		return fmt.Errorf("state file %s has a malformed schema version %x: %w", path, v, state.ErrCorrupt)
+	switch {
+	case len(v) != 4 && format == nil:
+		return notKanonError(dir, "it is a bbolt file with a meta bucket but no kanon format marker or schema version")
+	case len(v) != 4:
+		return fileError(dir, fmt.Errorf("malformed schema version %x", v))
 	}
 	if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
-		return fmt.Errorf("state file %s has schema version %d, this kanon reads version %d: %w", path, got, SchemaVersion, state.ErrSchema)
+		return fmt.Errorf("state file %s has schema version %d, this kanon reads version %d: %w", filepath.Join(dir, FileName), got, SchemaVersion, state.ErrSchema)
 	}
 	if btx.Bucket(bucketData) == nil || btx.Bucket(bucketExpiry) == nil {
-		return fmt.Errorf("state file %s lacks its data or expiry bucket: %w", path, state.ErrCorrupt)
+		return fileError(dir, errors.New("it lacks its data or expiry bucket"))
+	}
+	if format == nil {
+		return meta.Put(metaFormat, formatMarker)
 	}
 	return nil
 }
@@ -144,19 +230,24 @@ func initSchema(btx *bbolt.Tx, path string) error {
 // Path returns the path of the database file.
 func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 
-// acquire takes the read lock and reports ErrClosed after Close. The caller
-// must call s.mu.RUnlock when it returns nil.
+// acquire takes the read lock and reports ErrClosed after Close, or the
+// damage found earlier. The caller must call s.mu.RUnlock when it returns
+// nil.
 func (s *Store) acquire() error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return state.ErrClosed
 	}
+	if e := s.broken.Load(); e != nil {
+		s.mu.RUnlock()
+		return *e
+	}
 	return nil
 }
 
 // Get implements state.Store.
-func (s *Store) Get(ctx context.Context, key []byte, now time.Time) ([]byte, error) {
+func (s *Store) Get(ctx context.Context, key []byte, now time.Time) (out []byte, err error) {
 	if err := state.ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -167,8 +258,8 @@ func (s *Store) Get(ctx context.Context, key []byte, now time.Time) ([]byte, err
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	var out []byte
-	err := s.db.View(func(btx *bbolt.Tx) error {
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
+	err = s.db.View(func(btx *bbolt.Tx) error {
 		v, err := get(btx.Bucket(bucketData), key, state.UnixNano(now))
 		if err != nil {
 			return err
@@ -197,7 +288,7 @@ func get(data *bbolt.Bucket, key []byte, now int64) ([]byte, error) {
 
 // Update implements state.Store: one bbolt read-write transaction, synced to
 // disk before it returns unless the store was opened with NoSync.
-func (s *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) error) error {
+func (s *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -205,15 +296,21 @@ func (s *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 		return err
 	}
 	defer s.mu.RUnlock()
+	inFn := false // a panic of fn's own is not recovered
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, &inFn)
 	return s.db.Update(func(btx *bbolt.Tx) error {
 		t := &tx{
+			s:    s,
 			now:  now,
 			nowN: state.UnixNano(now),
 			data: btx.Bucket(bucketData),
 			exp:  btx.Bucket(bucketExpiry),
 		}
 		defer func() { t.done = true }()
-		if err := fn(t); err != nil {
+		inFn = true
+		err := fn(t)
+		inFn = false
+		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -255,11 +352,13 @@ func readCounter(meta *bbolt.Bucket, key []byte) int64 {
 
 // Scan implements state.Store. It runs in one read-only transaction, so it
 // sees a snapshot.
-func (s *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(e state.Entry) error) error {
+func (s *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(e state.Entry) error) (err error) {
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
+	inFn := false
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, &inFn)
 	nowN := state.UnixNano(now)
 	return s.db.View(func(btx *bbolt.Tx) error {
 		c := btx.Bucket(bucketData).Cursor()
@@ -274,7 +373,10 @@ func (s *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(
 			if !state.Live(exp, nowN) {
 				continue
 			}
-			if err := fn(state.Entry{Key: k, Value: v, Expiry: state.FromUnixNano(exp)}); err != nil {
+			inFn = true
+			err = fn(state.Entry{Key: k, Value: v, Expiry: state.FromUnixNano(exp)})
+			inFn = false
+			if err != nil {
 				return err
 			}
 		}
@@ -284,7 +386,7 @@ func (s *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(
 
 // DeleteExpired implements state.Store. It walks the expiry index from the
 // earliest expiry and commits every Options.SweepBatch removals.
-func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (total int, err error) {
 	nowN := state.UnixNano(now)
 	if nowN == 0 {
 		return 0, nil
@@ -293,56 +395,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	total := 0
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		n := 0
-		err := s.db.Update(func(btx *bbolt.Tx) error {
-			n = 0
-			var idx [][]byte
-			c := btx.Bucket(bucketExpiry).Cursor()
-			for k, _ := c.First(); k != nil && len(idx) < s.batch; k, _ = c.Next() {
-				exp, _, err := state.DecodeExpiryIndexKey(k)
-				if err != nil {
-					return err
-				}
-				if state.Live(exp, nowN) {
-					break
-				}
-				idx = append(idx, bytes.Clone(k))
-			}
-			data, expB := btx.Bucket(bucketData), btx.Bucket(bucketExpiry)
-			var dEntries, dBytes int64
-			for _, ik := range idx {
-				exp, key, _ := state.DecodeExpiryIndexKey(ik)
-				if err := expB.Delete(ik); err != nil {
-					return err
-				}
-				raw := data.Get(key)
-				if raw == nil {
-					continue // a stale index entry: nothing to remove
-				}
-				dexp, v, err := state.DecodeEntry(raw)
-				if err != nil {
-					return fmt.Errorf("cannot read key %q: %w", key, err)
-				}
-				if dexp != exp {
-					continue // a stale index entry: the key was rewritten
-				}
-				dEntries--
-				dBytes -= int64(len(key) + len(v))
-				if err := data.Delete(key); err != nil {
-					return err
-				}
-				n++
-			}
-			if len(idx) == 0 {
-				return nil
-			}
-			return addCounters(btx.Bucket(bucketMeta), dEntries, dBytes)
-		})
+		n, err := s.sweep(nowN)
 		if err != nil {
 			return total, fmt.Errorf("cannot delete expired state: %w", err)
 		}
@@ -353,15 +411,64 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
+// sweep removes at most s.batch entries expired at now in one transaction.
+func (s *Store) sweep(now int64) (n int, err error) {
+	err = s.db.Update(func(btx *bbolt.Tx) error {
+		n = 0
+		var idx [][]byte
+		c := btx.Bucket(bucketExpiry).Cursor()
+		for k, _ := c.First(); k != nil && len(idx) < s.batch; k, _ = c.Next() {
+			exp, _, err := state.DecodeExpiryIndexKey(k)
+			if err != nil {
+				return err
+			}
+			if state.Live(exp, now) {
+				break
+			}
+			idx = append(idx, bytes.Clone(k))
+		}
+		data, expB := btx.Bucket(bucketData), btx.Bucket(bucketExpiry)
+		var dEntries, dBytes int64
+		for _, ik := range idx {
+			exp, key, _ := state.DecodeExpiryIndexKey(ik)
+			if err := expB.Delete(ik); err != nil {
+				return err
+			}
+			raw := data.Get(key)
+			if raw == nil {
+				continue // a stale index entry: nothing to remove
+			}
+			dexp, v, err := state.DecodeEntry(raw)
+			if err != nil {
+				return fmt.Errorf("cannot read key %q: %w", key, err)
+			}
+			if dexp != exp {
+				continue // a stale index entry: the key was rewritten
+			}
+			dEntries--
+			dBytes -= int64(len(key) + len(v))
+			if err := data.Delete(key); err != nil {
+				return err
+			}
+			n++
+		}
+		if len(idx) == 0 {
+			return nil
+		}
+		return addCounters(btx.Bucket(bucketMeta), dEntries, dBytes)
+	})
+	return n, err
+}
+
 // Stats implements state.Store. DiskBytes is the size of the pages in use,
 // which is at most the size of the file.
-func (s *Store) Stats(ctx context.Context) (state.Stats, error) {
+func (s *Store) Stats(ctx context.Context) (st state.Stats, err error) {
 	if err := s.acquire(); err != nil {
 		return state.Stats{}, err
 	}
 	defer s.mu.RUnlock()
-	var st state.Stats
-	err := s.db.View(func(btx *bbolt.Tx) error {
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
+	err = s.db.View(func(btx *bbolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		st = state.Stats{
 			Entries:   readCounter(meta, metaEntries),
@@ -374,29 +481,65 @@ func (s *Store) Stats(ctx context.Context) (state.Stats, error) {
 }
 
 // Close implements state.Store. It waits for calls in progress, then closes
-// the file and releases its lock.
-func (s *Store) Close() error {
+// the file and releases its lock. After bbolt failed on a damaged file, its
+// locks may be held by the call that failed: Close then waits at most
+// closeTimeout for bbolt to close, and otherwise leaves the file open (and
+// locked) until the process exits, and says so.
+func (s *Store) Close() (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	if s.broken.Load() != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer func() { recover() }() // damaged: only the lock matters now
+			s.db.Close()
+		}()
+		select {
+		case <-done:
+			return nil
+		case <-time.After(closeTimeout):
+			return fmt.Errorf("cannot close damaged state file %s: bbolt did not release it within %s; it stays locked until kanon exits", s.Path(), closeTimeout)
+		}
+	}
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("cannot close state file %s: %w", s.Path(), err)
 	}
 	return nil
 }
 
-// Check verifies the file: bbolt's page consistency check, then that the
+// Check verifies the file while no other call runs: first as Open does,
+// and also the meta page bbolt does not use and that every page below the
+// high-water mark is in use or free; then bbolt's Tx.Check; then that the
 // expiry index matches the data and the counters match the entries. It
 // returns an error wrapping state.ErrCorrupt describing the first problems
 // found.
-func (s *Store) Check(ctx context.Context) error {
-	if err := s.acquire(); err != nil {
-		return err
+func (s *Store) Check(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return state.ErrClosed
 	}
-	defer s.mu.RUnlock()
+	if e := s.broken.Load(); e != nil {
+		return *e
+	}
+	st, err := s.file.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot check state file %s: %w", s.Path(), err)
+	}
+	rep, err := verify(s.file, st.Size())
+	if err == nil {
+		err = rep.err()
+	}
+	if err != nil {
+		return fileError(s.dir, err)
+	}
+	defer s.recoverBolt(debug.SetPanicOnFault(true), &err, nil)
 	return s.db.View(func(btx *bbolt.Tx) error {
 		var errs []error
 		for err := range btx.Check() {
@@ -408,44 +551,51 @@ func (s *Store) Check(ctx context.Context) error {
 		if len(errs) > 0 {
 			return fmt.Errorf("state file %s: %w: %w", s.Path(), state.ErrCorrupt, errors.Join(errs...))
 		}
-		expB := btx.Bucket(bucketExpiry)
-		var entries, size, expiring int64
-		var ik []byte
-		err := btx.Bucket(bucketData).ForEach(func(k, raw []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			exp, v, err := state.DecodeEntry(raw)
-			if err != nil {
-				return fmt.Errorf("key %q: %w", k, err)
-			}
-			entries++
-			size += int64(len(k) + len(v))
-			if exp != 0 {
-				expiring++
-				ik = state.AppendExpiryIndexKey(ik[:0], exp, k)
-				if expB.Get(ik) == nil {
-					return fmt.Errorf("%w: key %q expiring at %v is missing from the expiry index", state.ErrCorrupt, k, state.FromUnixNano(exp))
-				}
-			}
-			return nil
-		})
+		return checkEntries(ctx, btx, s.Path())
+	})
+}
+
+// checkEntries checks that the expiry index matches the data and the
+// counters match the entries.
+func checkEntries(ctx context.Context, btx *bbolt.Tx, path string) error {
+	expB := btx.Bucket(bucketExpiry)
+	var entries, size, expiring int64
+	var ik []byte
+	err := btx.Bucket(bucketData).ForEach(func(k, raw []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		exp, v, err := state.DecodeEntry(raw)
 		if err != nil {
-			return fmt.Errorf("state file %s: %w", s.Path(), err)
+			return fmt.Errorf("key %q: %w", k, err)
 		}
-		if n := int64(expB.Stats().KeyN); n != expiring {
-			return fmt.Errorf("state file %s: %w: expiry index has %d keys for %d expiring entries", s.Path(), state.ErrCorrupt, n, expiring)
-		}
-		meta := btx.Bucket(bucketMeta)
-		if e, b := readCounter(meta, metaEntries), readCounter(meta, metaBytes); e != entries || b != size {
-			return fmt.Errorf("state file %s: %w: counters say %d entries of %d bytes, found %d of %d", s.Path(), state.ErrCorrupt, e, b, entries, size)
+		entries++
+		size += int64(len(k) + len(v))
+		if exp != 0 {
+			expiring++
+			ik = state.AppendExpiryIndexKey(ik[:0], exp, k)
+			if expB.Get(ik) == nil {
+				return fmt.Errorf("%w: key %q expiring at %v is missing from the expiry index", state.ErrCorrupt, k, state.FromUnixNano(exp))
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	if n := int64(expB.Stats().KeyN); n != expiring {
+		return fmt.Errorf("state file %s: %w: expiry index has %d keys for %d expiring entries", path, state.ErrCorrupt, n, expiring)
+	}
+	meta := btx.Bucket(bucketMeta)
+	if e, b := readCounter(meta, metaEntries), readCounter(meta, metaBytes); e != entries || b != size {
+		return fmt.Errorf("state file %s: %w: counters say %d entries of %d bytes, found %d of %d", path, state.ErrCorrupt, e, b, entries, size)
+	}
+	return nil
 }
 
 // tx implements state.Tx over a bbolt read-write transaction.
 type tx struct {
+	s        *Store
 	now      time.Time
 	nowN     int64
 	data     *bbolt.Bucket
@@ -458,17 +608,18 @@ type tx struct {
 
 func (t *tx) Now() time.Time { return t.now }
 
-func (t *tx) Get(key []byte) ([]byte, error) {
+func (t *tx) Get(key []byte) (v []byte, err error) {
 	if t.done {
 		return nil, state.ErrTxDone
 	}
 	if err := state.ValidateKey(key); err != nil {
 		return nil, err
 	}
+	defer t.recoverBolt(&err)
 	return get(t.data, key, t.nowN)
 }
 
-func (t *tx) Put(key, value []byte, expiry time.Time) error {
+func (t *tx) Put(key, value []byte, expiry time.Time) (err error) {
 	if t.done {
 		return state.ErrTxDone
 	}
@@ -478,6 +629,7 @@ func (t *tx) Put(key, value []byte, expiry time.Time) error {
 	if err := state.ValidateValue(value); err != nil {
 		return err
 	}
+	defer t.recoverBolt(&err)
 	if err := t.remove(key); err != nil {
 		return t.fail(err)
 	}
@@ -497,13 +649,14 @@ func (t *tx) Put(key, value []byte, expiry time.Time) error {
 	return nil
 }
 
-func (t *tx) Delete(key []byte) error {
+func (t *tx) Delete(key []byte) (err error) {
 	if t.done {
 		return state.ErrTxDone
 	}
 	if err := state.ValidateKey(key); err != nil {
 		return err
 	}
+	defer t.recoverBolt(&err)
 	if err := t.remove(key); err != nil {
 		return t.fail(err)
 	}

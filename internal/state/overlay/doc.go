@@ -29,6 +29,21 @@
 // time into a pending deletion; see Store.DeleteExpired for why that is
 // safe while a layer is being committed.
 //
+// # Replicas
+//
+// Over a base shared by replicas (state/redis), each commit is one base
+// transaction: atomic, never seen in part. But the overlay's transactions
+// read the base outside any base transaction, and a commit writes the
+// layer's values without checking that what they were computed from is
+// still there. So decisions taken on reads are exact within one replica
+// and not across replicas: two replicas that both read a key before
+// either commits may both mark one alert id first, both find one term
+// new, or both count a group from the same base, the later commit
+// overwriting the earlier. State that replicas combine must be written so
+// that blind writes do not collide: the engine's ES|QL runs keep a slot per
+// replica (engine.Options.Replica); alert ids derived from the events
+// themselves make two replicas that raise one alert raise it under one id.
+//
 // The package imports state only; like every Store it passes
 // state/statetest.Run.
 package overlay

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/state/redis"
+	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
+)
+
+// rtHook counts the round trips a go-redis client makes.
+type rtHook struct{ n atomic.Int64 }
+
+func (h *rtHook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
+}
+
+func (h *rtHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+func (h *rtHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// BenchmarkScanRedis is BenchmarkScan's path with the state in Redis (a
+// redis-server of its own on loopback): it reports events/s and the round
+// trips to Redis per event (rt/event) and per commit (rt/commit is not
+// separable here: rt/event includes the commits). Run with
+// go test -run XXX -bench BenchmarkScanRedis -benchtime 1x ./cmd/kanon
+func BenchmarkScanRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	data := realisticLog(b)
+	var rf ruleFlags
+	compiled, err := rf.load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	var rts, alerts int64
+	i := 0
+	for b.Loop() {
+		i++
+		store, err := redis.Open(context.Background(), redis.Options{Addr: srv.Addr, Prefix: fmt.Sprintf("bench-%d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hook := &rtHook{}
+		store.Client().AddHook(hook)
+		d, err := run.New(run.Config{Rules: compiled, Registry: registry(), Store: store, Sink: alert.NewJSONSink(discard{}),
+			Policy: run.BatchPolicy(), Dedup: benchDedup})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data)}); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		alerts = alertsRaised(d.Stats())
+		rts += hook.n.Load()
+		store.Close()
+	}
+	b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(rts)/float64(b.N)/float64(benchEvents), "rt/event")
+	b.ReportMetric(float64(alerts), "alerts/scan")
+}
