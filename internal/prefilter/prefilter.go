@@ -51,8 +51,8 @@ type test struct {
 	rule  string
 	never bool // the rule matches nothing
 	kql   *kqleval.Matcher
-	esql *esqleval.Program
-	text string
+	esql  *esqleval.Program
+	text  string
 }
 
 // candidates are the fields F may be made of, in the order they are tried:
@@ -231,4 +231,3 @@ func (p *Prefilter) String() string {
 	}
 	return b.String()
 }
-
