@@ -81,8 +81,8 @@ func ruleIDCompletion(rf *ruleFlags) func(*cobra.Command, []string, string) ([]s
 
 func oneLineName(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// choiceCompletion completes one of vals; a value ending in ":" (file:,
-// webhook:) takes what follows it, so no space is added after it.
+// choiceCompletion completes one of vals; a value ending in ":" or "://"
+// (file:, syslog://) takes what follows it, so no space is added after it.
 func choiceCompletion(vals []string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		var out []string
@@ -90,7 +90,7 @@ func choiceCompletion(vals []string) func(*cobra.Command, []string, string) ([]s
 		for _, v := range vals {
 			if strings.HasPrefix(v, toComplete) {
 				out = append(out, v)
-				if strings.HasSuffix(v, ":") {
+				if strings.HasSuffix(v, ":") || strings.HasSuffix(v, "://") {
 					dir |= cobra.ShellCompDirectiveNoSpace
 				}
 			}
@@ -102,8 +102,12 @@ func choiceCompletion(vals []string) func(*cobra.Command, []string, string) ([]s
 var (
 	// parens are the asides of a flag's help: "(table on a terminal)".
 	parens = regexp.MustCompile(`\([^()]*\)`)
-	// choiceWord is one value of a list: "json", "file:PATH".
-	choiceWord = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[A-Z]+)?$`)
+	// choiceWord is one value of a list: "json".
+	choiceWord = regexp.MustCompile(`^[a-z][a-z0-9_+-]*$`)
+	// choicePrefix is a value with a placeholder: "file:PATH",
+	// "syslog://HOST:PORT", "kafka:BROKER[,BROKER]/TOPIC"; the part before
+	// the placeholder ("file:", "syslog://") is completed.
+	choicePrefix = regexp.MustCompile(`^([a-z][a-z0-9_+-]*:(?://)?)[A-Z\[]`)
 )
 
 // flagChoices reads the values a string flag takes from its help text, when
@@ -128,24 +132,25 @@ func flagChoices(fl *pflag.Flag) []string {
 		}
 		usage = s
 	}
-	if i := strings.LastIndex(usage, ": "); i >= 0 {
+	if i := strings.Index(usage, ": "); i >= 0 {
 		usage = usage[i+2:]
 	}
 	usage = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(usage), "."))
-	words := strings.Split(strings.ReplaceAll(usage, " or ", ", "), ",")
+	words := strings.Split(strings.ReplaceAll(usage, " or ", ", "), ", ")
 	if len(words) < 2 {
 		return nil
 	}
 	var out []string
 	for _, w := range words {
 		w = strings.TrimSpace(w)
-		if !choiceWord.MatchString(w) {
+		switch m := choicePrefix.FindStringSubmatch(w); {
+		case choiceWord.MatchString(w):
+			out = append(out, w)
+		case m != nil:
+			out = append(out, m[1])
+		default:
 			return nil
 		}
-		if i := strings.IndexByte(w, ':'); i >= 0 {
-			w = w[:i+1]
-		}
-		out = append(out, w)
 	}
 	return out
 }

@@ -174,12 +174,23 @@ func TestCompletion(t *testing.T) {
 		{[]string{"rules", "list", "-o", ""}, []string{"text", "json"}},
 		{[]string{"rules", "test", "--output", "t"}, []string{"text"}},
 		{[]string{"version", "-o", ""}, []string{"text", "json"}},
-		{[]string{"serve", "-o", ""}, []string{"stdout", "file:", "webhook:", "slack:"}},
 		{[]string{"scan", "--format", ""}, append([]string{"auto"}, registry().Names()...)},
 		{[]string{"report", "--type", ""}, []string{"html", "markdown"}},
 	} {
 		if got := complete(t, c.args...); !slices.Equal(got, c.want) {
 			t.Errorf("%v: %v, want %v", c.args, got, c.want)
+		}
+	}
+	// serve's outputs: the schemes, with no space after them.
+	serve := complete(t, "serve", "-o", "")
+	for _, want := range []string{"stdout", "file:", "webhook:", "slack:"} {
+		if !slices.Contains(serve, want) {
+			t.Errorf("serve -o: no %q in %v", want, serve)
+		}
+	}
+	for _, v := range serve {
+		if strings.ContainsAny(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ[") {
+			t.Errorf("serve -o completes a placeholder: %q", v)
 		}
 	}
 	// -o FILE of kanon report completes files: no values.
