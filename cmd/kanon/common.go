@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
 
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
+	"github.com/kanon-dev/kanon/internal/lint"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/rules"
 	"github.com/spf13/pflag"
@@ -18,10 +20,41 @@ type ruleFlags struct {
 	dirs      []string
 	ids       []string
 	noBuiltin bool
+	// warn receives what loading says that is not an error: files skipped
+	// in a rules directory, and the lint warnings of the user's rules
+	// (nil: os.Stderr). newRootCmd sets it to the command's stderr.
+	warn io.Writer
+	// noLint leaves the lint warnings out (kanon rules lint prints them
+	// itself).
+	noLint bool
+}
+
+// rulesDirsValue is the --rules flag: a string array whose value knows
+// its ruleFlags, so that newRootCmd can find every command's ruleFlags
+// (to give them the command's stderr).
+type rulesDirsValue struct{ f *ruleFlags }
+
+func (v *rulesDirsValue) String() string {
+	if len(v.f.dirs) == 0 {
+		return "" // no "(default [])" in the help
+	}
+	return "[" + strings.Join(v.f.dirs, ",") + "]"
+}
+func (v *rulesDirsValue) Set(s string) error {
+	v.f.dirs = append(v.f.dirs, s)
+	return nil
+}
+func (v *rulesDirsValue) Type() string { return "stringArray" }
+
+func (f *ruleFlags) warnTo() io.Writer {
+	if f.warn == nil {
+		return os.Stderr
+	}
+	return f.warn
 }
 
 func (f *ruleFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&f.dirs, "rules", nil, "load rule files from `DIR` too (repeatable)")
+	fs.Var(&rulesDirsValue{f}, "rules", "load rule files from `DIR` too (repeatable)")
 	fs.StringArrayVar(&f.ids, "rule", nil, "run only the rule with this `ID` (repeatable)")
 	fs.BoolVar(&f.noBuiltin, "no-builtin", false, "do not load the built-in rule pack")
 }
@@ -30,42 +63,7 @@ func (f *ruleFlags) register(fs *pflag.FlagSet) {
 // reported together (the files that load are compiled too, so that their
 // errors are among them); nothing runs unless every file loads.
 func (f *ruleFlags) load() ([]*rule.Compiled, error) {
-	var all []*rule.Rule
-	var errs []error
-	if !f.noBuiltin {
-		rs, err := rule.LoadFSNamed(rules.FS, ".", "builtin:")
-		all, errs = append(all, rs...), append(errs, err)
-	}
-	for _, d := range f.dirs {
-		st, err := os.Stat(d)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cannot read rules: %w", err))
-			continue
-		}
-		var rs []*rule.Rule
-		if st.IsDir() {
-			var skipped []error
-			rs, skipped, err = rule.LoadFSSkipping(os.DirFS(d), ".", strings.TrimSuffix(d, "/")+"/")
-			for _, s := range skipped {
-				fmt.Fprintf(os.Stderr, "kanon: skipped: %v\n", s)
-			}
-		} else {
-			var data []byte
-			data, err = os.ReadFile(d)
-			if err == nil {
-				var r *rule.Rule
-				if strings.HasSuffix(d, ".toml") {
-					r, err = rule.ParseElastic(d, data)
-				} else {
-					r, err = rule.Parse(d, data)
-				}
-				if r != nil {
-					rs = []*rule.Rule{r}
-				}
-			}
-		}
-		all, errs = append(all, rs...), append(errs, err)
-	}
+	all, errs := f.parse(f.warnTo())
 	if err := rule.MergeErrors(errs...); err != nil {
 		_, cerr := rule.CompileAll(all)
 		return nil, rule.MergeErrors(err, cerr)
@@ -103,7 +101,77 @@ func (f *ruleFlags) load() ([]*rule.Compiled, error) {
 	if len(all) == 0 {
 		return nil, fmt.Errorf("no rules to run")
 	}
-	return rule.CompileAll(all)
+	compiled, err := rule.CompileAll(all)
+	if err != nil {
+		return nil, err
+	}
+	if !f.noLint {
+		f.lintUserRules(compiled)
+	}
+	return compiled, nil
+}
+
+// lintUserRules prints the lint warnings (kanon rules lint) of the rules
+// that do not come from the built-in pack: a field outside the schema
+// (verbb for verb) or a value a field never takes would make a rule
+// silently never match. They are warnings: the rules still run.
+func (f *ruleFlags) lintUserRules(cs []*rule.Compiled) {
+	var user []*rule.Compiled
+	for _, c := range cs {
+		if !strings.HasPrefix(c.File, "builtin:") {
+			user = append(user, c)
+		}
+	}
+	ws := lint.CompiledRules(user)
+	for _, w := range ws {
+		fmt.Fprintln(f.warnTo(), "kanon: warning: "+w.Pretty())
+	}
+	if len(ws) > 0 {
+		fmt.Fprintf(f.warnTo(), "kanon: %d warning(s) in your rules (kanon rules lint explains them); they run as written\n", len(ws))
+	}
+}
+
+// parse reads the rule files (the built-in pack unless --no-builtin, and
+// each --rules file or directory) without compiling them; files skipped
+// in a directory are said on warn.
+func (f *ruleFlags) parse(warn io.Writer) ([]*rule.Rule, []error) {
+	var all []*rule.Rule
+	var errs []error
+	if !f.noBuiltin {
+		rs, err := rule.LoadFSNamed(rules.FS, ".", "builtin:")
+		all, errs = append(all, rs...), append(errs, err)
+	}
+	for _, d := range f.dirs {
+		st, err := os.Stat(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cannot read rules: %w", err))
+			continue
+		}
+		var rs []*rule.Rule
+		if st.IsDir() {
+			var skipped []error
+			rs, skipped, err = rule.LoadFSSkipping(os.DirFS(d), ".", strings.TrimSuffix(d, "/")+"/")
+			for _, s := range skipped {
+				fmt.Fprintf(warn, "kanon: skipped: %v\n", s)
+			}
+		} else {
+			var data []byte
+			data, err = os.ReadFile(d)
+			if err == nil {
+				var r *rule.Rule
+				if strings.HasSuffix(d, ".toml") {
+					r, err = rule.ParseElastic(d, data)
+				} else {
+					r, err = rule.Parse(d, data)
+				}
+				if r != nil {
+					rs = []*rule.Rule{r}
+				}
+			}
+		}
+		all, errs = append(all, rs...), append(errs, err)
+	}
+	return all, errs
 }
 
 // registry is every input format kanon reads.

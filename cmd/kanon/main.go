@@ -6,8 +6,9 @@
 // Exit codes:
 //
 //	0  success, and no alerts (scan) or all tests passed (rules test)
-//	1  an error: bad flags, unreadable input or rules, a bad record with --strict
-//	2  findings: alerts raised (scan), tests failed (rules test), lint warnings with --strict
+//	1  an error: bad flags, unreadable input or rules, a bad record with --strict;
+//	   a test failed (rules test, as promtool test rules and opa test)
+//	2  findings: alerts raised (scan), lint warnings with --strict
 //	3  scan: no alert, but records that could not be read (bad or unrecognised)
 package main
 

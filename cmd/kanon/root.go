@@ -29,7 +29,7 @@ func newRootCmd(io *streams) *cobra.Command {
 		Use:           "kanon",
 		Short:         "Detect anonymous access to Kubernetes API servers in audit logs",
 		Long:          "kanon runs detection rules (Elastic KQL and ES|QL rules, Panther rules, and your own YAML rules)\nover Kubernetes audit logs from vanilla clusters, EKS, AKS and GKE.",
-		Version:       version,
+		Version:       readBuildInfo().short(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -40,6 +40,7 @@ func newRootCmd(io *streams) *cobra.Command {
 	for _, c := range extraCommands {
 		root.AddCommand(c(io))
 	}
+	finishCommands(root, io)
 	return root
 }
 

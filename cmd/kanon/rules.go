@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -150,15 +151,16 @@ func indent(s string) string {
 
 func newRulesTestCmd(io *streams) *cobra.Command {
 	var rf ruleFlags
-	var output string
+	var output, junit string
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "test [DIR|FILE...]",
 		Short: "Run the tests embedded in rule files (all built-in rules, or those given)",
 		Long: `Run every rule's embedded tests and print PASS/FAIL per test, with what was
 expected and what happened for each failure. With DIR or FILE arguments, only
-the rules there are tested (the built-in pack is not). Exit status: 0 all
-passed, 2 a test failed, 1 the rules do not load.`,
+the rules there are tested (the built-in pack is not). --junit FILE also
+writes the results as JUnit XML for CI. Exit status: 0 all passed, 1 a test
+failed or the rules do not load (as promtool test rules and opa test).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				rf.dirs = append(rf.dirs, args...)
@@ -173,6 +175,11 @@ passed, 2 a test failed, 1 the rules do not load.`,
 				ctx = context.Background()
 			}
 			results := ruletest.Run(ctx, rs, registry())
+			if junit != "" {
+				if err := writeJUnit(junit, results); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			if output == "json" {
 				if err := ruletest.WriteJSON(io.out, results); err != nil {
 					return &exitError{code: 1, err: err}
@@ -181,7 +188,7 @@ passed, 2 a test failed, 1 the rules do not load.`,
 				ruletest.WritePretty(io.out, results, verbose)
 			}
 			if _, failed := ruletest.Summary(results); failed > 0 {
-				return &exitError{code: findings}
+				return &exitError{code: 1}
 			}
 			return nil
 		},
@@ -189,5 +196,12 @@ passed, 2 a test failed, 1 the rules do not load.`,
 	rf.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show file positions of passing tests too")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to `FILE`")
 	return cmd
+}
+
+// writeJUnit writes the JUnit XML of results to path (rules test --junit).
+func writeJUnit(path string, results []ruletest.Result) error {
+	_, err := writeFileAtomic(path, func(w io.Writer) error { return ruletest.WriteJUnit(w, results) })
+	return err
 }

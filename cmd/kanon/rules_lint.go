@@ -17,7 +17,7 @@ type lintParams struct {
 	strict bool
 }
 
-func newLintParams() *lintParams { return &lintParams{output: "text"} }
+func newLintParams() *lintParams { return &lintParams{output: "text", rules: ruleFlags{noLint: true}} }
 
 func newRulesLintCmd(io *streams) *cobra.Command {
 	p := newLintParams()

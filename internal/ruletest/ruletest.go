@@ -1,7 +1,8 @@
 // Package ruletest runs the tests embedded in rule files: each test feeds
 // its events (in any format kanon reads) through kanon's driver, as a scan
 // does, with an in-memory state store, and compares the alerts with what
-// the test expects. Reporters print the results for people or as JSON.
+// the test expects. Reporters print the results for people, as JSON, or as
+// JUnit XML for CI systems.
 package ruletest
 
 import (
@@ -33,6 +34,8 @@ type Result struct {
 	Got      string         `json:"got"`
 	Problems []string       `json:"problems,omitempty"`
 	Alerts   []*alert.Alert `json:"alerts,omitempty"`
+	// Duration is how long the test took (the JUnit report's time).
+	Duration time.Duration `json:"-"`
 }
 
 // Run runs the tests of every rule. Formats are read with reg.
@@ -40,7 +43,10 @@ func Run(ctx context.Context, rules []*rule.Compiled, reg *ingest.Registry) []Re
 	var out []Result
 	for _, r := range rules {
 		for i := range r.Tests {
-			out = append(out, runOne(ctx, r, &r.Tests[i], reg))
+			t0 := time.Now()
+			res := runOne(ctx, r, &r.Tests[i], reg)
+			res.Duration = time.Since(t0)
+			out = append(out, res)
 		}
 	}
 	return out
