@@ -41,11 +41,18 @@ The configuration file (--config, YAML) has a key for every flag; flags
 given on the command line override it. --check validates the configuration,
 the rules and the certificates, and exits.
 
-Signals: SIGTERM or SIGINT drains the batches in flight, closes the open
-windowed runs, flushes the outputs and the state, and exits; SIGHUP reloads
-the rules (a rule file with errors is refused and the old rules keep
-running; open ES|QL runs of unchanged rules carry over) and the TLS
-certificate.`,
+Signals: SIGTERM or SIGINT stops taking batches, answers those in flight
+once they are durable, checkpoints the open ES|QL windows and dedup groups
+into the state store without closing them, flushes the outputs and exits:
+a kanon serve started again on the same state (or a replica on a shared
+store) goes on with those runs as if nothing had stopped, so a rollout or
+an eviction neither ends a window early nor makes the rest of its events
+late. Only the end of the inputs (standard input at its end, with no
+webhook) closes the open runs. SIGHUP reloads the rules (a rule file with
+errors is refused and the old rules keep running; open ES|QL runs of
+unchanged rules carry over, dedup groups and new-terms history stay in the
+store), the TLS certificate, the client CA and the bearer tokens; those
+files are also watched and reloaded when they change.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadServeConfig(configFile, cmd.Flags(), outputs)
@@ -156,6 +163,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if len(servers) == 0 && c.StreamsOnly() {
 		streamsDone = inputsDone
 	}
+	inputEnded := false // the inputs ended: the open runs close
 loop:
 	for runErr == nil {
 		select {
@@ -174,11 +182,14 @@ loop:
 			runErr = err
 		case <-streamsDone:
 			log.Info("inputs ended")
+			inputEnded = true
 			break loop
 		}
 	}
-	// Drain: stop taking batches, answer those in flight, close the runs,
-	// flush the outputs and commit the state.
+	// Drain: stop taking batches and answer those in flight (each once it
+	// is durable), stop the inputs; then hand the open runs over through
+	// the store (Stop) — or, at the end of the inputs, close them (Close)
+	// — flush the outputs and commit the state.
 	sctx, scancel := context.WithTimeout(context.Background(), c.ShutdownWait)
 	defer scancel()
 	for _, s := range servers {
@@ -187,7 +198,16 @@ loop:
 		}
 	}
 	cancel()
-	errs := []error{runErr, d.Close(sctx), shutdownOutputs(), store.Close()}
+	var derr error
+	if inputEnded {
+		derr = d.Close(sctx)
+	} else {
+		derr = d.Stop(sctx)
+		if derr == nil {
+			log.Info("open windows and groups checkpointed for the next run", "state", where)
+		}
+	}
+	errs := []error{runErr, derr, shutdownOutputs(), store.Close()}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("kanon serve stopped", "err", err)
 		return fail(err)

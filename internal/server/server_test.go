@@ -390,7 +390,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`kanon_events_received_total{cluster="prod",input="webhook"} %d`, n),
 		fmt.Sprintf(`kanon_events_evaluated_total{cluster="prod",input="webhook"} %d`, n),
-		`kanon_alerts_total{rule="elastic-k8s-anonymous-request-authorized",severity="medium"}`,
+		`kanon_alerts_total{cluster="prod",rule="elastic-k8s-anonymous-request-authorized",severity="medium"}`,
 		`kanon_webhook_requests_total{code="200"} 1`,
 		`kanon_webhook_batch_events_count 1`,
 		`kanon_evaluation_seconds_count`,

@@ -17,7 +17,7 @@ import (
 // KnownNamespaces returns the namespaces kanon writes, in the order
 // `kanon state` lists them.
 func KnownNamespaces() []Namespace {
-	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions}
+	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions, NSRun}
 }
 
 // Selection chooses the entries an inspection visits.
@@ -209,17 +209,20 @@ type Item struct {
 	Value  []byte
 	Expiry time.Time // zero if the entry never expires
 	// Part is the key part after the rule's prefix: the term (NSTerms),
-	// group key (NSGroups), alert id (NSAlerts), path (NSPositions), or
-	// the run's end or "meta" as stored (NSWindows).
+	// group key (NSGroups), alert id (NSAlerts), path (NSPositions),
+	// the run's end or "meta" as stored (NSWindows), or "drops" or
+	// "watermark" (NSRun).
 	Part []byte
 
 	// Decoded values; only the fields of the entry's namespace are set.
-	Term     []string  // NSTerms: the values of the rule's fields
-	TermInfo TermInfo  // NSTerms
-	Group    Group     // NSGroups
-	RaisedAt time.Time // NSAlerts
-	Window   WindowKey // NSWindows
-	Position Position  // NSPositions
+	Term      []string  // NSTerms: the values of the rule's fields
+	TermInfo  TermInfo  // NSTerms
+	Group     Group     // NSGroups
+	RaisedAt  time.Time // NSAlerts
+	Window    WindowKey // NSWindows
+	Position  Position  // NSPositions
+	Drops     RunDrops  // NSRun, part "drops"
+	Watermark time.Time // NSRun, part "watermark"
 }
 
 // Each calls fn with every entry of s that sel selects, decoded, namespace
@@ -277,6 +280,8 @@ func decodeItem(it *Item, ns Namespace, e Entry) error {
 		it.Window, err = ParseWindowKey(e.Key)
 	case NSPositions:
 		it.Position, err = DecodePosition(e.Value)
+	case NSRun:
+		err = decodeRunItem(it, e.Value)
 	default:
 		known = false
 	}

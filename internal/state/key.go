@@ -25,6 +25,9 @@ const (
 	NSPositions Namespace = 'p'
 	// NSAlerts holds the ids of alerts already raised: rule, alert id.
 	NSAlerts Namespace = 'a'
+	// NSRun holds the driver's record of its runs: per rule what was
+	// dropped, and the newest event time seen (view_run.go).
+	NSRun Namespace = 'r'
 )
 
 // String returns the namespace's name, as `kanon state show` prints it.
@@ -40,6 +43,8 @@ func (ns Namespace) String() string {
 		return "positions"
 	case NSAlerts:
 		return "alerts"
+	case NSRun:
+		return "run"
 	}
 	return "namespace(" + strconv.Itoa(int(ns)) + ")"
 }
@@ -52,7 +57,7 @@ func ParseNamespace(name string) (Namespace, error) {
 			return ns, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows or positions)", name)
+	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions or run)", name)
 }
 
 // AppendPrefix appends to dst the key prefix of one rule in namespace ns:
