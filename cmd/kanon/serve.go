@@ -114,11 +114,17 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		defer cancel()
 		return outs.Shutdown(sctx)
 	}
+	reg := run.NewRegistry()
+	bi := readBuildInfo()
+	if err := run.BuildInfo(reg, bi.Version, bi.Commit, bi.Go); err != nil {
+		shutdownOutputs()
+		return fail(err)
+	}
 	d, err := run.New(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
-		Metrics: run.NewRegistry(), Logger: log,
+		Metrics: reg, Logger: log,
 		OnBad: func(input string, b ingest.BadRecord) { log.Warn("bad record", "input", input, "err", b) },
 	})
 	if err != nil {
