@@ -67,7 +67,6 @@ func TestServeCountsDrops(t *testing.T) {
 		`(?m)^kanon_alerts_total\{cluster="",rule="capped-anonymous",severity="low"\} 0$`,
 		`(?m)^kanon_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1$`,
 		`(?m)^kanon_webhook_requests_total\{code="429"\} 0$`,
-		`(?m)^kanon_credential_reloads_total\{kind="tokens",result="failed"\} 0$`,
 	)
 	lines, bursts := handoverEvents()
 	batches := tenLineBatches(lines)

@@ -91,10 +91,11 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if err != nil {
 		return fail(err)
 	}
-	tokens, err := c.ReadTokens()
+	tokens, err := c.Tokens()
 	if err != nil {
 		return fail(err)
 	}
+	creds := &server.Credentials{Cert: cert, Tokens: tokens, Log: log}
 	store, where, err := openStore(ctx, c.Store, c.StateDir, c.NoState)
 	if err != nil {
 		return fail(err)
@@ -136,6 +137,12 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if len(servers) > 0 {
+		creds.Register(reg)
+		if err := creds.Watch(ctx); err != nil {
+			log.Warn("credential files not watched: SIGHUP reloads them", "err", err)
+		}
+	}
 	srcs := c.Sources(io.in)
 	inputErrs := make(chan error, len(srcs))
 	inputsDone := make(chan struct{})
@@ -175,7 +182,7 @@ loop:
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				reload(ctx, log, d, rf, cert)
+				reload(ctx, log, d, rf, creds)
 				continue
 			}
 			log.Info("shutting down", "signal", s.String())
@@ -223,16 +230,10 @@ loop:
 }
 
 // reload loads the rules again and swaps them in; a rule set with errors
-// is refused and the running rules stay. The TLS certificate is reloaded
-// too.
-func reload(ctx context.Context, log *slog.Logger, d *run.Driver, rf ruleFlags, cert *server.Certificate) {
-	if cert != nil {
-		if err := cert.Reload(); err != nil {
-			log.Error("TLS certificate not reloaded", "err", err)
-		} else {
-			log.Info("TLS certificate reloaded")
-		}
-	}
+// is refused and the running rules stay. The certificate, client CA and
+// bearer tokens are read again too (each logs what it did).
+func reload(ctx context.Context, log *slog.Logger, d *run.Driver, rf ruleFlags, creds *server.Credentials) {
+	creds.Reload()
 	compiled, err := rf.load()
 	if err != nil {
 		d.RefuseReload()

@@ -202,7 +202,7 @@ func checkServe(io *streams, c *serveConfig) error {
 	if _, err := c.Certificate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := c.ReadTokens(); err != nil {
+	if _, err := c.Tokens(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, in := range c.Inputs {
