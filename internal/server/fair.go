@@ -59,6 +59,12 @@ func (s *slots) inUse() int {
 	return s.used
 }
 
+// refusedBodyGrace is how long the body of a request refused before it
+// was read may take to arrive (net/http reads a small one before it
+// answers, so that the connection can serve the next request); a body
+// slower than that closes the connection.
+const refusedBodyGrace = time.Second
+
 // errBodyTimeout means a body was not read within Config.BodyTimeout.
 var errBodyTimeout = errors.New("request body timed out")
 

@@ -284,6 +284,10 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if why := s.slots.acquire(client); why != "" {
+		// net/http reads what is left of a small body before it answers;
+		// a body sent slowly must not hold the answer (or the goroutine)
+		// for long.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyGrace))
 		s.reply(w, http.StatusTooManyRequests, errorBody{why})
 		return
 	}
