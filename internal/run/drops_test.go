@@ -313,5 +313,3 @@ func TestStopHandsOverTheWatermark(t *testing.T) {
 	}
 	t.Fatal("the restored run did not close by the idle clock")
 }
-
-

@@ -323,7 +323,11 @@ func (b *blockingSink) Write(ctx context.Context, a *alert.Alert) error {
 // instead of queueing without bound.
 func TestWebhookBackpressure(t *testing.T) {
 	bs := &blockingSink{gate: make(chan struct{}), in: make(chan struct{})}
-	ts := startServer(t, func(p *run.Config, c *Config) { p.Sink = bs; p.QueueSize = 1; c.MaxInFlight, c.MaxInFlightPerClient = 2, 2 })
+	ts := startServer(t, func(p *run.Config, c *Config) {
+		p.Sink = bs
+		p.QueueSize = 1
+		c.MaxInFlight, c.MaxInFlightPerClient = 2, 2
+	})
 	c := ts.client("client")
 	lines := exampleLines(t)
 	// The first batch raises an alert and blocks the engine.
