@@ -213,9 +213,16 @@ func (gs *Groups) Get(ctx context.Context, key []byte, now time.Time) (Group, bo
 // sample and nothing delivered. A nil sample keeps no sample. It returns
 // the group after the change and whether it opened.
 func (gs *Groups) AddTx(tx Tx, key []byte, id string, sample []byte) (Group, bool, error) {
-	now := tx.Now()
+	return gs.AddAtTx(tx, key, id, sample, tx.Now())
+}
+
+// AddAtTx is AddTx at event time now, which may be later than tx.Now():
+// one transaction can then add the alerts of events of different times.
+// A group visible to tx but expired at now has ended before now, so the
+// alert opens a new group, as AddTx would. tx.Now() must not be after now.
+func (gs *Groups) AddAtTx(tx Tx, key []byte, id string, sample []byte, now time.Time) (Group, bool, error) {
 	if now.IsZero() {
-		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: transaction time is zero", gs.cfg.Rule)
+		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: event time is zero", gs.cfg.Rule)
 	}
 	if id == "" {
 		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: alert id is empty", gs.cfg.Rule)
@@ -289,6 +296,15 @@ func (gs *Groups) Delivered(ctx context.Context, key []byte, id string, count in
 		return fmt.Errorf("cannot record delivery of alert group of rule %q: %w", gs.cfg.Rule, err)
 	}
 	return nil
+}
+
+// GetTx is Get inside a transaction: the group stored under key and
+// visible to tx.
+func (gs *Groups) GetTx(tx Tx, key []byte) (Group, bool, error) {
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = gs.AppendKey((*bp)[:0], key)
+	return gs.getTx(tx, *bp)
 }
 
 // Scan calls fn with the key and group of every group of the rule live at
