@@ -73,7 +73,7 @@ func newDedup(b *base) (*dedup, error) {
 	if b.eng.opts.Store == nil {
 		return nil, fmt.Errorf("engine: rule %s groups alerts (dedup) and needs a state store", b.rule.ID)
 	}
-	gs, err := state.NewGroups(b.eng.opts.Store, state.GroupsConfig{Rule: b.rule.ID, Period: b.rule.Dedup.Period.D()})
+	gs, err := state.NewGroups(b.eng.decisions(), state.GroupsConfig{Rule: b.rule.ID, Period: b.rule.Dedup.Period.D()})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -141,6 +141,9 @@ func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Tim
 // count as delivered.
 func (d *dedup) deliver(ctx context.Context, key []byte, g state.Group) error {
 	b := d.b
+	if b.eng.claims != nil {
+		return d.claimDeliver(ctx, key, g.ID)
+	}
 	a := d.update(key, g)
 	if err := b.write(ctx, a); err != nil {
 		return err

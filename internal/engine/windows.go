@@ -208,6 +208,9 @@ func (r *esqlRunner) checkpointed() {
 // Checkpoint returns an error only when the store fails; the runs stay
 // marked as changed, so the next Checkpoint writes them.
 func (e *Engine) Checkpoint(ctx context.Context) error {
+	if err := e.Settle(ctx); err != nil {
+		return err
+	}
 	if !e.persist() {
 		return nil
 	}

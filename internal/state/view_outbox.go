@@ -37,6 +37,8 @@ type OutboxEntry struct {
 	ClaimedAt time.Time
 	// Alert is the alert, encoded by the engine (opaque here).
 	Alert []byte
+	// Expiry is the entry's expiry, as ScanOutbox reads it.
+	Expiry time.Time
 }
 
 // AppendOutboxKey appends the key of the outbox entry of alert id of rule
@@ -92,15 +94,16 @@ func ScanOutbox(ctx context.Context, s Store, fn func(key []byte, e OutboxEntry)
 		if err != nil {
 			return fmt.Errorf("cannot decode the outbox entry %q: %w", en.Key, err)
 		}
+		e.Expiry = en.Expiry
 		return fn(en.Key, e)
 	})
 }
 
 // TakeOutboxTx makes owner the owner of the outbox entry under key, as of
 // claimedAt, if it is still there and still held by prev.Owner since
-// prev.ClaimedAt (nobody took it over since it was read). It reports
-// whether it took the entry.
-func TakeOutboxTx(tx Tx, key []byte, prev OutboxEntry, owner string, claimedAt time.Time, expiry time.Time) (bool, error) {
+// prev.ClaimedAt (nobody took it over since it was read); the entry keeps
+// prev.Expiry. It reports whether it took the entry.
+func TakeOutboxTx(tx Tx, key []byte, prev OutboxEntry, owner string, claimedAt time.Time) (bool, error) {
 	v, err := tx.Get(key)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil // delivered meanwhile
@@ -116,5 +119,5 @@ func TakeOutboxTx(tx Tx, key []byte, prev OutboxEntry, owner string, claimedAt t
 		return false, nil
 	}
 	cur.Owner, cur.ClaimedAt = owner, claimedAt
-	return true, tx.Put(key, AppendOutboxValue(nil, cur), expiry)
+	return true, tx.Put(key, AppendOutboxValue(nil, cur), prev.Expiry)
 }
