@@ -4,20 +4,41 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/ingest"
+	"github.com/kanon-dev/kanon/internal/loadgen"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/internal/state/redis"
 	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
 )
+
+// rtCounter is a go-redis hook that counts round trips: each command sent
+// alone is one, each pipeline (MULTI/EXEC included) is one.
+type rtCounter struct{ n atomic.Int64 }
+
+func (c *rtCounter) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
+}
+
+func (c *rtCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+
+func (c *rtCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
 
 // decisions summarises what alerts decided, in a form that does not
 // depend on which replica read which event first: a new term by its
@@ -90,6 +111,10 @@ func TestReplicaDrivers(t *testing.T) {
 		defer s.Close()
 		stores[i] = s
 	}
+	rt := &rtCounter{}
+	for _, s := range stores {
+		s.(*redis.Store).Client().AddHook(rt)
+	}
 	da, ca := newDriver(t, cfg(stores[0], "a"))
 	db, cb := newDriver(t, cfg(stores[1], "b"))
 	var wg sync.WaitGroup
@@ -110,6 +135,10 @@ func TestReplicaDrivers(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d round trips for %d events in %d batches: %.2f per event", rt.n.Load(), len(lines), len(batches), float64(rt.n.Load())/float64(len(lines)))
+	// Two round trips per batch that decides, one per commit; the rest
+	// are the sweeps (one per minute of event time: this log's 40
+	// minutes are in 200 events) and the outbox's scans.
 	got := decisions(append(slices.Clone(ca.Alerts), cb.Alerts...))
 	if !slices.Equal(got, want) {
 		t.Fatalf("two replica drivers decided\n%s\none driver decides\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -122,4 +151,52 @@ func TestReplicaDrivers(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d alerts left in the outbox after both replicas closed", left)
 	}
+}
+
+// BenchmarkReplicaRoundTrips runs two replica drivers on one Redis over a
+// generated stream (20,000 events, 2 % anonymous, webhook batches of 400
+// events, alternately to each replica) and reports the Redis round trips
+// per event (rt/event) beside the throughput.
+func BenchmarkReplicaRoundTrips(b *testing.B) {
+	srv := redistest.Start(b)
+	bodies, st, err := loadgen.GenerateEventList(loadgen.DefaultOptions(20000, 1), 400)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.SetBytes(st.Bytes)
+	b.ReportAllocs()
+	rt := &rtCounter{}
+	for i := 0; b.Loop(); i++ {
+		var ds [2]*run.Driver
+		for k := range ds {
+			s, err := redis.Open(ctx, redis.Options{Addr: srv.Addr, Prefix: fmt.Sprintf("rt-%d", i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			s.Client().AddHook(rt)
+			ds[k], _ = newDriver(b, run.Config{Store: s, Replica: string(rune('a' + k)), Policy: run.LivePolicy(time.Minute), GroupUpdates: true})
+		}
+		var wg sync.WaitGroup
+		for k, d := range ds {
+			wg.Go(func() {
+				for j := k; j < len(bodies); j += 2 {
+					fr := ingest.NewFramer("webhook", 0)
+					if res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: fr.Line(1, bodies[j], nil)}, true); err != nil || res.Err != nil {
+						b.Error(err, res.Err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, d := range ds {
+			if err := d.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(rt.n.Load())/float64(int64(b.N)*int64(st.Events)), "rt/event")
+	b.ReportMetric(float64(int64(b.N)*int64(st.Events))/b.Elapsed().Seconds(), "events/s")
 }
