@@ -106,6 +106,7 @@ type claimResult struct {
 	suppressed, known, joined bool
 	updates                   int64     // group updates among deliver
 	end                       time.Time // the group's end (dedup)
+	id                        string    // the group's id (dedup)
 }
 
 // outboxed is an alert decided and written to the outbox under key.
@@ -397,7 +398,7 @@ func (d *dedup) decideGroup(tx state.Tx, a *alert.Alert, key string, sample []by
 	if err != nil {
 		return err
 	}
-	res.end = ng.End
+	res.end, res.id = ng.End, ng.ID
 	if _, err := b.ids.MarkAtTx(tx, []byte(a.ID), at); err != nil {
 		return err
 	}
@@ -418,7 +419,7 @@ func (d *dedup) grouped(ctx context.Context, key string, res *claimResult) error
 		return err
 	}
 	b.stats.Updates += res.updates
-	d.open[key] = res.end
+	d.open[key] = openGroup{id: res.id, end: res.end}
 	if res.joined {
 		b.stats.Grouped++
 	} else {

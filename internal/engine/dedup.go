@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -43,7 +44,15 @@ import (
 // State. Groups live in the store (state.Groups): count, first and last
 // event times, the count last delivered and a few samples (the member
 // alerts as JSON: the first DefaultMaxSamples-1 and the latest). An entry
-// expires one period after its group ends. Every member alert's id is
+// expires one period after its group ends. Once a group's samples are
+// full, an alert that joins it is counted without being encoded
+// (Groups.JoinTx), and the newest such alert of each group is written as
+// its latest sample at each Checkpoint and before the group is read for
+// delivery (the one place the samples are read): once per group per
+// commit rather than once per alert, with the same samples delivered. A
+// latest alert larger than the sample limit is not kept, and the group
+// keeps the latest sample written before it (per alert, it kept the
+// newest one under the limit). Every member alert's id is
 // marked raised in the same transaction that counts it, so a re-run over
 // the same input never counts an event twice.
 //
@@ -64,9 +73,23 @@ import (
 type dedup struct {
 	b      *base
 	groups *state.Groups
-	// open are the group keys this engine opened or joined, with their
-	// ends, so that Advance can close them without scanning the store.
-	open map[string]time.Time
+	max    int // the samples a group keeps
+	// open are the groups this engine opened or joined, by key, so that
+	// Advance can close them without scanning the store, and so that an
+	// alert joining a group whose samples are full needs no read.
+	open map[string]openGroup
+	// latest are the newest alerts of full groups, not yet written as
+	// their groups' latest samples: written once per group at each
+	// Checkpoint and before a group is read for delivery, instead of once
+	// per alert.
+	latest map[string]*alert.Alert
+}
+
+// openGroup is what an engine knows of a group it opened or joined.
+type openGroup struct {
+	id      string
+	end     time.Time
+	samples int // the samples it holds
 }
 
 func newDedup(b *base) (*dedup, error) {
@@ -77,13 +100,100 @@ func newDedup(b *base) (*dedup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return &dedup{b: b, groups: gs, open: map[string]time.Time{}}, nil
+	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]*alert.Alert{}}, nil
+}
+
+// errNotJoined aborts the transaction of a join that found no open group.
+var errNotJoined = errors.New("engine: no open group to join")
+
+// join counts alert a at event time at in its open group under key
+// without encoding it: the group's samples are full, so a is only its
+// latest sample, written later (flushLatest). It reports false, having
+// written nothing, if the store holds no group open at at under key.
+func (d *dedup) join(ctx context.Context, a *alert.Alert, key string, og openGroup, at time.Time, commit func(tx state.Tx) error) (bool, error) {
+	err := d.b.commit(ctx, a.ID, at, func(tx state.Tx) error {
+		if commit != nil {
+			if err := commit(tx); err != nil {
+				return err
+			}
+		}
+		_, n, joined, err := d.groups.JoinTx(tx, []byte(key), at)
+		if err == nil && !joined {
+			err = errNotJoined
+		}
+		og.samples = n
+		return err
+	})
+	if errors.Is(err, errNotJoined) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.open[key] = og
+	d.latest[key] = a
+	d.b.stats.Grouped++
+	return true, nil
+}
+
+// flushLatest writes the latest alert of each full group as its latest
+// sample. A sample larger than the groups' limit is not kept, and the
+// group keeps the latest sample written before it.
+func (d *dedup) flushLatest(ctx context.Context, only string) error {
+	if len(d.latest) == 0 {
+		return nil
+	}
+	if only != "" && d.latest[only] == nil {
+		return nil
+	}
+	type write struct {
+		key, sample []byte
+		id          string
+	}
+	var ws []write
+	for k, a := range d.latest {
+		if only != "" && k != only {
+			continue
+		}
+		b, err := alert.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("rule %s: cannot encode alert %s: %w", d.b.rule.ID, a.ID, err)
+		}
+		ws = append(ws, write{[]byte(k), b, d.open[k].id})
+	}
+	err := d.b.eng.opts.Store.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		for _, w := range ws {
+			if _, err := d.groups.SetLatestTx(tx, w.key, w.id, w.sample); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot record the latest alert of its groups: %w", d.b.rule.ID, err)
+	}
+	if only != "" {
+		delete(d.latest, only)
+	} else {
+		clear(d.latest)
+	}
+	return nil
 }
 
 // add delivers or groups alert a with dedup key key, at event time at,
 // committing commit with its mark.
 func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Time, commit func(tx state.Tx) error) error {
 	b := d.b
+	if og, ok := d.open[key]; ok && og.end.After(at) && og.samples >= d.max {
+		// The common case of a burst: the alert joins a group this
+		// engine holds open, whose samples are full.
+		if joined, err := d.join(ctx, a, key, og, at, commit); err != nil || joined {
+			return err
+		}
+	}
+	if err := d.flushLatest(ctx, key); err != nil {
+		return err
+	}
 	// The group stored under the key is read whatever its expiry: a group
 	// whose entry expired at the time of this alert (an alert two periods
 	// after it) must still be delivered with its count before the new
@@ -128,7 +238,7 @@ func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Tim
 	if err != nil {
 		return err
 	}
-	d.open[key] = g.End
+	d.open[key] = openGroup{id: g.ID, end: g.End, samples: len(g.Samples)}
 	if joins {
 		b.stats.Grouped++
 	} else {
@@ -182,10 +292,16 @@ func (d *dedup) update(key []byte, g state.Group) *alert.Alert {
 // watermark.
 func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
 	var due []string
-	for k, end := range d.open {
-		if !end.After(watermark) {
+	for k, og := range d.open {
+		if !og.end.After(watermark) {
 			due = append(due, k)
 		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	if err := d.flushLatest(ctx, ""); err != nil {
+		return err
 	}
 	sort.Strings(due)
 	for _, k := range due {
@@ -223,6 +339,9 @@ func (d *dedup) flush(ctx context.Context) error {
 // deliverWhere delivers the groups of the rule that pass keep and whose
 // count grew since their last delivery.
 func (d *dedup) deliverWhere(ctx context.Context, keep func(state.Group) bool) error {
+	if err := d.flushLatest(ctx, ""); err != nil {
+		return err
+	}
 	type pending struct {
 		key []byte
 		g   state.Group
