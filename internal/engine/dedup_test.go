@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/mem"
 )
 
 const dedupRule = `
@@ -182,4 +185,54 @@ func TestDedupGroupReplacedAfterExpiry(t *testing.T) {
 			t.Fatalf("stats %+v", r)
 		}
 	})
+}
+
+// TestDedupLatestSample checks the samples a group delivers when most of
+// its alerts join it with its samples full (counted without being encoded,
+// the newest written as the latest sample at checkpoints): the first
+// DefaultMaxSamples-1 alerts and the newest, whether or not checkpoints
+// fell in between, as when every alert was encoded.
+func TestDedupLatestSample(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	var evs []stEv
+	for i := range 20 {
+		evs = append(evs, stEv{id: fmt.Sprintf("s%02d", i), at: stT0.Add(time.Duration(i) * time.Minute), ua: "zgrab"})
+	}
+	for _, every := range []int{0, 1, 3, 7} {
+		t.Run(fmt.Sprintf("checkpoint every %d", every), func(t *testing.T) {
+			var sink alert.Collector
+			h := newHarness(t, rs, engine.Options{Sink: &sink, Store: mem.New(), GroupUpdates: true}, untilClose)
+			for i, e := range evs {
+				h.feedEvents(e)
+				if every > 0 && i%every == 0 {
+					h.checkpoint()
+				}
+			}
+			h.close()
+			if len(sink.Alerts) != 2 {
+				t.Fatalf("%d deliveries, want the opening alert and the update", len(sink.Alerts))
+			}
+			g := sink.Alerts[1].Group
+			if g == nil || g.Count != 20 || len(g.Samples) != state.DefaultMaxSamples {
+				t.Fatalf("update: %+v", g)
+			}
+			var ids []string
+			for _, s := range g.Samples {
+				b, _ := json.Marshal(s)
+				var m struct {
+					K struct {
+						A struct {
+							ID string `json:"auditID"`
+						} `json:"audit"`
+					} `json:"kubernetes"`
+				}
+				json.Unmarshal(b, &m)
+				ids = append(ids, m.K.A.ID)
+			}
+			want := []string{"s00", "s01", "s02", "s03", "s19"}
+			if !slices.Equal(ids, want) {
+				t.Fatalf("samples of %v, want %v", ids, want)
+			}
+		})
+	}
 }
