@@ -107,6 +107,7 @@ type claimResult struct {
 	updates                   int64     // group updates among deliver
 	end                       time.Time // the group's end (dedup)
 	id                        string    // the group's id (dedup)
+	at                        time.Time // the alert's event time (dedup)
 }
 
 // outboxed is an alert decided and written to the outbox under key.
@@ -398,7 +399,7 @@ func (d *dedup) decideGroup(tx state.Tx, a *alert.Alert, key string, sample []by
 	if err != nil {
 		return err
 	}
-	res.end, res.id = ng.End, ng.ID
+	res.end, res.id, res.at = ng.End, ng.ID, at
 	if _, err := b.ids.MarkAtTx(tx, []byte(a.ID), at); err != nil {
 		return err
 	}
@@ -419,10 +420,15 @@ func (d *dedup) grouped(ctx context.Context, key string, res *claimResult) error
 		return err
 	}
 	b.stats.Updates += res.updates
-	d.open[key] = openGroup{id: res.id, end: res.end}
+	og := openGroup{id: res.id, end: res.end, sent: res.at}
+	if prev, ok := d.open[key]; ok && prev.id == res.id {
+		og.sent = prev.sent
+	}
 	if res.joined {
+		d.grew(key, og)
 		b.stats.Grouped++
 	} else {
+		d.open[key] = og
 		b.stats.Alerts++
 	}
 	return nil

@@ -29,6 +29,11 @@ import (
 //     and once; when the group closes, if more alerts joined it, it is
 //     delivered again as an update with the new count, last_seen and
 //     samples. A downstream SIEM upserts by id; the table shows "(xN)".
+//     With Options.GroupUpdateEvery, an open group that grew is also
+//     delivered as it grows, at most once per that much event time since
+//     its last delivery (checked as the watermark moves): "60 requests from
+//     zgrab in 2 minutes" while the burst goes on, not only when its period
+//     is over.
 //
 // A group closes when event time passes its end: at Advance (the caller's
 // watermark: internal/run's driver moves it as event time moves on when a
@@ -83,6 +88,9 @@ type dedup struct {
 	// Checkpoint and before a group is read for delivery, instead of once
 	// per alert.
 	latest map[string]*alert.Alert
+	// nextUpdate is the earliest watermark at which a grown group is due
+	// for an update (GroupUpdateEvery), the zero time if none is.
+	nextUpdate time.Time
 }
 
 // openGroup is what an engine knows of a group it opened or joined.
@@ -90,6 +98,10 @@ type openGroup struct {
 	id      string
 	end     time.Time
 	samples int // the samples it holds
+	// grown: alerts joined it (here) since sent, the event time of its
+	// last delivery here (or of its opening).
+	grown bool
+	sent  time.Time
 }
 
 func newDedup(b *base) (*dedup, error) {
@@ -130,7 +142,7 @@ func (d *dedup) join(ctx context.Context, a *alert.Alert, key string, og openGro
 	if err != nil {
 		return false, err
 	}
-	d.open[key] = og
+	d.grew(key, og)
 	d.latest[key] = a
 	d.b.stats.Grouped++
 	return true, nil
@@ -238,7 +250,18 @@ func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Tim
 	if err != nil {
 		return err
 	}
-	d.open[key] = openGroup{id: g.ID, end: g.End, samples: len(g.Samples)}
+	og := openGroup{id: g.ID, end: g.End, samples: len(g.Samples)}
+	if joins {
+		if prev, ok := d.open[key]; ok && prev.id == g.ID {
+			og.sent = prev.sent
+		} else {
+			og.sent = at // first seen here: counted from now
+		}
+		d.grew(key, og)
+	} else {
+		og.sent = at
+		d.open[key] = og
+	}
 	if joins {
 		b.stats.Grouped++
 	} else {
@@ -288,9 +311,65 @@ func (d *dedup) update(key []byte, g state.Group) *alert.Alert {
 	return a
 }
 
+// grew records that an alert joined the group under key.
+func (d *dedup) grew(key string, og openGroup) {
+	og.grown = true
+	d.open[key] = og
+	if every := d.b.eng.opts.GroupUpdateEvery; every > 0 && d.b.eng.opts.GroupUpdates {
+		if due := og.sent.Add(every); d.nextUpdate.IsZero() || due.Before(d.nextUpdate) {
+			d.nextUpdate = due
+		}
+	}
+}
+
+// updateGrown delivers the open groups that grew and were last delivered
+// GroupUpdateEvery or more before watermark.
+func (d *dedup) updateGrown(ctx context.Context, watermark time.Time) error {
+	every := d.b.eng.opts.GroupUpdateEvery
+	if d.nextUpdate.IsZero() || d.nextUpdate.After(watermark) {
+		return nil
+	}
+	var due []string
+	d.nextUpdate = time.Time{}
+	for k, og := range d.open {
+		switch {
+		case !og.grown || !og.end.After(watermark):
+		case !og.sent.Add(every).After(watermark):
+			due = append(due, k)
+		case d.nextUpdate.IsZero() || og.sent.Add(every).Before(d.nextUpdate):
+			d.nextUpdate = og.sent.Add(every)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	if err := d.flushLatest(ctx, ""); err != nil {
+		return err
+	}
+	sort.Strings(due)
+	for _, k := range due {
+		og := d.open[k]
+		og.grown, og.sent = false, watermark
+		d.open[k] = og
+		g, found, err := d.groups.Get(ctx, []byte(k), time.Time{})
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
+		}
+		if found && g.ID == og.id && g.Delivered < g.Count {
+			if err := d.deliver(ctx, []byte(k), g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // advance delivers the groups this engine touched that ended at or before
-// watermark.
+// watermark, and the open groups due for an update.
 func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
+	if err := d.updateGrown(ctx, watermark); err != nil {
+		return err
+	}
 	var due []string
 	for k, og := range d.open {
 		if !og.end.After(watermark) {
@@ -333,6 +412,7 @@ func (d *dedup) flush(ctx context.Context) error {
 		return err
 	}
 	clear(d.open)
+	d.nextUpdate = time.Time{}
 	return nil
 }
 

@@ -236,3 +236,43 @@ func TestDedupLatestSample(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupUpdateEvery checks GroupUpdateEvery: a group that grows is
+// delivered again at most once per interval of event time while it is
+// open, with its count so far, and once more when it closes; a group that
+// stopped growing is not delivered again until it closes.
+func TestDedupUpdateEvery(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	var evs []stEv
+	for i := range 30 { // one request every 10 seconds for 5 minutes
+		evs = append(evs, stEv{id: fmt.Sprintf("z%02d", i), at: stT0.Add(time.Duration(i) * 10 * time.Second), ua: "zgrab"})
+	}
+	// One more an hour later, after a quiet 55 minutes: it closes the
+	// group (its period is 60 minutes) and opens the next.
+	evs = append(evs, stEv{id: "z99", at: stT0.Add(61 * time.Minute), ua: "zgrab"})
+	for _, c := range []struct {
+		every time.Duration
+		want  []int64
+	}{
+		{0, []int64{1, 30, 1}},
+		{2 * time.Minute, []int64{1, 13, 25, 30, 1}},
+		{time.Hour, []int64{1, 30, 1}},
+	} {
+		t.Run(c.every.String(), func(t *testing.T) {
+			var sink alert.Collector
+			h := newHarness(t, rs, engine.Options{Sink: &sink, Store: mem.New(), GroupUpdates: true, GroupUpdateEvery: c.every}, watermark{lateness: 0})
+			h.feedEvents(evs...)
+			h.close()
+			var got []int64
+			for _, a := range sink.Alerts {
+				got = append(got, a.Group.Count)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("delivered counts %v, want %v", got, c.want)
+			}
+			if st := h.eng.Stats().Rules["anon-dedup"]; st.Updates != int64(len(c.want)-2) { // all but the two openings
+				t.Errorf("%d updates counted, want %d", st.Updates, len(c.want)-2)
+			}
+		})
+	}
+}

@@ -39,6 +39,11 @@ type Options struct {
 	// True (a long-running serve): its first alert is delivered at once,
 	// and again as an update with the final count when it closes.
 	GroupUpdates bool
+	// GroupUpdateEvery, with GroupUpdates, also delivers an open group
+	// again while it grows: at most once per this much event time, when
+	// alerts joined it since its last delivery (0: only when it opens and
+	// when it closes). See dedup.go.
+	GroupUpdateEvery time.Duration
 	// Windows chooses whether the open runs of ES|QL rules are written to
 	// Store at each Checkpoint, and whether New restores or deletes those
 	// stored before (see WindowMode). Rebuild and Restore need a Store.

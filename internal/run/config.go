@@ -128,6 +128,10 @@ type Config struct {
 	// GroupUpdates delivers the first alert of a dedup group at once and
 	// the group again, with its count, when it closes (engine.Options).
 	GroupUpdates bool
+	// GroupUpdateEvery, with GroupUpdates, delivers an open group again as
+	// it grows, at most once per this much event time
+	// (engine.Options.GroupUpdateEvery; 0: at its opening and close only).
+	GroupUpdateEvery time.Duration
 	// Replica names this driver among the drivers that share Store as
 	// replicas (kanon serve replicas on one Redis): its engine keeps its
 	// part of each ES|QL run in a slot of its own and takes every decision
