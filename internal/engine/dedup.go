@@ -351,17 +351,24 @@ func (d *dedup) updateGrown(ctx context.Context, watermark time.Time) error {
 		og := d.open[k]
 		og.grown, og.sent = false, watermark
 		d.open[k] = og
-		g, found, err := d.groups.Get(ctx, []byte(k), time.Time{})
-		if err != nil {
-			return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
-		}
-		if found && g.ID == og.id && g.Delivered < g.Count {
-			if err := d.deliver(ctx, []byte(k), g); err != nil {
-				return err
-			}
+		if err := d.deliverGrown(ctx, k, og.id); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// deliverGrown delivers the group stored under key if it grew since its
+// last delivery and, when id is not empty, is the group with that id.
+func (d *dedup) deliverGrown(ctx context.Context, key, id string) error {
+	g, found, err := d.groups.Get(ctx, []byte(key), time.Time{})
+	if err != nil {
+		return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
+	}
+	if !found || id != "" && g.ID != id || g.Delivered >= g.Count {
+		return nil
+	}
+	return d.deliver(ctx, []byte(key), g)
 }
 
 // advance delivers the groups this engine touched that ended at or before
@@ -385,14 +392,8 @@ func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
 	sort.Strings(due)
 	for _, k := range due {
 		delete(d.open, k)
-		g, found, err := d.groups.Get(ctx, []byte(k), time.Time{})
-		if err != nil {
-			return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
-		}
-		if found && g.Delivered < g.Count {
-			if err := d.deliver(ctx, []byte(k), g); err != nil {
-				return err
-			}
+		if err := d.deliverGrown(ctx, k, ""); err != nil {
+			return err
 		}
 	}
 	return nil

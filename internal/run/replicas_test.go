@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/ingest"
@@ -23,22 +19,6 @@ import (
 	"github.com/kanon-dev/kanon/internal/state/redis"
 	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
 )
-
-// rtCounter is a go-redis hook that counts round trips: each command sent
-// alone is one, each pipeline (MULTI/EXEC included) is one.
-type rtCounter struct{ n atomic.Int64 }
-
-func (c *rtCounter) DialHook(next goredis.DialHook) goredis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (c *rtCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
-}
-
-func (c *rtCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
-}
 
 // decisions summarises what alerts decided, in a form that does not
 // depend on which replica read which event first: a new term by its
@@ -111,7 +91,7 @@ func TestReplicaDrivers(t *testing.T) {
 		defer s.Close()
 		stores[i] = s
 	}
-	rt := &rtCounter{}
+	rt := &redistest.RoundTrips{}
 	for _, s := range stores {
 		s.(*redis.Store).Client().AddHook(rt)
 	}
@@ -135,7 +115,7 @@ func TestReplicaDrivers(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d round trips for %d events in %d batches: %.2f per event", rt.n.Load(), len(lines), len(batches), float64(rt.n.Load())/float64(len(lines)))
+	t.Logf("%d round trips for %d events in %d batches: %.2f per event", rt.N(), len(lines), len(batches), float64(rt.N())/float64(len(lines)))
 	// Two round trips per batch that decides, one per commit; the rest
 	// are the sweeps (one per minute of event time: this log's 40
 	// minutes are in 200 events) and the outbox's scans.
@@ -166,7 +146,7 @@ func BenchmarkReplicaRoundTrips(b *testing.B) {
 	ctx := context.Background()
 	b.SetBytes(st.Bytes)
 	b.ReportAllocs()
-	rt := &rtCounter{}
+	rt := &redistest.RoundTrips{}
 	for i := 0; b.Loop(); i++ {
 		var ds [2]*run.Driver
 		for k := range ds {
@@ -197,6 +177,6 @@ func BenchmarkReplicaRoundTrips(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64(rt.n.Load())/float64(int64(b.N)*int64(st.Events)), "rt/event")
+	b.ReportMetric(float64(rt.N())/float64(int64(b.N)*int64(st.Events)), "rt/event")
 	b.ReportMetric(float64(int64(b.N)*int64(st.Events))/b.Elapsed().Seconds(), "events/s")
 }

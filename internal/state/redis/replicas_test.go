@@ -1,17 +1,13 @@
 package redis_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/overlay"
@@ -141,26 +137,10 @@ func TestReplicas(t *testing.T) {
 	})
 }
 
-// rtCounter is a go-redis hook that counts round trips: each command sent
-// alone is one, each pipeline (MULTI/EXEC included) is one.
-type rtCounter struct{ n atomic.Int64 }
-
-func (c *rtCounter) DialHook(next goredis.DialHook) goredis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (c *rtCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
-}
-
-func (c *rtCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
-}
-
 // counted opens a store whose round trips are counted.
-func counted(tb testing.TB, opts redis.Options) (*redis.Store, *rtCounter) {
+func counted(tb testing.TB, opts redis.Options) (*redis.Store, *redistest.RoundTrips) {
 	s := open(tb, opts)
-	c := &rtCounter{}
+	c := &redistest.RoundTrips{}
 	s.Client().AddHook(c)
 	return s, c
 }
@@ -172,11 +152,11 @@ func TestRoundTrips(t *testing.T) {
 	s, rt := counted(t, redis.Options{Addr: srv.Addr, SweepBatch: 100, ScanPage: 100})
 	cost := func(what string, want int64, fn func() error) {
 		t.Helper()
-		before := rt.n.Load()
+		before := rt.N()
 		if err := fn(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if got := rt.n.Load() - before; got != want {
+		if got := rt.N() - before; got != want {
 			t.Errorf("%s took %d round trips, want %d", what, got, want)
 		}
 	}
