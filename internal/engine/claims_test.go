@@ -99,6 +99,20 @@ func deliveries(as []*alert.Alert) []string {
 	return out
 }
 
+// compareClaims checks that run(true), replicas deciding on the shared
+// store, raises want, what one engine raises, and that run(false), the
+// replicas deciding through their overlays alone, does not: the scenario
+// shows the race that deciding on the shared store prevents.
+func compareClaims(t *testing.T, run func(claims bool) []string, want []string) {
+	t.Helper()
+	if got := run(true); !slices.Equal(got, want) {
+		t.Errorf("two replicas deciding on the shared store raised\n%s\none engine raises\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := run(false); slices.Equal(got, want) {
+		t.Errorf("two replicas deciding through their overlays raised what one engine raises: the test shows no race\n%s", strings.Join(got, "\n"))
+	}
+}
+
 // TestReplicasDecideOnce gives two replicas on one Redis events that
 // decide the same thing in batches they evaluate at the same time (each
 // reads its batch before either settles): the first events of one new
@@ -150,12 +164,7 @@ func TestReplicasDecideOnce(t *testing.T) {
 				b.closeInput()
 				return deliveries(append(a.sink.Alerts, b.sink.Alerts...))
 			}
-			if got := run(true); !slices.Equal(got, want) {
-				t.Errorf("two replicas deciding on the shared store raised\n%s\none engine raises\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			if got := run(false); slices.Equal(got, want) {
-				t.Errorf("two replicas deciding through their overlays raised what one engine raises: the test shows no race\n%s", strings.Join(got, "\n"))
-			}
+			compareClaims(t, run, want)
 		})
 	}
 }
@@ -277,10 +286,5 @@ func TestReplicasCloseRunOnce(t *testing.T) {
 		b.closeInput()
 		return deliveries(append(a.sink.Alerts, b.sink.Alerts...))
 	}
-	if got := run(true); !slices.Equal(got, want) {
-		t.Errorf("two replicas closing one run on the shared store raised\n%s\none engine raises\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if got := run(false); slices.Equal(got, want) {
-		t.Errorf("two replicas closing one run through their overlays raised what one engine raises: the test shows no race\n%s", strings.Join(got, "\n"))
-	}
+	compareClaims(t, run, want)
 }

@@ -340,18 +340,27 @@ func (d *dedup) updateGrown(ctx context.Context, watermark time.Time) error {
 			d.nextUpdate = og.sent.Add(every)
 		}
 	}
-	if len(due) == 0 {
+	return d.deliverAll(ctx, due, func(k string) string {
+		og := d.open[k]
+		og.grown, og.sent = false, watermark
+		d.open[k] = og
+		return og.id
+	})
+}
+
+// deliverAll writes the latest samples, then delivers, in key order, the
+// groups under keys that grew since their last delivery; pick is called
+// first for each key and returns the id its group must have ("" for any).
+func (d *dedup) deliverAll(ctx context.Context, keys []string, pick func(key string) string) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	if err := d.flushLatest(ctx, ""); err != nil {
 		return err
 	}
-	sort.Strings(due)
-	for _, k := range due {
-		og := d.open[k]
-		og.grown, og.sent = false, watermark
-		d.open[k] = og
-		if err := d.deliverGrown(ctx, k, og.id); err != nil {
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := d.deliverGrown(ctx, k, pick(k)); err != nil {
 			return err
 		}
 	}
@@ -383,20 +392,10 @@ func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
 			due = append(due, k)
 		}
 	}
-	if len(due) == 0 {
-		return nil
-	}
-	if err := d.flushLatest(ctx, ""); err != nil {
-		return err
-	}
-	sort.Strings(due)
-	for _, k := range due {
+	return d.deliverAll(ctx, due, func(k string) string {
 		delete(d.open, k)
-		if err := d.deliverGrown(ctx, k, ""); err != nil {
-			return err
-		}
-	}
-	return nil
+		return ""
+	})
 }
 
 // deliverEnded delivers the groups of the rule in the store that ended at
