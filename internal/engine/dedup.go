@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/state"
 )
 
@@ -87,10 +88,24 @@ type dedup struct {
 	// their groups' latest samples: written once per group at each
 	// Checkpoint and before a group is read for delivery, instead of once
 	// per alert.
-	latest map[string]*alert.Alert
+	latest map[string]latestAlert
 	// nextUpdate is the earliest watermark at which a grown group is due
 	// for an update (GroupUpdateEvery), the zero time if none is.
 	nextUpdate time.Time
+}
+
+// latestAlert is the newest alert of a full group: built, or to be built
+// from a copy of its event when it is written (tryJoin).
+type latestAlert struct {
+	a     *alert.Alert
+	build func() *alert.Alert
+}
+
+func (l latestAlert) alert() *alert.Alert {
+	if l.a == nil {
+		l.a = l.build()
+	}
+	return l.a
 }
 
 // openGroup is what an engine knows of a group it opened or joined.
@@ -112,7 +127,7 @@ func newDedup(b *base) (*dedup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]*alert.Alert{}}, nil
+	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]latestAlert{}}, nil
 }
 
 // errNotJoined aborts the transaction of a join that found no open group.
@@ -123,7 +138,12 @@ var errNotJoined = errors.New("engine: no open group to join")
 // latest sample, written later (flushLatest). It reports false, having
 // written nothing, if the store holds no group open at at under key.
 func (d *dedup) join(ctx context.Context, a *alert.Alert, key string, og openGroup, at time.Time, commit func(tx state.Tx) error) (bool, error) {
-	err := d.b.commit(ctx, a.ID, at, func(tx state.Tx) error {
+	return d.joinAs(ctx, a.ID, latestAlert{a: a}, key, og, at, commit)
+}
+
+// joinAs is join for the alert with id, latest its latest-sample form.
+func (d *dedup) joinAs(ctx context.Context, id string, latest latestAlert, key string, og openGroup, at time.Time, commit func(tx state.Tx) error) (bool, error) {
+	err := d.b.commit(ctx, id, at, func(tx state.Tx) error {
 		if commit != nil {
 			if err := commit(tx); err != nil {
 				return err
@@ -143,9 +163,41 @@ func (d *dedup) join(ctx context.Context, a *alert.Alert, key string, og openGro
 		return false, err
 	}
 	d.grew(key, og)
-	d.latest[key] = a
+	d.latest[key] = latest
 	d.b.stats.Grouped++
 	return true, nil
+}
+
+// tryJoin counts the alert with id of event e at time at in its group
+// without building it, when the group is one this engine holds open and
+// its samples are full: the common case of a burst. build makes the
+// alert from an event; it is called, on a copy of e, only if the alert
+// becomes the latest sample written. It reports whether the alert was
+// counted (or was raised before: suppressed); if not, the caller builds
+// the alert and emits it as usual. Events whose repeated keys read two
+// ways, and replicas deciding on a shared store, take the usual path.
+func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.Time, build func(e *event.Event) *alert.Alert) (bool, error) {
+	d := b.dedup
+	if d == nil || b.ids == nil || b.eng.claims != nil || at.IsZero() || e.Alt != nil || len(e.Ambiguous) > 0 {
+		return false, nil
+	}
+	key := b.rule.DedupTmpl.Render(e) // the template's fields are the rule's: e holds them
+	og, ok := d.open[key]
+	if !ok || !og.end.After(at) || og.samples < d.max {
+		return false, nil
+	}
+	if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
+		return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
+	} else if raised {
+		b.stats.Suppressed++
+		return true, nil
+	}
+	c := e.Clone()
+	return d.joinAs(ctx, id, latestAlert{build: func() *alert.Alert {
+		keyOf, k := b.keyOf, b.key
+		defer func() { b.keyOf, b.key = keyOf, k }()
+		return build(c)
+	}}, key, og, at, nil)
 }
 
 // flushLatest writes the latest alert of each full group as its latest
@@ -155,7 +207,7 @@ func (d *dedup) flushLatest(ctx context.Context, only string) error {
 	if len(d.latest) == 0 {
 		return nil
 	}
-	if only != "" && d.latest[only] == nil {
+	if _, ok := d.latest[only]; only != "" && !ok {
 		return nil
 	}
 	type write struct {
@@ -163,10 +215,11 @@ func (d *dedup) flushLatest(ctx context.Context, only string) error {
 		id          string
 	}
 	var ws []write
-	for k, a := range d.latest {
+	for k, l := range d.latest {
 		if only != "" && k != only {
 			continue
 		}
+		a := l.alert()
 		b, err := alert.Marshal(a)
 		if err != nil {
 			return fmt.Errorf("rule %s: cannot encode alert %s: %w", d.b.rule.ID, a.ID, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
@@ -189,51 +190,56 @@ func TestDedupGroupReplacedAfterExpiry(t *testing.T) {
 
 // TestDedupLatestSample checks the samples a group delivers when most of
 // its alerts join it with its samples full (counted without being encoded,
-// the newest written as the latest sample at checkpoints): the first
-// DefaultMaxSamples-1 alerts and the newest, whether or not checkpoints
-// fell in between, as when every alert was encoded.
+// and for per-event rules without being built; the newest written as the
+// latest sample at checkpoints): the first DefaultMaxSamples-1 alerts and
+// the newest, whether or not checkpoints fell in between, each sample the
+// event document the alert of its event has when it opens a group.
 func TestDedupLatestSample(t *testing.T) {
-	rs := []*rule.Compiled{stRule(t, dedupRule)}
 	var evs []stEv
 	for i := range 20 {
-		evs = append(evs, stEv{id: fmt.Sprintf("s%02d", i), at: stT0.Add(time.Duration(i) * time.Minute), ua: "zgrab"})
+		evs = append(evs, stEv{id: fmt.Sprintf("s%02d", i), at: stT0.Add(time.Duration(i) * time.Minute), ua: "zgrab", uri: fmt.Sprintf("/api/v1/namespaces/ns%d/secrets", i)})
 	}
-	for _, every := range []int{0, 1, 3, 7} {
-		t.Run(fmt.Sprintf("checkpoint every %d", every), func(t *testing.T) {
+	opts := func(sink alert.Sink) engine.Options {
+		return engine.Options{Sink: sink, Store: mem.New(), GroupUpdates: true, Materialize: formats.Registry().Materialize}
+	}
+	for _, r := range []string{dedupRule, pantherRule} {
+		rs := []*rule.Compiled{stRule(t, r)}
+		// The document of each event's alert, from alerts that open groups.
+		docs := map[string]string{}
+		for _, e := range []stEv{evs[0], evs[1], evs[2], evs[3], evs[19]} {
 			var sink alert.Collector
-			h := newHarness(t, rs, engine.Options{Sink: &sink, Store: mem.New(), GroupUpdates: true}, untilClose)
-			for i, e := range evs {
-				h.feedEvents(e)
-				if every > 0 && i%every == 0 {
-					h.checkpoint()
-				}
-			}
+			h := newHarness(t, rs, opts(&sink), untilClose)
+			h.feedEvents(e)
 			h.close()
-			if len(sink.Alerts) != 2 {
-				t.Fatalf("%d deliveries, want the opening alert and the update", len(sink.Alerts))
-			}
-			g := sink.Alerts[1].Group
-			if g == nil || g.Count != 20 || len(g.Samples) != state.DefaultMaxSamples {
-				t.Fatalf("update: %+v", g)
-			}
-			var ids []string
-			for _, s := range g.Samples {
-				b, _ := json.Marshal(s)
-				var m struct {
-					K struct {
-						A struct {
-							ID string `json:"auditID"`
-						} `json:"audit"`
-					} `json:"kubernetes"`
+			b, _ := json.Marshal(sink.Alerts[0].Event)
+			docs[e.id] = string(b)
+		}
+		for _, every := range []int{0, 1, 3, 7} {
+			t.Run(fmt.Sprintf("%s/checkpoint every %d", rs[0].ID, every), func(t *testing.T) {
+				var sink alert.Collector
+				h := newHarness(t, rs, opts(&sink), untilClose)
+				for i, e := range evs {
+					h.feedEvents(e)
+					if every > 0 && i%every == 0 {
+						h.checkpoint()
+					}
 				}
-				json.Unmarshal(b, &m)
-				ids = append(ids, m.K.A.ID)
-			}
-			want := []string{"s00", "s01", "s02", "s03", "s19"}
-			if !slices.Equal(ids, want) {
-				t.Fatalf("samples of %v, want %v", ids, want)
-			}
-		})
+				h.close()
+				if len(sink.Alerts) != 2 {
+					t.Fatalf("%d deliveries, want the opening alert and the update", len(sink.Alerts))
+				}
+				g := sink.Alerts[1].Group
+				if g == nil || g.Count != 20 || len(g.Samples) != state.DefaultMaxSamples {
+					t.Fatalf("update: %+v", g)
+				}
+				for i, id := range []string{"s00", "s01", "s02", "s03", "s19"} {
+					b, _ := json.Marshal(g.Samples[i])
+					if string(b) != docs[id] {
+						t.Fatalf("sample %d is\n%s\nwant the document of %s\n%s", i, b, id, docs[id])
+					}
+				}
+			})
+		}
 	}
 }
 
