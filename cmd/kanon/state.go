@@ -111,6 +111,7 @@ type stateEntry struct {
 	// the last run (kind run).
 	Drops     *runDrops `json:"drops,omitempty"`
 	Watermark time.Time `json:"watermark,omitzero"`
+	Replica   string    `json:"replica,omitempty"`
 }
 
 // runDrops is state.RunDrops as exported.
@@ -137,7 +138,7 @@ func newStateEntry(it *state.Item) stateEntry {
 		if it.Watermark.IsZero() {
 			e.Drops = &runDrops{Late: it.Drops.Late, MaxSignals: it.Drops.MaxSignals, Budget: it.Drops.Budget}
 		}
-		e.Watermark = it.Watermark
+		e.Watermark, e.Replica = it.Watermark, it.Replica
 	default:
 		e.Key, e.Bytes = fmt.Sprintf("%q", it.Part), len(it.Value)
 	}
@@ -189,10 +190,13 @@ func stateShow(ctx context.Context, w io.Writer, s state.Store, sel state.Select
 	drops := map[string]state.RunDrops{}
 	if len(sel.Namespaces) == 0 || slices.Contains(sel.Namespaces, state.NSRun) {
 		err = state.Each(ctx, s, state.Selection{Rule: sel.Rule, Namespaces: []state.Namespace{state.NSRun}}, func(it *state.Item) error {
-			if !it.Watermark.IsZero() {
+			switch {
+			case !it.Watermark.IsZero() && it.Replica != "":
+				fmt.Fprintf(w, "newest event time of the last run of replica %s: %s\n", it.Replica, it.Watermark.Format(time.RFC3339Nano))
+			case !it.Watermark.IsZero():
 				fmt.Fprintf(w, "newest event time of the last run: %s (a restarted serve goes on from it)\n", it.Watermark.Format(time.RFC3339Nano))
-			} else {
-				drops[it.Rule] = it.Drops
+			default: // the replicas' counts add up
+				drops[it.Rule] = drops[it.Rule].Add(it.Drops)
 			}
 			return nil
 		})

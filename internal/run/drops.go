@@ -17,7 +17,8 @@ import (
 // store, and, in a live run that restores its windows, the newest event
 // time seen, so that a restarted server's event-time clock (the watermark
 // and the idle clock) goes on from where the stopped one was. Both are
-// written at each commit, with the state of the same batches.
+// written at each commit, with the state of the same batches; a replica
+// (Config.Replica) keeps entries of its own.
 //
 // Every drop is counted (kanon_events_late_total,
 // kanon_alerts_dropped_total) and logged: once per run for alerts over
@@ -96,7 +97,7 @@ func (t *dropTracker) restore(ctx context.Context) error {
 	if d.cfg.Policy.Windows != engine.WindowsRestore {
 		return nil
 	}
-	v, err := d.ov.Get(ctx, state.AppendWatermarkKey(nil), time.Time{})
+	v, err := d.ov.Get(ctx, t.key(state.AppendWatermarkKey(nil)), time.Time{})
 	if errors.Is(err, state.ErrNotFound) {
 		return nil
 	}
@@ -183,6 +184,14 @@ func (t *dropTracker) logRuns(end bool) {
 	}
 }
 
+// key is k, or a replica's slot of it.
+func (t *dropTracker) key(k []byte) []byte {
+	if r := t.d.cfg.Replica; r != "" {
+		return state.AppendRunSlot(k, r)
+	}
+	return k
+}
+
 // write adds the pending counts to the stored ones and stores the newest
 // event time, in the overlay: the next commit makes them durable with the
 // batches they come from.
@@ -194,7 +203,7 @@ func (t *dropTracker) write(ctx context.Context) error {
 	}
 	err := d.ov.Update(ctx, time.Time{}, func(tx state.Tx) error {
 		for id, p := range t.pending {
-			key := state.AppendRunDropsKey(nil, id)
+			key := t.key(state.AppendRunDropsKey(nil, id))
 			var old state.RunDrops
 			v, err := tx.Get(key)
 			switch {
@@ -210,7 +219,7 @@ func (t *dropTracker) write(ctx context.Context) error {
 			}
 		}
 		if mark {
-			return tx.Put(state.AppendWatermarkKey(nil), state.AppendWatermark(nil, d.newest), time.Time{})
+			return tx.Put(t.key(state.AppendWatermarkKey(nil)), state.AppendWatermark(nil, d.newest), time.Time{})
 		}
 		return nil
 	})

@@ -25,6 +25,10 @@ const (
 	NSPositions Namespace = 'p'
 	// NSAlerts holds the ids of alerts already raised: rule, alert id.
 	NSAlerts Namespace = 'a'
+	// NSOutbox holds alerts that replicas decided to raise and have not
+	// seen delivered yet: rule, alert id, delivery number → owner, time,
+	// alert (view_outbox.go).
+	NSOutbox Namespace = 'o'
 	// NSRun holds the driver's record of its runs: per rule what was
 	// dropped, and the newest event time seen (view_run.go).
 	NSRun Namespace = 'r'
@@ -43,6 +47,8 @@ func (ns Namespace) String() string {
 		return "positions"
 	case NSAlerts:
 		return "alerts"
+	case NSOutbox:
+		return "outbox"
 	case NSRun:
 		return "run"
 	}
@@ -57,7 +63,7 @@ func ParseNamespace(name string) (Namespace, error) {
 			return ns, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions or run)", name)
+	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions, outbox or run)", name)
 }
 
 // AppendPrefix appends to dst the key prefix of one rule in namespace ns:

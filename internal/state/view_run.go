@@ -14,8 +14,10 @@ import (
 // server restarted on the store goes on with its event-time clock. Neither
 // expires. Values start with a version byte.
 //
-// The counters are written blind (read, add, write, in one transaction of
-// one writer): replicas sharing a store would overwrite each other's.
+// Drivers that share a store as replicas each keep their own entries: the
+// replica's name is a second key part (AppendRunSlot), since the counts are
+// written blind (read, add, write, in one transaction of one writer) and
+// would overwrite each other's.
 
 const runVersion = 1
 
@@ -70,7 +72,7 @@ func DecodeRunDrops(v []byte) (RunDrops, error) {
 	var ns [3]int64
 	for i := range ns {
 		n, w := binary.Uvarint(v)
-		if w <= 0 || n > 1<<62 {
+		if w <= 0 || w != uvarintLen(n) || n > 1<<62 {
 			return RunDrops{}, fmt.Errorf("%w: malformed drop count", ErrCorrupt)
 		}
 		ns[i], v = int64(n), v[w:]
@@ -80,6 +82,11 @@ func DecodeRunDrops(v []byte) (RunDrops, error) {
 	}
 	return RunDrops{Late: ns[0], MaxSignals: ns[1], Budget: ns[2]}, nil
 }
+
+// AppendRunSlot appends to dst, a key made by AppendRunDropsKey or
+// AppendWatermarkKey, the part that makes it the entry of replica (not
+// empty).
+func AppendRunSlot(dst []byte, replica string) []byte { return AppendPartString(dst, replica) }
 
 // AppendWatermarkKey appends to dst the key of the driver's newest event
 // time.
@@ -103,8 +110,19 @@ func DecodeWatermark(v []byte) (time.Time, error) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:]))).UTC(), nil
 }
 
-// decodeRunItem decodes an NSRun entry into it.
-func decodeRunItem(it *Item, v []byte) error {
+// decodeRunItem decodes an NSRun entry, whose key parts after the rule
+// are parts, into it.
+func decodeRunItem(it *Item, parts [][]byte, v []byte) error {
+	switch len(parts) {
+	case 1:
+	case 2:
+		if len(parts[1]) == 0 {
+			return fmt.Errorf("%w: a run entry of an empty replica name", ErrInvalidKey)
+		}
+		it.Replica = string(parts[1])
+	default:
+		return fmt.Errorf("%w: %d key parts after the rule, want 1 or 2", ErrInvalidKey, len(parts))
+	}
 	var err error
 	switch string(it.Part) {
 	case string(runDropsPart):
