@@ -41,11 +41,18 @@ The configuration file (--config, YAML) has a key for every flag; flags
 given on the command line override it. --check validates the configuration,
 the rules and the certificates, and exits.
 
-Signals: SIGTERM or SIGINT drains the batches in flight, closes the open
-windowed runs, flushes the outputs and the state, and exits; SIGHUP reloads
-the rules (a rule file with errors is refused and the old rules keep
-running; open ES|QL runs of unchanged rules carry over) and the TLS
-certificate.`,
+Signals: SIGTERM or SIGINT stops taking batches, answers those in flight
+once they are durable, checkpoints the open ES|QL windows and dedup groups
+into the state store without closing them, flushes the outputs and exits:
+a kanon serve started again on the same state (or a replica on a shared
+store) goes on with those runs as if nothing had stopped, so a rollout or
+an eviction neither ends a window early nor makes the rest of its events
+late. Only the end of the inputs (standard input at its end, with no
+webhook) closes the open runs. SIGHUP reloads the rules (a rule file with
+errors is refused and the old rules keep running; open ES|QL runs of
+unchanged rules carry over, dedup groups and new-terms history stay in the
+store), the TLS certificate, the client CA and the bearer tokens; those
+files are also watched and reloaded when they change.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadServeConfig(configFile, cmd.Flags(), outputs)
@@ -84,10 +91,11 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if err != nil {
 		return fail(err)
 	}
-	tokens, err := c.ReadTokens()
+	tokens, err := c.Tokens()
 	if err != nil {
 		return fail(err)
 	}
+	creds := &server.Credentials{Cert: cert, Tokens: tokens, Log: log}
 	store, where, err := openStore(ctx, c.Store, c.StateDir, c.NoState)
 	if err != nil {
 		return fail(err)
@@ -107,11 +115,17 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		defer cancel()
 		return outs.Shutdown(sctx)
 	}
+	reg := run.NewRegistry()
+	bi := readBuildInfo()
+	if err := run.BuildInfo(reg, bi.Version, bi.Commit, bi.Go); err != nil {
+		shutdownOutputs()
+		return fail(err)
+	}
 	d, err := run.New(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
-		Metrics: run.NewRegistry(), Logger: log,
+		Metrics: reg, Logger: log,
 		OnBad: func(input string, b ingest.BadRecord) { log.Warn("bad record", "input", input, "err", b) },
 	})
 	if err != nil {
@@ -123,6 +137,12 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if len(servers) > 0 {
+		creds.Register(reg)
+		if err := creds.Watch(ctx); err != nil {
+			log.Warn("credential files not watched: SIGHUP reloads them", "err", err)
+		}
+	}
 	srcs := c.Sources(io.in)
 	inputErrs := make(chan error, len(srcs))
 	inputsDone := make(chan struct{})
@@ -156,12 +176,13 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	if len(servers) == 0 && c.StreamsOnly() {
 		streamsDone = inputsDone
 	}
+	inputEnded := false // the inputs ended: the open runs close
 loop:
 	for runErr == nil {
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				reload(ctx, log, d, rf, cert)
+				reload(ctx, log, d, rf, creds)
 				continue
 			}
 			log.Info("shutting down", "signal", s.String())
@@ -174,11 +195,14 @@ loop:
 			runErr = err
 		case <-streamsDone:
 			log.Info("inputs ended")
+			inputEnded = true
 			break loop
 		}
 	}
-	// Drain: stop taking batches, answer those in flight, close the runs,
-	// flush the outputs and commit the state.
+	// Drain: stop taking batches and answer those in flight (each once it
+	// is durable), stop the inputs; then hand the open runs over through
+	// the store (Stop) — or, at the end of the inputs, close them (Close)
+	// — flush the outputs and commit the state.
 	sctx, scancel := context.WithTimeout(context.Background(), c.ShutdownWait)
 	defer scancel()
 	for _, s := range servers {
@@ -187,7 +211,16 @@ loop:
 		}
 	}
 	cancel()
-	errs := []error{runErr, d.Close(sctx), shutdownOutputs(), store.Close()}
+	var derr error
+	if inputEnded {
+		derr = d.Close(sctx)
+	} else {
+		derr = d.Stop(sctx)
+		if derr == nil {
+			log.Info("open windows and groups checkpointed for the next run", "state", where)
+		}
+	}
+	errs := []error{runErr, derr, shutdownOutputs(), store.Close()}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("kanon serve stopped", "err", err)
 		return fail(err)
@@ -197,16 +230,10 @@ loop:
 }
 
 // reload loads the rules again and swaps them in; a rule set with errors
-// is refused and the running rules stay. The TLS certificate is reloaded
-// too.
-func reload(ctx context.Context, log *slog.Logger, d *run.Driver, rf ruleFlags, cert *server.Certificate) {
-	if cert != nil {
-		if err := cert.Reload(); err != nil {
-			log.Error("TLS certificate not reloaded", "err", err)
-		} else {
-			log.Info("TLS certificate reloaded")
-		}
-	}
+// is refused and the running rules stay. The certificate, client CA and
+// bearer tokens are read again too (each logs what it did).
+func reload(ctx context.Context, log *slog.Logger, d *run.Driver, rf ruleFlags, creds *server.Credentials) {
+	creds.Reload()
 	compiled, err := rf.load()
 	if err != nil {
 		d.RefuseReload()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/pos"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server"
 	"github.com/kanon-dev/kanon/internal/state/open"
@@ -199,10 +200,14 @@ func checkServe(io *streams, c *serveConfig) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("rules: %w", err))
 	}
-	if _, err := c.Certificate(); err != nil {
-		errs = append(errs, err)
+	// Without the certificate's files validate has said so: loading it
+	// would say it again.
+	if c.Listen == "" || c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
+		if _, err := c.Certificate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if _, err := c.ReadTokens(); err != nil {
+	if _, err := c.Tokens(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, in := range c.Inputs {
@@ -215,7 +220,7 @@ func checkServe(io *streams, c *serveConfig) error {
 			errs = append(errs, fmt.Errorf("inputs: %s is not a regular file", in))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := onceEach(errs); err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	fmt.Fprintf(io.out, "configuration OK: %d rules", len(compiled))
@@ -230,4 +235,45 @@ func checkServe(io *streams, c *serveConfig) error {
 	}
 	fmt.Fprintf(io.out, ", %d outputs\n", len(c.Outputs))
 	return nil
+}
+
+// checkErrors are --check's errors, each rendered (with its source line
+// and caret when it has a position) and each once.
+type checkErrors []string
+
+func (e checkErrors) Error() string { return strings.Join(e, "\n") }
+
+// onceEach flattens errs (errors.Join trees; a positioned error list
+// stays whole), renders each error with pos.Pretty and drops repeats, so
+// that every problem is printed once and none hides another (a list of
+// rule errors would otherwise be printed alone). It returns nil for no
+// error.
+func onceEach(errs []error) error {
+	var out checkErrors
+	seen := map[string]bool{}
+	var walk func(err error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if _, list := err.(*pos.ErrorList); !list {
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() {
+					walk(e)
+				}
+				return
+			}
+		}
+		if msg := pos.Pretty(err); !seen[msg] {
+			seen[msg] = true
+			out = append(out, msg)
+		}
+	}
+	for _, err := range errs {
+		walk(err)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

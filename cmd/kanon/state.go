@@ -38,13 +38,15 @@ func newStateCmd(streams *streams) *cobra.Command {
 The store (under --state-dir, or the Redis server of --store) holds, per rule: the new-terms history (each
 term with the event times it was first and last seen, and when it expires),
 the alert groups of rules with a dedup key, the ids of the alerts already
-raised, and the open windows of ES|QL rules; and the read positions of
-followed inputs. Expiry times are event times.`,
+raised, the open windows of ES|QL rules, and what the rules dropped (late
+events, alerts over max_signals, runs over the memory budget, summed over
+the runs of kanon on the store); and the read positions of followed inputs
+and the newest event time of the last serve. Expiry times are event times.`,
 	}
 	cmd.PersistentFlags().StringVar(&p.stateDir, "state-dir", p.stateDir, "directory of the state store")
 	cmd.PersistentFlags().StringVar(&p.store, "store", "", storeFlagUsage)
 	cmd.PersistentFlags().StringVar(&p.rule, "rule", "", "only the state of the rule with this `ID`")
-	cmd.PersistentFlags().StringArrayVar(&p.kinds, "kind", nil, "only this `KIND` of state: terms, groups, alerts, windows or positions (repeatable)")
+	cmd.PersistentFlags().StringArrayVar(&p.kinds, "kind", nil, "only this `KIND` of state: terms, groups, alerts, windows, positions or run (repeatable)")
 	sub := func(use, short string, fn func(ctx context.Context, w io.Writer, s state.Store, sel state.Selection) error) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			return withState(cmd.Context(), p, func(ctx context.Context, s state.Store, sel state.Selection) error {
@@ -105,6 +107,18 @@ type stateEntry struct {
 	Samples   int       `json:"samples,omitempty"`
 	Bytes     int       `json:"bytes,omitempty"`
 	Expires   time.Time `json:"expires,omitzero"`
+	// Drops are a rule's drop counts, Watermark the newest event time of
+	// the last run (kind run).
+	Drops     *runDrops `json:"drops,omitempty"`
+	Watermark time.Time `json:"watermark,omitzero"`
+	Replica   string    `json:"replica,omitempty"`
+}
+
+// runDrops is state.RunDrops as exported.
+type runDrops struct {
+	Late       int64 `json:"late_events"`
+	MaxSignals int64 `json:"max_signals"`
+	Budget     int64 `json:"budget_runs"`
 }
 
 // newStateEntry renders an item of the store.
@@ -119,6 +133,12 @@ func newStateEntry(it *state.Item) stateEntry {
 		e.FirstSeen, e.LastSeen, e.Ends, e.Samples = g.FirstSeen, g.LastSeen, g.End, len(g.Samples)
 	case state.NSAlerts:
 		e.ID, e.RaisedAt = string(it.Part), it.RaisedAt
+	case state.NSRun:
+		e.Key = string(it.Part)
+		if it.Watermark.IsZero() {
+			e.Drops = &runDrops{Late: it.Drops.Late, MaxSignals: it.Drops.MaxSignals, Budget: it.Drops.Budget}
+		}
+		e.Watermark, e.Replica = it.Watermark, it.Replica
 	default:
 		e.Key, e.Bytes = fmt.Sprintf("%q", it.Part), len(it.Value)
 	}
@@ -166,6 +186,24 @@ func stateShow(ctx context.Context, w io.Writer, s state.Store, sel state.Select
 			tables.Namespaces = append(tables.Namespaces, ns)
 		}
 	}
+	// What the runs dropped, per rule, and the newest event time.
+	drops := map[string]state.RunDrops{}
+	if len(sel.Namespaces) == 0 || slices.Contains(sel.Namespaces, state.NSRun) {
+		err = state.Each(ctx, s, state.Selection{Rule: sel.Rule, Namespaces: []state.Namespace{state.NSRun}}, func(it *state.Item) error {
+			switch {
+			case !it.Watermark.IsZero() && it.Replica != "":
+				fmt.Fprintf(w, "newest event time of the last run of replica %s: %s\n", it.Replica, it.Watermark.Format(time.RFC3339Nano))
+			case !it.Watermark.IsZero():
+				fmt.Fprintf(w, "newest event time of the last run: %s (a restarted serve goes on from it)\n", it.Watermark.Format(time.RFC3339Nano))
+			default: // the replicas' counts add up
+				drops[it.Rule] = drops[it.Rule].Add(it.Drops)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	heads := [2]string{"  TERM\tFIRST SEEN\tLAST SEEN\tEXPIRES", "  GROUP KEY\tALERT ID\tCOUNT\tDELIVERED\tFIRST SEEN\tLAST SEEN\tENDS\tEXPIRES"}
 	rows := map[string][2][]string{} // per rule: the rows of its terms and of its groups
 	if len(tables.Namespaces) > 0 {
@@ -191,9 +229,15 @@ func stateShow(ctx context.Context, w io.Writer, s state.Store, sel state.Select
 			name = "(no rule)"
 		}
 		nt, ng, na := rs.In(state.NSTerms).Entries, rs.In(state.NSGroups).Entries, rs.In(state.NSAlerts).Entries
+		if rs.Rule == "" && rs.Total.Entries == rs.In(state.NSRun).Entries {
+			continue // only the newest event time, printed above
+		}
 		fmt.Fprintf(w, "\nrule %s: %d terms, %d groups, %d alerts raised", name, nt, ng, na)
-		if other := rs.Total.Entries - nt - ng - na; other > 0 {
+		if other := rs.Total.Entries - nt - ng - na - rs.In(state.NSRun).Entries; other > 0 {
 			fmt.Fprintf(w, ", %d other entries", other)
+		}
+		if d, ok := drops[rs.Rule]; ok {
+			fmt.Fprintf(w, "; dropped: %d late events, %d alerts over max_signals, %d runs over the memory budget", d.Late, d.MaxSignals, d.Budget)
 		}
 		fmt.Fprintln(w)
 		for k, lines := range rows[rs.Rule] {

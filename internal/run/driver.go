@@ -83,6 +83,7 @@ type Driver struct {
 	dirty       bool      // alerts or writes not yet committed
 	lastCommit  time.Time
 	retired     engine.Stats // counts of engines replaced by reloads
+	drops       *dropTracker // what the rules dropped (drops.go)
 }
 
 // Stats counts what a driver read and did.
@@ -140,6 +141,7 @@ func New(cfg Config) (*Driver, error) {
 		base = d.own
 	}
 	d.ov = overlay.New(base, d.flushSink)
+	d.drops = newDropTracker(d)
 	if cfg.Dedup > 0 {
 		dd, err := ingest.NewDedup(cfg.Dedup)
 		if err != nil {
@@ -159,6 +161,10 @@ func New(cfg Config) (*Driver, error) {
 			go d.decodeLoop()
 		}
 	}
+	if err := d.drops.restore(d.ctx); err != nil {
+		return nil, fmt.Errorf("run: cannot read the newest event time of the last run: %w", err)
+	}
+	d.drops.rules(cfg.Rules)
 	d.m.rules.Set(float64(len(cfg.Rules)))
 	d.m.reg.MustRegister(newStoreCollector(d.ov))
 	if ost, ok := cfg.Sink.(OutputStatser); ok {
@@ -178,9 +184,10 @@ func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
 		Replica: d.cfg.Replica, Shared: shared, Now: d.cfg.Now,
 		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates, GroupUpdateEvery: d.cfg.GroupUpdateEvery,
-		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget, Hunt: d.cfg.Hunt,
+		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget, Hunt: d.drops.hunt(),
 		OnError: func(id string, err error) {
 			d.m.ruleErrors.WithLabelValues(id).Inc()
+			d.drops.ruleError(id, err)
 			if d.cfg.OnRuleError != nil {
 				d.cfg.OnRuleError(id, err)
 			} else {
@@ -245,10 +252,12 @@ func (s driverSink) Write(ctx context.Context, a *alert.Alert) error {
 	d.m.alerted(a)
 	d.dirty = true
 	var since time.Duration
+	now, received := d.cfg.Now(), d.lastArrival
 	if j := d.cur; j != nil {
-		since = d.cfg.Now().Sub(j.received)
-		d.m.alertDelay.Observe(since.Seconds())
+		received = j.received
+		since = now.Sub(j.received)
 	}
+	d.m.latency(a, kindOf(a), now, received)
 	if d.cfg.OnAlert != nil {
 		d.cfg.OnAlert(a, since)
 	}

@@ -120,6 +120,13 @@ func (d *Driver) finishRun(waiting []*job) {
 		if d.cfg.Policy.SweepEvery > 0 {
 			d.sweep()
 		}
+		d.drops.note(true)
+	} else if d.cfg.GroupUpdates {
+		// Stop: the groups' counts so far are delivered, the groups stay
+		// open for the next run.
+		if err := d.eng.DeliverGroups(d.ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot deliver the open groups: %w", err))
+		}
 	}
 	d.checkpoint()
 	t0 := d.cfg.Now()
@@ -164,6 +171,10 @@ func (d *Driver) commitFailed(err error) {
 // of the same batches. A failure is logged: the runs stay marked changed
 // and the next checkpoint writes them.
 func (d *Driver) checkpoint() {
+	d.drops.note(false)
+	if err := d.drops.write(d.ctx); err != nil {
+		d.log.Error("cannot record the drop counts and the newest event time", "err", err)
+	}
 	if err := d.eng.Checkpoint(d.ctx); err != nil {
 		d.log.Error("cannot checkpoint the open ES|QL runs", "err", err)
 	}
@@ -465,6 +476,7 @@ func (d *Driver) runReload(j *job) {
 	d.mu.Unlock()
 	d.decodeCfg.Store(d.newDecodeConfig(d.decodeCfg.Load().gen+1, eng))
 	d.dirty = true
+	d.drops.rules(j.rules)
 	d.m.rules.Set(float64(len(j.rules)))
 	d.m.reloads.WithLabelValues("ok").Inc()
 }

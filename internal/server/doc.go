@@ -1,7 +1,6 @@
-// Package server is kanon's real-time side: the audit webhook of
-// kube-apiserver (Server) and the Pipeline that evaluates every input —
-// webhook bodies, followed audit log files, standard input — with one
-// engine in one goroutine.
+// Package server is the audit webhook of kube-apiserver (Server): it
+// hands each request's body to internal/run's driver as a batch and
+// answers once the batch is durable.
 //
 // The webhook takes what kube-apiserver's webhook backend sends: a POST of
 // an audit.k8s.io/v1 EventList (application/json) to /audit or
@@ -15,9 +14,18 @@
 // evaluated. When kanon cannot keep up it answers 429 (too many requests
 // in flight, or a full engine queue) or 503 (shutting down, or the batch
 // not committed in time) with Retry-After, rather than queueing without
-// bound. kube-apiserver retries every failed request with exponential
-// backoff (it ignores Retry-After); whatever it stops retrying is lost on
-// its side, so the limits should be sized to its batch rate.
+// bound. Request slots are shared per client (the subject of its verified
+// certificate, its bearer token, or its IP address): one client holds at
+// most Config.MaxInFlightPerClient of them, and a body must arrive within
+// Config.BodyTimeout (else 408), so one slow or noisy cluster cannot
+// starve the others. kube-apiserver retries every failed request with
+// exponential backoff (it ignores Retry-After); whatever it stops retrying
+// is lost on its side, so the limits should be sized to its batch rate.
+//
+// Credentials (Certificate, TokenSet) are read from files and read again
+// on SIGHUP and, through Credentials.Watch, whenever a file in their
+// directories changes (a Kubernetes Secret volume's "..data" swap
+// included); a file that does not load keeps the credential loaded before.
 //
 // Event time drives windowed rules: a run closes when the newest event
 // time passes its end plus the allowed lateness; when no event arrives,
@@ -25,7 +33,7 @@
 // still closes its runs. For the same events in the same order, serve and
 // kanon scan raise the same alerts with the same ids.
 //
-// The Pipeline commits in groups (see Pipeline): the state store is
+// The driver commits in groups (see run.Driver): the state store is
 // written once per group of batches, after the outputs are flushed and
 // before the batches are acknowledged. A crash loses nothing acknowledged;
 // unacknowledged batches are sent again and their alerts, raised again

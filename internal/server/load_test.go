@@ -148,7 +148,7 @@ func runLoad(tb testing.TB, duration time.Duration) loadResult {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(Config{Driver: d, Logger: quiet, MaxInFlight: 64})
+	s, err := New(Config{Driver: d, Logger: quiet, MaxInFlight: 64, MaxInFlightPerClient: 64})
 	if err != nil {
 		tb.Fatal(err)
 	}

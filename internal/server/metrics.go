@@ -30,6 +30,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.requests = register(reg, m.requests)
 	m.reqTime = register(reg, m.reqTime)
 	m.inflight = register(reg, m.inflight)
+	// The answers kube-apiserver sees, at zero from the start.
+	for _, code := range []int{200, 400, 401, 403, 408, 413, 415, 429, 500, 503} {
+		m.requests.WithLabelValues(strconv.Itoa(code))
+	}
 	return m
 }
 

@@ -3,8 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -31,6 +29,8 @@ const (
 	DefaultMaxInFlight  = 32
 	DefaultWaitTimeout  = 30 * time.Second
 	DefaultRetryAfter   = time.Second
+	// DefaultBodyTimeout bounds the reading of one request body.
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // AuditPath is the path of the webhook; /audit/<cluster> names the cluster.
@@ -44,8 +44,11 @@ type Config struct {
 	// Cluster is the cluster name of batches posted to /audit (a batch
 	// posted to /audit/<cluster> names its own).
 	Cluster string
-	// Tokens are the bearer tokens accepted (compared in constant time).
+	// Tokens are the bearer tokens accepted (compared in constant time),
+	// when TokenSet is nil.
 	Tokens []string
+	// TokenSet, if set, holds the bearer tokens accepted, reloadable.
+	TokenSet *TokenSet
 	// AllowUnauthenticated accepts requests without a verified client
 	// certificate or token: only for plain HTTP on loopback, in tests.
 	AllowUnauthenticated bool
@@ -54,6 +57,16 @@ type Config struct {
 	// MaxInFlight limits the webhook requests served at once; more get
 	// 429 (0: DefaultMaxInFlight).
 	MaxInFlight int
+	// MaxInFlightPerClient limits the requests of one client served at
+	// once, so that one slow or noisy client cannot take every slot; more
+	// get 429 (0: half of MaxInFlight, at least 1). A client is the
+	// subject of its verified certificate, its bearer token, or, without
+	// either, its IP address.
+	MaxInFlightPerClient int
+	// BodyTimeout bounds the time to read one request body, from the end
+	// of its headers; a body not read by then gets 408 and frees its slot
+	// (0: DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// WaitTimeout bounds how long a request waits for its batch to be
 	// evaluated and committed before it gets 503 (0: DefaultWaitTimeout).
 	WaitTimeout time.Duration
@@ -72,8 +85,8 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	m        *metrics
-	tokens   [][sha256.Size]byte
-	sem      chan struct{}
+	tokens   *TokenSet
+	slots    *slots
 	draining atomic.Bool
 	bufs     sync.Pool
 	mux      *http.ServeMux
@@ -97,6 +110,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.MaxInFlightPerClient <= 0 {
+		cfg.MaxInFlightPerClient = max(1, cfg.MaxInFlight/2)
+	}
+	cfg.MaxInFlightPerClient = min(cfg.MaxInFlightPerClient, cfg.MaxInFlight)
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = DefaultWaitTimeout
 	}
@@ -106,12 +126,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Driver.Metrics()), sem: make(chan struct{}, cfg.MaxInFlight), errs: make(chan error, 8)}
-	for _, t := range cfg.Tokens {
-		if t == "" {
-			return nil, errors.New("server: empty bearer token")
+	s := &Server{cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Driver.Metrics()), slots: newSlots(cfg.MaxInFlight, cfg.MaxInFlightPerClient), errs: make(chan error, 8)}
+	s.tokens = cfg.TokenSet
+	if s.tokens == nil {
+		ts, err := NewTokenSet(cfg.Tokens)
+		if err != nil {
+			return nil, err
 		}
-		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+		s.tokens = ts
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.mux = http.NewServeMux()
@@ -164,31 +186,33 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate reports whether the request carries a verified client
-// certificate or an accepted bearer token; the status is the refusal's.
-func (s *Server) authenticate(r *http.Request) (bool, int, string) {
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return true, 0, ""
+// certificate or an accepted bearer token, and returns the client it
+// comes from: "cert:" and the certificate's subject, "token:" and the
+// token's name (its file), or, for a request let in without either,
+// "ip:" and the remote address. The status is the refusal's.
+func (s *Server) authenticate(r *http.Request) (client string, ok bool, code int, why string) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.String(), true, 0, ""
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		// The scheme is case-insensitive (RFC 7235, section 2.1).
 		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || len(s.tokens) == 0 {
-			return false, http.StatusUnauthorized, "unsupported authorization"
+		if !ok || !strings.EqualFold(scheme, "Bearer") || s.tokens.Len() == 0 {
+			return "", false, http.StatusUnauthorized, "unsupported authorization"
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		match := 0
-		for _, t := range s.tokens {
-			match |= subtle.ConstantTimeCompare(sum[:], t[:])
+		if name, ok := s.tokens.match(strings.TrimSpace(tok)); ok {
+			return "token:" + name, true, 0, ""
 		}
-		if match == 1 {
-			return true, 0, ""
-		}
-		return false, http.StatusForbidden, "bearer token not accepted"
+		return "", false, http.StatusForbidden, "bearer token not accepted"
 	}
 	if s.cfg.AllowUnauthenticated {
-		return true, 0, ""
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		return "ip:" + host, true, 0, ""
 	}
-	return false, http.StatusUnauthorized, "authentication required: a client certificate signed by the configured CA, or a bearer token"
+	return "", false, http.StatusUnauthorized, "authentication required: a client certificate signed by the configured CA, or a bearer token"
 }
 
 // reply answers with a status and a JSON body, and counts the status.
@@ -222,7 +246,8 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusMethodNotAllowed, errorBody{"the audit webhook takes POST"})
 		return
 	}
-	if ok, code, why := s.authenticate(r); !ok {
+	client, ok, code, why := s.authenticate(r)
+	if !ok {
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kanon"`)
 		}
@@ -258,14 +283,16 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusServiceUnavailable, errorBody{"not ready: " + err.Error()})
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		s.reply(w, http.StatusTooManyRequests, errorBody{"too many requests in flight"})
+	if why := s.slots.acquire(client); why != "" {
+		// net/http reads what is left of a small body before it answers;
+		// a body sent slowly must not hold the answer (or the goroutine)
+		// for long.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyGrace))
+		s.reply(w, http.StatusTooManyRequests, errorBody{why})
 		return
 	}
 	s.m.inflight.Inc()
-	defer func() { <-s.sem; s.m.inflight.Dec() }()
+	defer func() { s.slots.release(client); s.m.inflight.Dec() }()
 
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -277,11 +304,17 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	if n := r.ContentLength; n > 0 && n <= s.cfg.MaxBodyBytes {
 		buf.Grow(int(n) + 1)
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
+	if err := s.readBody(w, r, buf); err != nil {
 		release()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			s.reply(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body over the limit of %d bytes", s.cfg.MaxBodyBytes)})
+			return
+		}
+		if errors.Is(err, errBodyTimeout) {
+			s.log.Warn("webhook request body too slow", "remote", r.RemoteAddr, "client", client, "timeout", s.cfg.BodyTimeout)
+			w.Header().Set("Connection", "close")
+			s.reply(w, http.StatusRequestTimeout, errorBody{fmt.Sprintf("the body was not received within %s", s.cfg.BodyTimeout)})
 			return
 		}
 		s.reply(w, http.StatusBadRequest, errorBody{"cannot read the body: " + err.Error()})
@@ -351,11 +384,12 @@ func (s *Server) Listen(addr string, tlsCfg *tls.Config) (net.Addr, error) {
 	hs := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// An outer bound: each body has BodyTimeout (readBody).
+		ReadTimeout:    max(2*time.Minute, s.cfg.BodyTimeout+10*time.Second),
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if tlsCfg != nil {
 		hs.TLSConfig = tlsCfg

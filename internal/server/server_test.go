@@ -323,7 +323,11 @@ func (b *blockingSink) Write(ctx context.Context, a *alert.Alert) error {
 // instead of queueing without bound.
 func TestWebhookBackpressure(t *testing.T) {
 	bs := &blockingSink{gate: make(chan struct{}), in: make(chan struct{})}
-	ts := startServer(t, func(p *run.Config, c *Config) { p.Sink = bs; p.QueueSize = 1; c.MaxInFlight = 2 })
+	ts := startServer(t, func(p *run.Config, c *Config) {
+		p.Sink = bs
+		p.QueueSize = 1
+		c.MaxInFlight, c.MaxInFlightPerClient = 2, 2
+	})
 	c := ts.client("client")
 	lines := exampleLines(t)
 	// The first batch raises an alert and blocks the engine.
@@ -334,7 +338,7 @@ func TestWebhookBackpressure(t *testing.T) {
 	second := make(chan response, 1)
 	go func() { second <- mustPost(t, c, ts.url+"/audit", eventList(lines[:1])) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.d.Queued() < 1 || len(ts.s.sem) < 2 {
+	for ts.d.Queued() < 1 || ts.s.slots.inUse() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the second batch did not reach the queue")
 		}
@@ -390,7 +394,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`kanon_events_received_total{cluster="prod",input="webhook"} %d`, n),
 		fmt.Sprintf(`kanon_events_evaluated_total{cluster="prod",input="webhook"} %d`, n),
-		`kanon_alerts_total{rule="elastic-k8s-anonymous-request-authorized",severity="medium"}`,
+		`kanon_alerts_total{cluster="prod",rule="elastic-k8s-anonymous-request-authorized",severity="medium"}`,
 		`kanon_webhook_requests_total{code="200"} 1`,
 		`kanon_webhook_batch_events_count 1`,
 		`kanon_evaluation_seconds_count`,

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -32,15 +30,18 @@ type Settings struct {
 	TokenFiles []string `yaml:"token_files"`
 	// Cluster names the cluster of batches posted to /audit.
 	Cluster string `yaml:"cluster"`
-	// MaxBodyBytes, MaxInFlight and WaitTimeout are Config's.
-	MaxBodyBytes alert.ByteSize `yaml:"max_body_bytes"`
-	MaxInFlight  int            `yaml:"max_in_flight"`
-	WaitTimeout  time.Duration  `yaml:"wait_timeout"`
+	// MaxBodyBytes, MaxInFlight, MaxInFlightPerClient, BodyTimeout and
+	// WaitTimeout are Config's.
+	MaxBodyBytes         alert.ByteSize `yaml:"max_body_bytes"`
+	MaxInFlight          int            `yaml:"max_in_flight"`
+	MaxInFlightPerClient int            `yaml:"max_in_flight_per_client"`
+	BodyTimeout          time.Duration  `yaml:"body_timeout"`
+	WaitTimeout          time.Duration  `yaml:"wait_timeout"`
 }
 
 // DefaultSettings are the webhook's defaults.
 func DefaultSettings() Settings {
-	return Settings{Listen: ":8443", MaxBodyBytes: DefaultMaxBodyBytes, MaxInFlight: DefaultMaxInFlight, WaitTimeout: DefaultWaitTimeout}
+	return Settings{Listen: ":8443", MaxBodyBytes: DefaultMaxBodyBytes, MaxInFlight: DefaultMaxInFlight, BodyTimeout: DefaultBodyTimeout, WaitTimeout: DefaultWaitTimeout}
 }
 
 // RegisterFlags registers a flag per key, bound to s (whose values are the
@@ -56,6 +57,8 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Cluster, "cluster", s.Cluster, "cluster `NAME` of events posted to /audit (/audit/NAME names its own) (key cluster)")
 	fs.Var(&s.MaxBodyBytes, "max-body-bytes", "size limit of one webhook request body (key max_body_bytes)")
 	fs.IntVar(&s.MaxInFlight, "max-in-flight", s.MaxInFlight, "webhook requests served at once; more get 429 (key max_in_flight)")
+	fs.IntVar(&s.MaxInFlightPerClient, "max-in-flight-per-client", s.MaxInFlightPerClient, "webhook requests of one client (certificate subject, token, or IP) served at once; more get 429 (0: half of max_in_flight) (key max_in_flight_per_client)")
+	fs.DurationVar(&s.BodyTimeout, "body-timeout", s.BodyTimeout, "how long a request body may take to arrive before 408 (key body_timeout)")
 	fs.DurationVar(&s.WaitTimeout, "wait-timeout", s.WaitTimeout, "how long a request waits for its batch to be committed before 503 (key wait_timeout)")
 }
 
@@ -94,30 +97,22 @@ func (s *Settings) Validate() error {
 	for _, v := range []struct {
 		key string
 		n   int64
-	}{{"max_body_bytes", int64(s.MaxBodyBytes)}, {"max_in_flight", int64(s.MaxInFlight)}, {"wait_timeout", int64(s.WaitTimeout)}} {
+	}{{"max_body_bytes", int64(s.MaxBodyBytes)}, {"max_in_flight", int64(s.MaxInFlight)}, {"body_timeout", int64(s.BodyTimeout)}, {"wait_timeout", int64(s.WaitTimeout)}} {
 		if v.n <= 0 {
 			bad("%s: must be positive", v.key)
 		}
 	}
+	if s.MaxInFlightPerClient < 0 {
+		bad("max_in_flight_per_client: must not be negative")
+	} else if s.MaxInFlightPerClient > s.MaxInFlight && s.MaxInFlight > 0 {
+		bad("max_in_flight_per_client: %d is over max_in_flight (%d)", s.MaxInFlightPerClient, s.MaxInFlight)
+	}
 	return errors.Join(errs...)
 }
 
-// ReadTokens reads the bearer tokens, one per file.
-func (s *Settings) ReadTokens() ([]string, error) {
-	var out []string
-	for _, f := range s.TokenFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("token_files: %w", err)
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" || strings.ContainsAny(t, " \t\r\n") {
-			return nil, fmt.Errorf("token_files: %s must hold one token (no spaces or line breaks)", f)
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
+// Tokens reads the bearer tokens, one per file; the set reads them again
+// on Reload.
+func (s *Settings) Tokens() (*TokenSet, error) { return LoadTokens(s.TokenFiles) }
 
 // Certificate loads the TLS certificate of the HTTPS listener (nil when
 // there is none) and checks that it makes a TLS configuration.
@@ -138,10 +133,11 @@ func (s *Settings) Certificate() (*Certificate, error) {
 // Config returns the server configuration of one listener: with tls
 // false, the plain-HTTP one, which takes requests without authentication
 // when no token is configured (it is for loopback tests).
-func (s *Settings) Config(tokens []string, tls bool) Config {
-	c := Config{Cluster: s.Cluster, Tokens: tokens, MaxBodyBytes: int64(s.MaxBodyBytes), MaxInFlight: s.MaxInFlight, WaitTimeout: s.WaitTimeout}
+func (s *Settings) Config(tokens *TokenSet, tls bool) Config {
+	c := Config{Cluster: s.Cluster, TokenSet: tokens, MaxBodyBytes: int64(s.MaxBodyBytes), MaxInFlight: s.MaxInFlight,
+		MaxInFlightPerClient: s.MaxInFlightPerClient, BodyTimeout: s.BodyTimeout, WaitTimeout: s.WaitTimeout}
 	if !tls {
-		c.AllowUnauthenticated = len(tokens) == 0 && loopback(s.InsecureListen)
+		c.AllowUnauthenticated = tokens.Len() == 0 && loopback(s.InsecureListen)
 	}
 	return c
 }
@@ -162,7 +158,7 @@ func loopback(addr string) bool {
 // Start starts the HTTPS webhook and the plain-HTTP one, as configured,
 // on driver d. It returns the servers started, also when one of them
 // failed to start.
-func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens []string, log *slog.Logger) ([]*Server, error) {
+func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log *slog.Logger) ([]*Server, error) {
 	var servers []*Server
 	start := func(addr string, tlsOn bool) error {
 		cfg := s.Config(tokens, tlsOn)
@@ -184,7 +180,7 @@ func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens []string, log 
 		if err != nil {
 			return err
 		}
-		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && s.TLS.ClientCAFile != "", "tokens", len(tokens))
+		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && s.TLS.ClientCAFile != "", "tokens", tokens.Len())
 		servers = append(servers, srv)
 		return nil
 	}

@@ -17,7 +17,7 @@ import (
 // KnownNamespaces returns the namespaces kanon writes, in the order
 // `kanon state` lists them.
 func KnownNamespaces() []Namespace {
-	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions, NSOutbox}
+	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions, NSOutbox, NSRun}
 }
 
 // Selection chooses the entries an inspection visits.
@@ -209,18 +209,22 @@ type Item struct {
 	Value  []byte
 	Expiry time.Time // zero if the entry never expires
 	// Part is the key part after the rule's prefix: the term (NSTerms),
-	// group key (NSGroups), alert id (NSAlerts), path (NSPositions), or
-	// the run's end or "meta" as stored (NSWindows).
+	// group key (NSGroups), alert id (NSAlerts), path (NSPositions),
+	// the run's end or "meta" as stored (NSWindows), or "drops" or
+	// "watermark" (NSRun).
 	Part []byte
 
 	// Decoded values; only the fields of the entry's namespace are set.
-	Term     []string    // NSTerms: the values of the rule's fields
-	TermInfo TermInfo    // NSTerms
-	Group    Group       // NSGroups
-	RaisedAt time.Time   // NSAlerts
-	Window   WindowKey   // NSWindows
-	Position Position    // NSPositions
-	Outbox   OutboxEntry // NSOutbox
+	Term      []string    // NSTerms: the values of the rule's fields
+	TermInfo  TermInfo    // NSTerms
+	Group     Group       // NSGroups
+	RaisedAt  time.Time   // NSAlerts
+	Window    WindowKey   // NSWindows
+	Position  Position    // NSPositions
+	Outbox    OutboxEntry // NSOutbox
+	Drops     RunDrops    // NSRun, part "drops"
+	Watermark time.Time   // NSRun, part "watermark"
+	Replica   string      // NSRun: the replica whose entry it is, or ""
 }
 
 // Each calls fn with every entry of s that sel selects, decoded, namespace
@@ -280,10 +284,12 @@ func decodeItem(it *Item, ns Namespace, e Entry) error {
 		it.Position, err = DecodePosition(e.Value)
 	case NSOutbox:
 		it.Outbox, err = DecodeOutbox(e.Key, e.Value)
+	case NSRun:
+		err = decodeRunItem(it, pk.Parts, e.Value)
 	default:
 		known = false
 	}
-	if err == nil && known && len(pk.Parts) != 1 && ns != NSWindows && ns != NSOutbox { // ParseWindowKey and DecodeOutbox check their parts
+	if err == nil && known && len(pk.Parts) != 1 && ns != NSWindows && ns != NSOutbox && ns != NSRun { // ParseWindowKey and DecodeOutbox check their parts
 		err = fmt.Errorf("%w: %d key parts after the rule, want 1", ErrInvalidKey, len(pk.Parts))
 	}
 	return err

@@ -29,6 +29,9 @@ const (
 	// seen delivered yet: rule, alert id, delivery number → owner, time,
 	// alert (view_outbox.go).
 	NSOutbox Namespace = 'o'
+	// NSRun holds the driver's record of its runs: per rule what was
+	// dropped, and the newest event time seen (view_run.go).
+	NSRun Namespace = 'r'
 )
 
 // String returns the namespace's name, as `kanon state show` prints it.
@@ -46,6 +49,8 @@ func (ns Namespace) String() string {
 		return "alerts"
 	case NSOutbox:
 		return "outbox"
+	case NSRun:
+		return "run"
 	}
 	return "namespace(" + strconv.Itoa(int(ns)) + ")"
 }
@@ -58,7 +63,7 @@ func ParseNamespace(name string) (Namespace, error) {
 			return ns, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions or outbox)", name)
+	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions, outbox or run)", name)
 }
 
 // AppendPrefix appends to dst the key prefix of one rule in namespace ns:

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// slots are the webhook's request slots, shared per client: at most total
+// requests are served at once, and at most perClient of one client, so
+// that a client sending slowly (or a lot) leaves the other slots to the
+// other clients. A request that finds no slot gets 429 at once (kube-
+// apiserver retries with backoff) rather than waiting: a queue of waiting
+// requests would hold their bodies' memory.
+type slots struct {
+	mu               sync.Mutex
+	total, perClient int
+	used             int
+	by               map[string]int
+}
+
+func newSlots(total, perClient int) *slots {
+	return &slots{total: total, perClient: perClient, by: map[string]int{}}
+}
+
+// acquire takes a slot for client, or returns why it cannot.
+func (s *slots) acquire(client string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.used >= s.total:
+		return "too many requests in flight"
+	case s.by[client] >= s.perClient:
+		return fmt.Sprintf("too many requests in flight from this client (%d of the %d slots)", s.perClient, s.total)
+	}
+	s.used++
+	s.by[client]++
+	return ""
+}
+
+// release gives back a slot of client.
+func (s *slots) release(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.used--
+	if s.by[client]--; s.by[client] <= 0 {
+		delete(s.by, client)
+	}
+}
+
+// inUse returns the slots taken.
+func (s *slots) inUse() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// refusedBodyGrace is how long the body of a request refused before it
+// was read may take to arrive (net/http reads a small one before it
+// answers, so that the connection can serve the next request); a body
+// slower than that closes the connection.
+const refusedBodyGrace = time.Second
+
+// errBodyTimeout means a body was not read within Config.BodyTimeout.
+var errBodyTimeout = errors.New("request body timed out")
+
+// readBody reads the request body into buf, within the size limit and
+// Config.BodyTimeout: a read deadline on the connection where the
+// protocol supports one (HTTP/1 and HTTP/2 in net/http), and a timer that
+// closes the body otherwise.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(s.cfg.BodyTimeout)
+	var expired bool
+	var mu sync.Mutex
+	if err := rc.SetReadDeadline(deadline); err != nil {
+		t := time.AfterFunc(s.cfg.BodyTimeout, func() {
+			mu.Lock()
+			expired = true
+			mu.Unlock()
+			r.Body.Close()
+		})
+		defer t.Stop()
+	} else {
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err == nil {
+		return nil
+	}
+	mu.Lock()
+	timedOut := expired
+	mu.Unlock()
+	if timedOut || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w after %s: %v", errBodyTimeout, s.cfg.BodyTimeout, err)
+	}
+	return err
+}
