@@ -259,11 +259,20 @@ func TestPerEventNoAllocs(t *testing.T) {
 		t.Fatalf("%d events in one audit line", len(evs))
 	}
 	ev := evs[0]
-	if n := testing.AllocsPerRun(100, func() {
-		if err := h.process(ev); err != nil {
-			t.Fatal(err)
+	// AllocsPerRun counts every allocation of the process: a goroutine
+	// of another test that has not ended yet can add one. The path is
+	// allocation-free if one of three measurements says so.
+	n := 0.0
+	for range 3 {
+		if n = testing.AllocsPerRun(100, func() {
+			if err := h.process(ev); err != nil {
+				t.Fatal(err)
+			}
+		}); n == 0 {
+			break
 		}
-	}); n != 0 {
+	}
+	if n != 0 {
 		t.Fatalf("%v allocations per event", n)
 	}
 	for _, r := range rs {
