@@ -62,6 +62,12 @@ type Config struct {
 	RetryAfter time.Duration
 	// Logger receives the server's log (nil: slog.Default()).
 	Logger *slog.Logger
+	// Firehose, if set, serves the Kinesis Data Firehose HTTP endpoint
+	// destination at /firehose (firehose.go).
+	Firehose *FirehoseConfig
+	// PubSub, if set, serves the Pub/Sub push endpoint at /pubsub
+	// (pubsub.go).
+	PubSub *PubSubConfig
 }
 
 // Server is the audit webhook of kube-apiserver: it authenticates each
@@ -77,6 +83,8 @@ type Server struct {
 	draining atomic.Bool
 	bufs     sync.Pool
 	mux      *http.ServeMux
+	fh       *firehose
+	ps       *pubsubPush
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -117,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(AuditPath, s.audit)
 	s.mux.HandleFunc(AuditPath+"/{cluster}", s.audit)
+	if err := s.cloudEndpoints(); err != nil {
+		return nil, err
+	}
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
