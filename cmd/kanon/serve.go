@@ -124,17 +124,27 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srcs := c.Sources(io.in)
+	names := append([]string(nil), c.Inputs...)
+	for _, raw := range c.SourceURLs {
+		src, err := cloudSource(raw, log)
+		if err != nil && startErr == nil {
+			startErr = err
+		}
+		srcs, names = append(srcs, src), append(names, raw)
+	}
 	inputErrs := make(chan error, len(srcs))
 	inputsDone := make(chan struct{})
 	if startErr == nil {
 		var wg sync.WaitGroup
 		for i, src := range srcs {
-			if in := c.Inputs[i]; in != "-" {
+			if in := names[i]; i >= len(c.Inputs) {
+				log.Info("reading", "source", in)
+			} else if in != "-" {
 				log.Info("following", "path", in)
 			}
 			wg.Go(func() {
 				if err := src.Run(ctx, d); err != nil && !errors.Is(err, run.ErrClosed) {
-					inputErrs <- fmt.Errorf("input %s: %w", c.Inputs[i], err)
+					inputErrs <- fmt.Errorf("input %s: %w", names[i], err)
 				}
 			})
 		}

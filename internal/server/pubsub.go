@@ -81,9 +81,12 @@ type pushBody struct {
 }
 
 // servePubSub takes one push: a message whose data is a Cloud Audit Logs
-// LogEntry that a log sink published, answered 204 (an acknowledgement)
+// LogEntry that a log sink published, answered 200 (an acknowledgement)
 // only once it is durable; any other answer makes Pub/Sub push it again.
-// A message whose id is in the ledger is acknowledged at once.
+// A message whose id is in the ledger is acknowledged at once. A message
+// whose entry cannot be read is acknowledged too (200, with "bad": 1): it
+// is counted and logged as a bad record, since pushing it again cannot
+// help; a body that is not a push envelope gets 400.
 func (s *Server) servePubSub(w http.ResponseWriter, r *http.Request) {
 	received := time.Now()
 	defer func() { s.m.reqTime.Observe(time.Since(received).Seconds()) }()
@@ -137,9 +140,8 @@ func (s *Server) servePubSub(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := base64.StdEncoding.DecodeString(push.Message.Data)
 	if err != nil {
-		// The message can never be read: it is pushed again until the
-		// subscription's dead-letter policy or retention ends it.
-		s.log.Warn("bad Pub/Sub message", "message_id", msgID, "err", err)
+		// Not what Pub/Sub sends: refused, as a malformed envelope is.
+		s.log.Warn("malformed Pub/Sub push", "message_id", msgID, "err", err)
 		s.reply(w, http.StatusBadRequest, errorBody{"malformed push: message.data is not base64: " + err.Error()})
 		return
 	}
@@ -162,12 +164,14 @@ func (s *Server) servePubSub(w http.ResponseWriter, r *http.Request) {
 		Records: []ingest.Record{{Origin: event.Origin{Name: "pubsub:" + msgID}, Data: data}},
 		Commit:  func(tx state.Tx) error { return claim.Record(tx, 1) }}
 	res, code, why := s.submitWait(ctx, b)
-	if code != 0 {
-		if code >= 500 {
-			s.log.Error("Pub/Sub message not taken", "message_id", msgID, "err", why)
-		} else {
-			s.log.Warn("bad Pub/Sub message", "message_id", msgID, "err", why)
-		}
+	switch {
+	case code == http.StatusBadRequest:
+		// The entry can never be read: pushed again it would fail again
+		// until the subscription's retention ends. It is acknowledged,
+		// counted as a bad record and logged.
+		s.log.Warn("bad Pub/Sub message acknowledged", "message_id", msgID, "err", why)
+	case code != 0:
+		s.log.Error("Pub/Sub message not taken", "message_id", msgID, "err", why)
 		s.reply(w, code, errorBody{why})
 		return
 	}
@@ -175,8 +179,8 @@ func (s *Server) servePubSub(w http.ResponseWriter, r *http.Request) {
 	s.ackPush(w, res.Events, res.Bad, res.Errors)
 }
 
-// ackPush acknowledges a push: any 2xx but 203 acknowledges; 200 with the
-// counts, as the webhook answers.
+// ackPush acknowledges a push (Pub/Sub takes 102, 200, 201, 202 and 204
+// as acknowledgements): 200 with the counts, as the webhook answers.
 func (s *Server) ackPush(w http.ResponseWriter, events, bad int, errs []string) {
 	s.reply(w, http.StatusOK, ackBody{Events: events, Bad: bad, Errors: errs})
 }

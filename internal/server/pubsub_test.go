@@ -227,15 +227,19 @@ func TestPubSubPushAlertsMatchScan(t *testing.T) {
 			t.Fatalf("message %d: %d %s", i, r.code, r.body)
 		}
 		if k == 2 {
-			// A bad message in the middle costs only itself: 400, and
-			// Pub/Sub's dead-letter policy takes it.
+			// A bad message in the middle costs only itself: it is
+			// acknowledged (pushed again it would fail again), counted
+			// as bad.
 			r := mustPost(t, c, url, pushEnvelope(t, "bad-1", []byte(`{"insertId":"x","protoPayload":`)), "Authorization", tok)
-			if r.code != 400 {
+			if r.code != 200 || !strings.Contains(r.body, `"bad":1`) {
 				t.Fatalf("bad message: %d %s", r.code, r.body)
 			}
 		}
 	}
 	before := ts.d.Stats()
+	if before.Bad != 1 {
+		t.Fatalf("%d bad records, want 1", before.Bad)
+	}
 	// Pushed again (the answer was lost): acknowledged, not evaluated.
 	if r := mustPost(t, c, url, pushEnvelope(t, "10003", entries[3]), "Authorization", tok); r.code != 200 {
 		t.Fatalf("redelivery: %d %s", r.code, r.body)

@@ -5,16 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,151 +18,11 @@ import (
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/source/cloudwatch/cloudwatchtest"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/rules"
 )
-
-// fakeLogs speaks the CloudWatch Logs JSON 1.1 protocol (POST /,
-// X-Amz-Target Logs_20140328.<Operation>, application/x-amz-json-1.1)
-// for DescribeLogStreams and GetLogEvents over streams held in memory,
-// pages of pageSize events, forward tokens "f/<index>". Every throttleEvery-th
-// call is answered 400 ThrottlingException, and the calls listed in fail
-// (by number) with the error given.
-type fakeLogs struct {
-	t        *testing.T
-	group    string
-	pageSize int
-
-	mu            sync.Mutex
-	streams       map[string][]fakeEvent
-	calls         int
-	throttleEvery int
-	throttled     int
-	fail          map[int]string // call number -> error type
-	gets          int
-}
-
-type fakeEvent struct {
-	ts  int64
-	msg string
-}
-
-func (f *fakeLogs) add(stream string, evs ...fakeEvent) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.streams[stream] = append(f.streams[stream], evs...)
-}
-
-func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	target := r.Header.Get("X-Amz-Target")
-	op, ok := strings.CutPrefix(target, "Logs_20140328.")
-	if r.Method != http.MethodPost || !ok || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json-1.1") {
-		f.t.Errorf("unexpected request %s %s target %q content type %q", r.Method, r.URL, target, r.Header.Get("Content-Type"))
-		http.Error(w, "bad request", 400)
-		return
-	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") {
-		f.t.Errorf("request not signed with the environment's credentials: %q", r.Header.Get("Authorization"))
-	}
-	var in map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		f.t.Errorf("%s: body: %v", op, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	fail := func(code int, typ, msg string) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(code)
-		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, typ, msg)
-	}
-	if f.throttleEvery > 0 && f.calls%f.throttleEvery == 0 {
-		f.throttled++
-		fail(400, "ThrottlingException", "Rate exceeded")
-		return
-	}
-	if typ, ok := f.fail[f.calls]; ok {
-		code := 400
-		if typ == "ServiceUnavailableException" {
-			code = 503
-		}
-		fail(code, typ, "injected")
-		return
-	}
-	if in["logGroupName"] != f.group {
-		fail(400, "ResourceNotFoundException", "The specified log group does not exist.")
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	switch op {
-	case "DescribeLogStreams":
-		prefix, _ := in["logStreamNamePrefix"].(string)
-		var out []map[string]any
-		names := make([]string, 0, len(f.streams))
-		for n := range f.streams {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			if !strings.HasPrefix(n, prefix) {
-				continue
-			}
-			evs := f.streams[n]
-			ls := map[string]any{"logStreamName": n, "creationTime": 1714980000000, "arn": "arn:aws:logs:eu-west-1:123456789012:log-group:" + f.group + ":log-stream:" + n}
-			if len(evs) > 0 {
-				ls["lastEventTimestamp"] = evs[len(evs)-1].ts
-			}
-			out = append(out, ls)
-		}
-		json.NewEncoder(w).Encode(map[string]any{"logStreams": out})
-	case "GetLogEvents":
-		f.gets++
-		if in["startFromHead"] != true {
-			f.t.Errorf("GetLogEvents without startFromHead")
-		}
-		evs, ok := f.streams[fmt.Sprint(in["logStreamName"])]
-		if !ok {
-			fail(400, "ResourceNotFoundException", "The specified log stream does not exist.")
-			return
-		}
-		from := 0
-		if tok, ok := in["nextToken"].(string); ok {
-			n, err := strconv.Atoi(strings.TrimPrefix(tok, "f/"))
-			if err != nil {
-				fail(400, "InvalidParameterException", "The specified nextToken is invalid.")
-				return
-			}
-			from = n
-		} else if st, ok := in["startTime"].(float64); ok {
-			for from < len(evs) && evs[from].ts < int64(st) {
-				from++
-			}
-		}
-		to := min(from+f.pageSize, len(evs))
-		var page []map[string]any
-		for _, e := range evs[from:to] {
-			page = append(page, map[string]any{"timestamp": e.ts, "message": e.msg, "ingestionTime": e.ts + 900})
-		}
-		json.NewEncoder(w).Encode(map[string]any{"events": page, "nextForwardToken": fmt.Sprintf("f/%d", to), "nextBackwardToken": fmt.Sprintf("b/%d", from)})
-	default:
-		fail(400, "UnknownOperationException", op)
-	}
-}
-
-func newFake(t *testing.T, group string) (*fakeLogs, string) {
-	t.Helper()
-	f := &fakeLogs{t: t, group: group, pageSize: 7, streams: map[string][]fakeEvent{}, fail: map[int]string{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	// The SDK's credential chain, from the environment only.
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	return f, srv.URL
-}
 
 func exampleLines(t *testing.T) []string {
 	t.Helper()
@@ -236,11 +90,11 @@ func distinct(as []*alert.Alert) []string {
 
 // subscription is the scan's record of a stream's events: the payload a
 // subscription filter would deliver.
-func subscription(t *testing.T, group, stream string, evs []fakeEvent) string {
+func subscription(t *testing.T, group, stream string, evs []cloudwatchtest.Event) string {
 	t.Helper()
 	p := payload{MessageType: "DATA_MESSAGE", LogGroup: group, LogStream: stream}
 	for _, e := range evs {
-		p.LogEvents = append(p.LogEvents, logEvent{e.ts, e.msg})
+		p.LogEvents = append(p.LogEvents, logEvent{e.Timestamp, e.Message})
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -262,7 +116,7 @@ type live struct {
 // stream, as the subscription payloads of a scan of the same events.
 type order struct {
 	streams []string
-	events  [][]fakeEvent
+	events  [][]cloudwatchtest.Event
 }
 
 func (o *order) Fields() event.FieldSet { return event.FieldSet{} }
@@ -274,7 +128,7 @@ func (o *order) Observe(e *event.Event) {
 		o.streams = append(o.streams, stream)
 		o.events = append(o.events, nil)
 	}
-	o.events[len(o.events)-1] = append(o.events[len(o.events)-1], fakeEvent{e.Time().UnixMilli(), string(e.Record)})
+	o.events[len(o.events)-1] = append(o.events[len(o.events)-1], cloudwatchtest.Event{Timestamp: e.Time().UnixMilli(), Message: string(e.Record)})
 }
 
 func (o *order) payloads(t *testing.T) []string {
@@ -355,10 +209,10 @@ func newSource(t *testing.T, endpoint string) *Source {
 
 // events gives the lines timestamps, three lines per millisecond, from
 // base on.
-func events(lines []string, base int64) []fakeEvent {
-	out := make([]fakeEvent, len(lines))
+func events(lines []string, base int64) []cloudwatchtest.Event {
+	out := make([]cloudwatchtest.Event, len(lines))
 	for i, l := range lines {
-		out[i] = fakeEvent{base + int64(i/3), l}
+		out[i] = cloudwatchtest.Event{Timestamp: base + int64(i/3), Message: l}
 	}
 	return out
 }
@@ -371,18 +225,20 @@ func events(lines []string, base int64) []fakeEvent {
 // millisecond of the last one read), and a new driver on the same store
 // reads exactly those: a restart neither skips nor repeats.
 func TestCloudWatchPollingMatchesScanAcrossRestart(t *testing.T) {
-	f, endpoint := newFake(t, group)
-	f.throttleEvery = 4
-	f.fail[2] = "ServiceUnavailableException" // retried by the SDK
-	f.fail[9] = "InvalidParameterException"   // not retried: read again at the next poll
-	f.fail[10] = "ServiceUnavailableException"
+	cloudwatchtest.Credentials(t)
+	f := cloudwatchtest.New(t, group, 7)
+	endpoint := f.URL
+	f.ThrottleEvery(4)
+	f.Fail(2, "ServiceUnavailableException") // retried by the SDK
+	f.Fail(9, "InvalidParameterException")   // not retried: read again at the next poll
+	f.Fail(10, "ServiceUnavailableException")
 	lines := exampleLines(t)
 	cut := len(lines)/2 + 1
 	a1 := events(lines[:cut/2], 1747213953000)
 	b1 := events(lines[cut/2:cut], 1747213953000)
-	f.add("kube-apiserver-audit-aaaa", a1...)
-	f.add("kube-apiserver-audit-bbbb", b1...)
-	f.add("kube-apiserver-xyz", fakeEvent{1747213953000, "I0514 09:12:33 not an audit event"})
+	f.Add("kube-apiserver-audit-aaaa", a1...)
+	f.Add("kube-apiserver-audit-bbbb", b1...)
+	f.Add("kube-apiserver-xyz", cloudwatchtest.Event{Timestamp: 1747213953000, Message: "I0514 09:12:33 not an audit event"})
 	store := mem.New()
 
 	l := startLive(t, store, newSource(t, endpoint))
@@ -398,21 +254,18 @@ func TestCloudWatchPollingMatchesScanAcrossRestart(t *testing.T) {
 			t.Fatalf("alert %s: cluster %v", a.ID, a.Event["orchestrator"])
 		}
 	}
-	f.mu.Lock()
-	throttled := f.throttled
-	f.mu.Unlock()
-	if throttled == 0 {
+	if f.Throttled() == 0 {
 		t.Fatal("no call was throttled")
 	}
 
 	// The rest is written while kanon is down; stream aaaa goes on in the
 	// millisecond of its last event read.
-	last := a1[len(a1)-1].ts
+	last := a1[len(a1)-1].Timestamp
 	rest := lines[cut:]
 	a2 := events(rest[:len(rest)/2], last)
-	b2 := events(rest[len(rest)/2:], b1[len(b1)-1].ts+1)
-	f.add("kube-apiserver-audit-aaaa", a2...)
-	f.add("kube-apiserver-audit-bbbb", b2...)
+	b2 := events(rest[len(rest)/2:], b1[len(b1)-1].Timestamp+1)
+	f.Add("kube-apiserver-audit-aaaa", a2...)
+	f.Add("kube-apiserver-audit-bbbb", b2...)
 	l2 := startLive(t, store, newSource(t, endpoint))
 	l2.waitEvents(t, int64(len(rest)))
 	l2.stop(t, true)
@@ -429,7 +282,7 @@ func TestCloudWatchPollingMatchesScanAcrossRestart(t *testing.T) {
 	}
 	pos, _ := state.NewPositions(store, "cloudwatch:eu-west-1/"+group)
 	p, ok, err := pos.Get(context.Background(), "kube-apiserver-audit-aaaa")
-	if err != nil || !ok || p.Line != int64(len(a1)+len(a2)) || p.Offset != a2[len(a2)-1].ts {
+	if err != nil || !ok || p.Line != int64(len(a1)+len(a2)) || p.Offset != a2[len(a2)-1].Timestamp {
 		t.Fatalf("position of stream aaaa: %+v %v %v", p, ok, err)
 	}
 	if _, ok, _ := pos.Get(context.Background(), "kube-apiserver-xyz"); ok {
