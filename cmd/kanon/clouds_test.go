@@ -3,22 +3,33 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	gps "cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/kanon-dev/kanon/internal/source/cloudwatch/cloudwatchtest"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // scanNormal runs kanon scan on the records (one JSON value per line) and
@@ -285,5 +296,175 @@ func TestServePubSubParity(t *testing.T) {
 	}
 	if d := diffAlerts(scanned, normalAlerts(t, got)); d != "" {
 		t.Fatalf("the push endpoint's alerts differ from the scan's:\n%s", d)
+	}
+}
+
+// evaluatedOf sums kanon_events_evaluated_total of one input over its
+// clusters.
+func evaluatedOf(t *testing.T, base, input string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	re := regexp.MustCompile(`kanon_events_evaluated_total\{cluster="[^"]*",input="` + regexp.QuoteMeta(input) + `"\} (\d+)`)
+	n := 0
+	for _, m := range re.FindAllSubmatch(b, -1) {
+		k, _ := strconv.Atoi(string(m[1]))
+		n += k
+	}
+	return n
+}
+
+// waitInput waits until n events of input were evaluated, and checks
+// that no more come.
+func waitInput(t *testing.T, p *serveProc, base, input string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := evaluatedOf(t, base, input); got >= n {
+			time.Sleep(300 * time.Millisecond)
+			if got := evaluatedOf(t, base, input); got != n {
+				t.Fatalf("%d events of %s evaluated, want %d", got, input, n)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%d events of %s evaluated, want %d\n%s", evaluatedOf(t, base, input), input, n, p.log())
+}
+
+// kanon serve --source cloudwatch://, against a local endpoint speaking
+// CloudWatch Logs' JSON 1.1 protocol that throttles every third call: the
+// replay log in two audit streams of an EKS log group raises the alerts
+// kanon scan raises on the same events (as the subscription payloads of
+// the streams). Started again on the same state, it reads nothing again.
+func TestServeCloudWatchParity(t *testing.T) {
+	bin := kanonBinary(t)
+	cloudwatchtest.Credentials(t)
+	const group = "/aws/eks/replay-eks/cluster"
+	f := cloudwatchtest.New(t, group, 25)
+	f.ThrottleEvery(3)
+	lines := replayLines(t)
+	half := len(lines) / 2
+	var scanRecs [][]byte
+	for i, part := range [][][]byte{lines[:half], lines[half:]} {
+		stream := fmt.Sprintf("kube-apiserver-audit-%04d", i)
+		var evs []cloudwatchtest.Event
+		for j, l := range part {
+			evs = append(evs, cloudwatchtest.Event{Timestamp: 1714986000000 + int64(j/4), Message: string(l)})
+		}
+		f.Add(stream, evs...)
+		type logEvent struct {
+			Timestamp int64  `json:"timestamp"`
+			Message   string `json:"message"`
+		}
+		p := map[string]any{"messageType": "DATA_MESSAGE", "logGroup": group, "logStream": stream}
+		var les []logEvent
+		for _, e := range evs {
+			les = append(les, logEvent{e.Timestamp, e.Message})
+		}
+		p["logEvents"] = les
+		b, _ := json.Marshal(p)
+		scanRecs = append(scanRecs, b)
+	}
+	scanned := scanNormal(t, bin, scanRecs)
+	if len(scanned) < 10 {
+		t.Fatalf("the scan raised %d alerts", len(scanned))
+	}
+	e := newServeEnv(t)
+	src := "cloudwatch://eu-west-1/aws/eks/replay-eks/cluster?poll=50ms&since=87600h&endpoint=" + f.URL
+	args := []string{"--listen", "", "--insecure-listen", "127.0.0.1:0", "--source", src, "--state-dir", e.state, "--output", "file:" + e.alerts}
+	p := startServe(t, bin, true, args...)
+	base := "http://" + p.waitAddr(t)
+	waitInput(t, p, base, "cloudwatch", len(lines))
+	p.stop(t)
+	if f.Throttled() == 0 {
+		t.Fatal("no call was throttled")
+	}
+	got, err := os.ReadFile(e.alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffAlerts(scanned, normalAlerts(t, got)); d != "" {
+		t.Fatalf("the polled alerts differ from the scan's:\n%s", d)
+	}
+	n := alertLines(t, e.alerts)
+	p = startServe(t, bin, true, args...)
+	base = "http://" + p.waitAddr(t)
+	p.waitLog(t, `"source":"`+src)
+	time.Sleep(500 * time.Millisecond) // a few polls
+	if k := evaluatedOf(t, base, "cloudwatch"); k != 0 {
+		t.Fatalf("%d events read again after a restart", k)
+	}
+	p.stop(t)
+	if m := alertLines(t, e.alerts); m != n {
+		t.Fatalf("%d alerts raised again after a restart", m-n)
+	}
+}
+
+// kanon serve --source pubsub://, against the Pub/Sub library's in-process
+// fake server (pstest, reached through PUBSUB_EMULATOR_HOST, as an
+// emulator is): the GKE sample published one entry per message raises the
+// alerts kanon scan raises on the same entries; every message is
+// acknowledged.
+func TestServePubSubPullParity(t *testing.T) {
+	bin := kanonBinary(t)
+	srv := pstest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := gps.NewClient(ctx, "kanon-test", option.WithGRPCConn(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topic := "projects/kanon-test/topics/gke-audit"
+	if _, err := cl.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SubscriptionAdminClient.CreateSubscription(ctx, &pb.Subscription{Name: "projects/kanon-test/subscriptions/kanon", Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../../../shared/anchors/cloud-samples/gke-logentry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	for _, i := range []int{2, 5, 0, 4, 1, 3} {
+		entries = append(entries, compactJSON(t, raw[i]))
+		srv.Publish(topic, entries[len(entries)-1], nil)
+	}
+	scanned := scanNormal(t, bin, entries)
+	if len(scanned) < 2 {
+		t.Fatalf("the scan raised %d alerts", len(scanned))
+	}
+	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr)
+	e := newServeEnv(t)
+	p := startServe(t, bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--source", "pubsub://kanon-test/kanon?max_outstanding=1",
+		"--state-dir", e.state, "--output", "file:"+e.alerts)
+	base := "http://" + p.waitAddr(t)
+	waitInput(t, p, base, "pubsub", len(entries))
+	p.stop(t)
+	for _, m := range srv.Messages() {
+		if m.Acks != 1 {
+			t.Fatalf("message %s: %d acks", m.ID, m.Acks)
+		}
+	}
+	got, err := os.ReadFile(e.alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffAlerts(scanned, normalAlerts(t, got)); d != "" {
+		t.Fatalf("the pulled alerts differ from the scan's:\n%s", d)
 	}
 }
