@@ -468,3 +468,43 @@ func TestServePubSubPullParity(t *testing.T) {
 		t.Fatalf("the pulled alerts differ from the scan's:\n%s", d)
 	}
 }
+
+// serve --check takes the cloud deliveries' keys and refuses what cannot
+// work: unknown or malformed source URLs, a forced format that cannot read
+// a delivery, token checks without an audience.
+func TestServeCheckCloudSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kanon.yaml")
+	if err := os.WriteFile(cfg, []byte(`listen: ""
+insecure_listen: 127.0.0.1:8080
+no_state: true
+sources:
+  - cloudwatch://eu-west-1/aws/eks/prod/cluster?poll=2s
+  - pubsub://my-project/kanon-pull?max_outstanding=10
+firehose:
+  access_keys: ["env:KANON_FIREHOSE_KEY"]
+pubsub_push:
+  audience: https://kanon.example.com/pubsub
+  service_accounts: [push@my-project.iam.gserviceaccount.com]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI(t, "", "serve", "--check", "--config", cfg); code != 0 {
+		t.Fatalf("a good configuration: exit %d\n%s", code, errOut)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--source", "cloudwatch://eu-west-1/"}, "no log group"},
+		{[]string{"--source", "pubsub://p/s?bogus=1"}, "unknown parameter"},
+		{[]string{"--source", "s3://bucket/key"}, "unknown scheme"},
+		{[]string{"--format", "k8s"}, "use auto or eks"},
+		{[]string{"--pubsub-audience", "", "--pubsub-jwks-file", "x.json"}, "audience is required"},
+	} {
+		_, errOut, code := runCLI(t, "", append([]string{"serve", "--check", "--config", cfg}, c.args...)...)
+		if code != 1 || !strings.Contains(errOut, c.want) {
+			t.Fatalf("%v: exit %d, want 1 and %q:\n%s", c.args, code, c.want, errOut)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/ingest/eks"
+	"github.com/kanon-dev/kanon/internal/ingest/gke"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/source/cloudwatch"
 	"github.com/kanon-dev/kanon/internal/source/pubsub"
@@ -32,6 +34,36 @@ func validateCloudSources(urls []string) error {
 		seen[raw] = true
 		if _, err := cloudSource(raw, nil); err != nil {
 			errs = append(errs, fmt.Errorf("sources: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateCloudFormat checks that a forced format reads what the cloud
+// deliveries configured deliver: CloudWatch Logs payloads (eks) for
+// Firehose and CloudWatch, LogEntry objects (gke) for Pub/Sub.
+func (c *serveConfig) validateCloudFormat() error {
+	if c.Format == "" || c.Format == "auto" {
+		return nil
+	}
+	var errs []error
+	need := func(what, format string) {
+		if c.Format != format {
+			errs = append(errs, fmt.Errorf("format: %s delivers %s records, which format %s cannot read: use auto or %s", what, format, c.Format, format))
+		}
+	}
+	if c.FirehoseEnabled() {
+		need("the Firehose endpoint", eks.Name)
+	}
+	if c.PubSubEnabled() {
+		need("the Pub/Sub push endpoint", gke.Name)
+	}
+	for _, raw := range c.SourceURLs {
+		switch {
+		case strings.HasPrefix(raw, cloudwatch.Scheme+"://"):
+			need("source "+raw, eks.Name)
+		case strings.HasPrefix(raw, pubsub.Scheme+"://"):
+			need("source "+raw, gke.Name)
 		}
 	}
 	return errors.Join(errs...)
