@@ -4,32 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"sync/atomic"
 	"testing"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/state/redis"
 	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
 )
-
-// rtHook counts the round trips a go-redis client makes.
-type rtHook struct{ n atomic.Int64 }
-
-func (h *rtHook) DialHook(next goredis.DialHook) goredis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (h *rtHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-
-func (h *rtHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
 
 // BenchmarkScanRedis is BenchmarkScan's path with the state in Redis (a
 // redis-server of its own on loopback): it reports events/s and the round
@@ -53,7 +34,7 @@ func BenchmarkScanRedis(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		hook := &rtHook{}
+		hook := &redistest.RoundTrips{}
 		store.Client().AddHook(hook)
 		d, err := run.New(run.Config{Rules: compiled, Registry: registry(), Store: store, Sink: alert.NewJSONSink(discard{}),
 			Policy: run.BatchPolicy(), Dedup: benchDedup})
@@ -68,7 +49,7 @@ func BenchmarkScanRedis(b *testing.B) {
 			b.Fatal(err)
 		}
 		alerts = alertsRaised(d.Stats())
-		rts += hook.n.Load()
+		rts += hook.N()
 		store.Close()
 	}
 	b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")

@@ -3,11 +3,13 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/state"
 )
 
@@ -28,6 +30,11 @@ import (
 //     and once; when the group closes, if more alerts joined it, it is
 //     delivered again as an update with the new count, last_seen and
 //     samples. A downstream SIEM upserts by id; the table shows "(xN)".
+//     With Options.GroupUpdateEvery, an open group that grew is also
+//     delivered as it grows, at most once per that much event time since
+//     its last delivery (checked as the watermark moves): "60 requests from
+//     zgrab in 2 minutes" while the burst goes on, not only when its period
+//     is over.
 //
 // A group closes when event time passes its end: at Advance (the caller's
 // watermark: internal/run's driver moves it as event time moves on when a
@@ -43,7 +50,15 @@ import (
 // State. Groups live in the store (state.Groups): count, first and last
 // event times, the count last delivered and a few samples (the member
 // alerts as JSON: the first DefaultMaxSamples-1 and the latest). An entry
-// expires one period after its group ends. Every member alert's id is
+// expires one period after its group ends. Once a group's samples are
+// full, an alert that joins it is counted without being encoded
+// (Groups.JoinTx), and the newest such alert of each group is written as
+// its latest sample at each Checkpoint and before the group is read for
+// delivery (the one place the samples are read): once per group per
+// commit rather than once per alert, with the same samples delivered. A
+// latest alert larger than the sample limit is not kept, and the group
+// keeps the latest sample written before it (per alert, it kept the
+// newest one under the limit). Every member alert's id is
 // marked raised in the same transaction that counts it, so a re-run over
 // the same input never counts an event twice.
 //
@@ -64,26 +79,186 @@ import (
 type dedup struct {
 	b      *base
 	groups *state.Groups
-	// open are the group keys this engine opened or joined, with their
-	// ends, so that Advance can close them without scanning the store.
-	open map[string]time.Time
+	max    int // the samples a group keeps
+	// open are the groups this engine opened or joined, by key, so that
+	// Advance can close them without scanning the store, and so that an
+	// alert joining a group whose samples are full needs no read.
+	open map[string]openGroup
+	// latest are the newest alerts of full groups, not yet written as
+	// their groups' latest samples: written once per group at each
+	// Checkpoint and before a group is read for delivery, instead of once
+	// per alert.
+	latest map[string]latestAlert
+	// nextUpdate is the earliest watermark at which a grown group is due
+	// for an update (GroupUpdateEvery), the zero time if none is.
+	nextUpdate time.Time
+}
+
+// latestAlert is the newest alert of a full group: built, or to be built
+// from a copy of its event when it is written (tryJoin).
+type latestAlert struct {
+	a     *alert.Alert
+	build func() *alert.Alert
+}
+
+func (l latestAlert) alert() *alert.Alert {
+	if l.a == nil {
+		l.a = l.build()
+	}
+	return l.a
+}
+
+// openGroup is what an engine knows of a group it opened or joined.
+type openGroup struct {
+	id      string
+	end     time.Time
+	samples int // the samples it holds
+	// grown: alerts joined it (here) since sent, the event time of its
+	// last delivery here (or of its opening).
+	grown bool
+	sent  time.Time
 }
 
 func newDedup(b *base) (*dedup, error) {
 	if b.eng.opts.Store == nil {
 		return nil, fmt.Errorf("engine: rule %s groups alerts (dedup) and needs a state store", b.rule.ID)
 	}
-	gs, err := state.NewGroups(b.eng.opts.Store, state.GroupsConfig{Rule: b.rule.ID, Period: b.rule.Dedup.Period.D()})
+	gs, err := state.NewGroups(b.eng.decisions(), state.GroupsConfig{Rule: b.rule.ID, Period: b.rule.Dedup.Period.D()})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return &dedup{b: b, groups: gs, open: map[string]time.Time{}}, nil
+	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]latestAlert{}}, nil
+}
+
+// errNotJoined aborts the transaction of a join that found no open group.
+var errNotJoined = errors.New("engine: no open group to join")
+
+// join counts alert a at event time at in its open group under key
+// without encoding it: the group's samples are full, so a is only its
+// latest sample, written later (flushLatest). It reports false, having
+// written nothing, if the store holds no group open at at under key.
+func (d *dedup) join(ctx context.Context, a *alert.Alert, key string, og openGroup, at time.Time, commit func(tx state.Tx) error) (bool, error) {
+	return d.joinAs(ctx, a.ID, latestAlert{a: a}, key, og, at, commit)
+}
+
+// joinAs is join for the alert with id, latest its latest-sample form.
+func (d *dedup) joinAs(ctx context.Context, id string, latest latestAlert, key string, og openGroup, at time.Time, commit func(tx state.Tx) error) (bool, error) {
+	err := d.b.commit(ctx, id, at, func(tx state.Tx) error {
+		if commit != nil {
+			if err := commit(tx); err != nil {
+				return err
+			}
+		}
+		_, n, joined, err := d.groups.JoinTx(tx, []byte(key), at)
+		if err == nil && !joined {
+			err = errNotJoined
+		}
+		og.samples = n
+		return err
+	})
+	if errors.Is(err, errNotJoined) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.grew(key, og)
+	d.latest[key] = latest
+	d.b.stats.Grouped++
+	return true, nil
+}
+
+// tryJoin counts the alert with id of event e at time at in its group
+// without building it, when the group is one this engine holds open and
+// its samples are full: the common case of a burst. build makes the
+// alert from an event; it is called, on a copy of e, only if the alert
+// becomes the latest sample written. It reports whether the alert was
+// counted (or was raised before: suppressed); if not, the caller builds
+// the alert and emits it as usual. Events whose repeated keys read two
+// ways, and replicas deciding on a shared store, take the usual path.
+func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.Time, build func(e *event.Event) *alert.Alert) (bool, error) {
+	d := b.dedup
+	if d == nil || b.ids == nil || b.eng.claims != nil || at.IsZero() || e.Alt != nil || len(e.Ambiguous) > 0 {
+		return false, nil
+	}
+	key := b.rule.DedupTmpl.Render(e) // the template's fields are the rule's: e holds them
+	og, ok := d.open[key]
+	if !ok || !og.end.After(at) || og.samples < d.max {
+		return false, nil
+	}
+	if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
+		return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
+	} else if raised {
+		b.stats.Suppressed++
+		return true, nil
+	}
+	c := e.Clone()
+	return d.joinAs(ctx, id, latestAlert{build: func() *alert.Alert {
+		keyOf, k := b.keyOf, b.key
+		defer func() { b.keyOf, b.key = keyOf, k }()
+		return build(c)
+	}}, key, og, at, nil)
+}
+
+// flushLatest writes the latest alert of each full group as its latest
+// sample. A sample larger than the groups' limit is not kept, and the
+// group keeps the latest sample written before it.
+func (d *dedup) flushLatest(ctx context.Context, only string) error {
+	if len(d.latest) == 0 {
+		return nil
+	}
+	if _, ok := d.latest[only]; only != "" && !ok {
+		return nil
+	}
+	type write struct {
+		key, sample []byte
+		id          string
+	}
+	var ws []write
+	for k, l := range d.latest {
+		if only != "" && k != only {
+			continue
+		}
+		a := l.alert()
+		b, err := alert.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("rule %s: cannot encode alert %s: %w", d.b.rule.ID, a.ID, err)
+		}
+		ws = append(ws, write{[]byte(k), b, d.open[k].id})
+	}
+	err := d.b.eng.opts.Store.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		for _, w := range ws {
+			if _, err := d.groups.SetLatestTx(tx, w.key, w.id, w.sample); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rule %s: cannot record the latest alert of its groups: %w", d.b.rule.ID, err)
+	}
+	if only != "" {
+		delete(d.latest, only)
+	} else {
+		clear(d.latest)
+	}
+	return nil
 }
 
 // add delivers or groups alert a with dedup key key, at event time at,
 // committing commit with its mark.
 func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Time, commit func(tx state.Tx) error) error {
 	b := d.b
+	if og, ok := d.open[key]; ok && og.end.After(at) && og.samples >= d.max {
+		// The common case of a burst: the alert joins a group this
+		// engine holds open, whose samples are full.
+		if joined, err := d.join(ctx, a, key, og, at, commit); err != nil || joined {
+			return err
+		}
+	}
+	if err := d.flushLatest(ctx, key); err != nil {
+		return err
+	}
 	// The group stored under the key is read whatever its expiry: a group
 	// whose entry expired at the time of this alert (an alert two periods
 	// after it) must still be delivered with its count before the new
@@ -128,7 +303,18 @@ func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Tim
 	if err != nil {
 		return err
 	}
-	d.open[key] = g.End
+	og := openGroup{id: g.ID, end: g.End, samples: len(g.Samples)}
+	if joins {
+		if prev, ok := d.open[key]; ok && prev.id == g.ID {
+			og.sent = prev.sent
+		} else {
+			og.sent = at // first seen here: counted from now
+		}
+		d.grew(key, og)
+	} else {
+		og.sent = at
+		d.open[key] = og
+	}
 	if joins {
 		b.stats.Grouped++
 	} else {
@@ -141,6 +327,9 @@ func (d *dedup) add(ctx context.Context, a *alert.Alert, key string, at time.Tim
 // count as delivered.
 func (d *dedup) deliver(ctx context.Context, key []byte, g state.Group) error {
 	b := d.b
+	if b.eng.claims != nil {
+		return d.claimDeliver(ctx, key, g.ID)
+	}
 	a := d.update(key, g)
 	if err := b.write(ctx, a); err != nil {
 		return err
@@ -175,29 +364,91 @@ func (d *dedup) update(key []byte, g state.Group) *alert.Alert {
 	return a
 }
 
-// advance delivers the groups this engine touched that ended at or before
-// watermark.
-func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
-	var due []string
-	for k, end := range d.open {
-		if !end.After(watermark) {
-			due = append(due, k)
+// grew records that an alert joined the group under key.
+func (d *dedup) grew(key string, og openGroup) {
+	og.grown = true
+	d.open[key] = og
+	if every := d.b.eng.opts.GroupUpdateEvery; every > 0 && d.b.eng.opts.GroupUpdates {
+		if due := og.sent.Add(every); d.nextUpdate.IsZero() || due.Before(d.nextUpdate) {
+			d.nextUpdate = due
 		}
 	}
-	sort.Strings(due)
-	for _, k := range due {
-		delete(d.open, k)
-		g, found, err := d.groups.Get(ctx, []byte(k), time.Time{})
-		if err != nil {
-			return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
+}
+
+// updateGrown delivers the open groups that grew and were last delivered
+// GroupUpdateEvery or more before watermark.
+func (d *dedup) updateGrown(ctx context.Context, watermark time.Time) error {
+	every := d.b.eng.opts.GroupUpdateEvery
+	if d.nextUpdate.IsZero() || d.nextUpdate.After(watermark) {
+		return nil
+	}
+	var due []string
+	d.nextUpdate = time.Time{}
+	for k, og := range d.open {
+		switch {
+		case !og.grown || !og.end.After(watermark):
+		case !og.sent.Add(every).After(watermark):
+			due = append(due, k)
+		case d.nextUpdate.IsZero() || og.sent.Add(every).Before(d.nextUpdate):
+			d.nextUpdate = og.sent.Add(every)
 		}
-		if found && g.Delivered < g.Count {
-			if err := d.deliver(ctx, []byte(k), g); err != nil {
-				return err
-			}
+	}
+	return d.deliverAll(ctx, due, func(k string) string {
+		og := d.open[k]
+		og.grown, og.sent = false, watermark
+		d.open[k] = og
+		return og.id
+	})
+}
+
+// deliverAll writes the latest samples, then delivers, in key order, the
+// groups under keys that grew since their last delivery; pick is called
+// first for each key and returns the id its group must have ("" for any).
+func (d *dedup) deliverAll(ctx context.Context, keys []string, pick func(key string) string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := d.flushLatest(ctx, ""); err != nil {
+		return err
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := d.deliverGrown(ctx, k, pick(k)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// deliverGrown delivers the group stored under key if it grew since its
+// last delivery and, when id is not empty, is the group with that id.
+func (d *dedup) deliverGrown(ctx context.Context, key, id string) error {
+	g, found, err := d.groups.Get(ctx, []byte(key), time.Time{})
+	if err != nil {
+		return fmt.Errorf("rule %s: %w", d.b.rule.ID, err)
+	}
+	if !found || id != "" && g.ID != id || g.Delivered >= g.Count {
+		return nil
+	}
+	return d.deliver(ctx, []byte(key), g)
+}
+
+// advance delivers the groups this engine touched that ended at or before
+// watermark, and the open groups due for an update.
+func (d *dedup) advance(ctx context.Context, watermark time.Time) error {
+	if err := d.updateGrown(ctx, watermark); err != nil {
+		return err
+	}
+	var due []string
+	for k, og := range d.open {
+		if !og.end.After(watermark) {
+			due = append(due, k)
+		}
+	}
+	return d.deliverAll(ctx, due, func(k string) string {
+		delete(d.open, k)
+		return ""
+	})
 }
 
 // deliverEnded delivers the groups of the rule in the store that ended at
@@ -214,12 +465,16 @@ func (d *dedup) flush(ctx context.Context) error {
 		return err
 	}
 	clear(d.open)
+	d.nextUpdate = time.Time{}
 	return nil
 }
 
 // deliverWhere delivers the groups of the rule that pass keep and whose
 // count grew since their last delivery.
 func (d *dedup) deliverWhere(ctx context.Context, keep func(state.Group) bool) error {
+	if err := d.flushLatest(ctx, ""); err != nil {
+		return err
+	}
 	type pending struct {
 		key []byte
 		g   state.Group

@@ -1,14 +1,18 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
+	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/state/mem"
 )
 
 const dedupRule = `
@@ -182,4 +186,99 @@ func TestDedupGroupReplacedAfterExpiry(t *testing.T) {
 			t.Fatalf("stats %+v", r)
 		}
 	})
+}
+
+// TestDedupLatestSample checks the samples a group delivers when most of
+// its alerts join it with its samples full (counted without being encoded,
+// and for per-event rules without being built; the newest written as the
+// latest sample at checkpoints): the first DefaultMaxSamples-1 alerts and
+// the newest, whether or not checkpoints fell in between, each sample the
+// event document the alert of its event has when it opens a group.
+func TestDedupLatestSample(t *testing.T) {
+	var evs []stEv
+	for i := range 20 {
+		evs = append(evs, stEv{id: fmt.Sprintf("s%02d", i), at: stT0.Add(time.Duration(i) * time.Minute), ua: "zgrab", uri: fmt.Sprintf("/api/v1/namespaces/ns%d/secrets", i)})
+	}
+	opts := func(sink alert.Sink) engine.Options {
+		return engine.Options{Sink: sink, Store: mem.New(), GroupUpdates: true, Materialize: formats.Registry().Materialize}
+	}
+	for _, r := range []string{dedupRule, pantherRule} {
+		rs := []*rule.Compiled{stRule(t, r)}
+		// The document of each event's alert, from alerts that open groups.
+		docs := map[string]string{}
+		for _, e := range []stEv{evs[0], evs[1], evs[2], evs[3], evs[19]} {
+			var sink alert.Collector
+			h := newHarness(t, rs, opts(&sink), untilClose)
+			h.feedEvents(e)
+			h.close()
+			b, _ := json.Marshal(sink.Alerts[0].Event)
+			docs[e.id] = string(b)
+		}
+		for _, every := range []int{0, 1, 3, 7} {
+			t.Run(fmt.Sprintf("%s/checkpoint every %d", rs[0].ID, every), func(t *testing.T) {
+				var sink alert.Collector
+				h := newHarness(t, rs, opts(&sink), untilClose)
+				for i, e := range evs {
+					h.feedEvents(e)
+					if every > 0 && i%every == 0 {
+						h.checkpoint()
+					}
+				}
+				h.close()
+				if len(sink.Alerts) != 2 {
+					t.Fatalf("%d deliveries, want the opening alert and the update", len(sink.Alerts))
+				}
+				g := sink.Alerts[1].Group
+				if g == nil || g.Count != 20 || len(g.Samples) != state.DefaultMaxSamples {
+					t.Fatalf("update: %+v", g)
+				}
+				for i, id := range []string{"s00", "s01", "s02", "s03", "s19"} {
+					b, _ := json.Marshal(g.Samples[i])
+					if string(b) != docs[id] {
+						t.Fatalf("sample %d is\n%s\nwant the document of %s\n%s", i, b, id, docs[id])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDedupUpdateEvery checks GroupUpdateEvery: a group that grows is
+// delivered again at most once per interval of event time while it is
+// open, with its count so far, and once more when it closes; a group that
+// stopped growing is not delivered again until it closes.
+func TestDedupUpdateEvery(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	var evs []stEv
+	for i := range 30 { // one request every 10 seconds for 5 minutes
+		evs = append(evs, stEv{id: fmt.Sprintf("z%02d", i), at: stT0.Add(time.Duration(i) * 10 * time.Second), ua: "zgrab"})
+	}
+	// One more an hour later, after a quiet 55 minutes: it closes the
+	// group (its period is 60 minutes) and opens the next.
+	evs = append(evs, stEv{id: "z99", at: stT0.Add(61 * time.Minute), ua: "zgrab"})
+	for _, c := range []struct {
+		every time.Duration
+		want  []int64
+	}{
+		{0, []int64{1, 30, 1}},
+		{2 * time.Minute, []int64{1, 13, 25, 30, 1}},
+		{time.Hour, []int64{1, 30, 1}},
+	} {
+		t.Run(c.every.String(), func(t *testing.T) {
+			var sink alert.Collector
+			h := newHarness(t, rs, engine.Options{Sink: &sink, Store: mem.New(), GroupUpdates: true, GroupUpdateEvery: c.every}, watermark{lateness: 0})
+			h.feedEvents(evs...)
+			h.close()
+			var got []int64
+			for _, a := range sink.Alerts {
+				got = append(got, a.Group.Count)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("delivered counts %v, want %v", got, c.want)
+			}
+			if st := h.eng.Stats().Rules["anon-dedup"]; st.Updates != int64(len(c.want)-2) { // all but the two openings
+				t.Errorf("%d updates counted, want %d", st.Updates, len(c.want)-2)
+			}
+		})
+	}
 }

@@ -44,6 +44,11 @@
 // Engines that share one store as replicas (Options.Replica) each
 // checkpoint their part of an ES|QL run into a slot of their own, and the
 // one that closes the run merges the others' parts into it (replicas.go).
+// Given the shared store itself (Options.Shared), they take every decision
+// two of them could take alike (an alert raised, a new term, a group
+// opened or delivered, a run closed) in transactions on it, a batch's at
+// once (Settle), with an outbox so that a replica's death between a
+// decision and its delivery loses no alert (claims.go).
 //
 // An Engine is not safe for concurrent use: feed it from one goroutine.
 package engine

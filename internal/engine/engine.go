@@ -39,6 +39,11 @@ type Options struct {
 	// True (a long-running serve): its first alert is delivered at once,
 	// and again as an update with the final count when it closes.
 	GroupUpdates bool
+	// GroupUpdateEvery, with GroupUpdates, also delivers an open group
+	// again while it grows: at most once per this much event time, when
+	// alerts joined it since its last delivery (0: only when it opens and
+	// when it closes). See dedup.go.
+	GroupUpdateEvery time.Duration
 	// Windows chooses whether the open runs of ES|QL rules are written to
 	// Store at each Checkpoint, and whether New restores or deletes those
 	// stored before (see WindowMode). Rebuild and Restore need a Store.
@@ -50,6 +55,20 @@ type Options struct {
 	// Empty: the engine is alone with its store. Needs a window mode other
 	// than WindowsInMemory to have any effect.
 	Replica string
+	// Shared is the store that Store (a write overlay) writes to, when
+	// replicas share it: with Replica set, the engine takes every
+	// decision that replicas could take twice (an alert raised, a new
+	// term, a dedup group opened or delivered, a shared ES|QL run closed)
+	// in a transaction on Shared, and keeps an outbox there so that an
+	// alert decided is delivered even if its replica dies (claims.go).
+	// Nil: decisions are taken through Store, exact for one engine.
+	Shared state.Store
+	// Now is the wall clock, for the outbox's leases. Required with
+	// Shared.
+	Now func() time.Time
+	// OutboxLease is how long an alert decided by a replica is left to it
+	// before another replica delivers it (0: DefaultOutboxLease).
+	OutboxLease time.Duration
 	// OnError reports a rule-level problem that does not stop the engine
 	// (a memory budget exceeded, a state store error on one rule).
 	OnError func(ruleID string, err error)
@@ -105,6 +124,7 @@ type Engine struct {
 	newest  time.Time // newest event time seen, for Sweep
 	dedups  []*dedup
 	esql    []*esqlRunner // the ES|QL runners, for Checkpoint and Handover
+	claims  *claimer      // decisions on the shared store (replicas), or nil
 }
 
 // New returns an engine for rules. With Options.Windows set to
@@ -118,13 +138,26 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: window mode %s needs a state store", opts.Windows)
 	}
 	e := &Engine{opts: opts, rules: rules, stats: Stats{Rules: map[string]*RuleStats{}}}
+	if opts.Shared != nil && opts.Replica != "" {
+		if opts.Store == nil {
+			return nil, errors.New("engine: a shared store needs the write overlay over it as Store")
+		}
+		c, err := newClaimer(e)
+		if err != nil {
+			return nil, err
+		}
+		e.claims = c
+	}
 	for _, r := range rules {
 		st := &RuleStats{}
 		e.stats.Rules[r.ID] = st
 		e.fields.Union(r.Fields)
 		base := &base{eng: e, rule: r, stats: st, sched: Schedule{Interval: r.Interval(), Lookback: r.Lookback()}}
+		if e.claims != nil {
+			e.claims.byID[r.ID] = base
+		}
 		if opts.Store != nil {
-			ids, err := state.NewAlertIDs(opts.Store, r.ID, AlertRetention)
+			ids, err := state.NewAlertIDs(e.decisions(), r.ID, AlertRetention)
 			if err != nil {
 				return nil, fmt.Errorf("engine: rule %s: %w", r.ID, err)
 			}
@@ -173,6 +206,16 @@ func (e *Engine) newRunner(b *base) (runner, error) {
 		return newNewTermsRunner(b)
 	}
 	return nil, fmt.Errorf("engine: rule %s: no runner for firing %q in language %q", r.ID, r.Firing, r.Language)
+}
+
+// decisions is the store the views of alert ids, terms and groups work
+// on: the shared store of replicas, where their transactions decide, or
+// Store.
+func (e *Engine) decisions() state.Store {
+	if e.claims != nil {
+		return e.claims.shared
+	}
+	return e.opts.Store
 }
 
 // Fields is the union of the fields the rules read: what readers must
@@ -246,6 +289,9 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	if e.opts.Store == nil || e.newest.IsZero() {
 		return nil
 	}
+	if err := e.Settle(ctx); err != nil {
+		return err
+	}
 	// Groups whose period is over are delivered before their entries can
 	// expire (a group is kept one period past its end): those this engine
 	// touched, and those an earlier one left undelivered (a crash).
@@ -287,6 +333,9 @@ func (e *Engine) Advance(ctx context.Context, watermark time.Time) error {
 // grew (the end of the input). It does not sweep: the caller sweeps after
 // it if it sweeps at all.
 func (e *Engine) Close(ctx context.Context) error {
+	if err := e.Settle(ctx); err != nil {
+		return err
+	}
 	for _, r := range e.runners {
 		if err := r.flush(ctx); err != nil {
 			return err
@@ -359,6 +408,15 @@ func (b *base) emitWith(ctx context.Context, a *alert.Alert, at time.Time, commi
 		}
 		b.stats.Alerts++
 		return b.write(ctx, a)
+	}
+	if b.eng.claims != nil && commit == nil {
+		// A replica: decided with the batch's other decisions, on the
+		// shared store (claims.go).
+		if b.dedup != nil && b.keyOf == a {
+			return b.dedup.claimGroup(a, b.key, at)
+		}
+		b.claimAlert(a, at)
+		return nil
 	}
 	if _, raised, err := b.ids.Raised(ctx, []byte(a.ID), at); err != nil {
 		return fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, a.ID, err)

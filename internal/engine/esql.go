@@ -230,9 +230,21 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 			Evidence:  evidenceOf(tbl, i),
 		}
 	}
-	for i := range raise {
-		if err := r.emit(ctx, build(i), stop); err != nil {
+	if r.shared != nil && r.eng.claims != nil {
+		// Closed by the transaction that writes its closed mark: of the
+		// replicas that close the run, one raises its alerts.
+		alerts := make([]*alert.Alert, raise)
+		for i := range alerts {
+			alerts[i] = build(i)
+		}
+		if err := r.claimClose(ctx, end, alerts, stop); err != nil {
 			return err
+		}
+	} else {
+		for i := range raise {
+			if err := r.emit(ctx, build(i), stop); err != nil {
+				return err
+			}
 		}
 	}
 	if dropped > 0 {

@@ -53,7 +53,7 @@ func newNewTermsRunner(b *base) (*newTermsRunner, error) {
 	if slack >= b.rule.History {
 		slack = 0
 	}
-	t, err := state.NewTerms(b.eng.opts.Store, state.TermsConfig{Rule: b.rule.ID, Window: b.rule.History, Slack: slack})
+	t, err := state.NewTerms(b.eng.decisions(), state.TermsConfig{Rule: b.rule.ID, Window: b.rule.History, Slack: slack})
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +136,20 @@ func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) 
 				return err
 			}
 		}
+	}
+	if r.eng.claims != nil {
+		// A replica: the term is recorded, and its alert raised, by the
+		// batch's decisions on the shared store (claims.go).
+		if !ok {
+			return r.claimTerm(r.key, t, nil, nil)
+		}
+		a := r.termAlert(e)
+		a.Window = r.window(end)
+		return r.claimTerm(r.key, t, a, func() {
+			if r.maxSignals() > 0 {
+				r.counter.counts[end]--
+			}
+		})
 	}
 	if !ok {
 		if _, _, err := r.terms.Observe(ctx, r.key, t); err != nil {

@@ -29,6 +29,9 @@ func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	}
 	q.stats.Matched++
 	id := alert.ID(q.rule.ID, identity(e))
+	if joined, err := q.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert { return q.eventAlert(x, id) }); joined || err != nil {
+		return err
+	}
 	return q.emit(ctx, q.eventAlert(e, id), e.Time())
 }
 
@@ -44,6 +47,9 @@ type esqlEventRunner struct {
 	*base
 	ev    *esqleval.Evaluator
 	lists []bool // which output columns are lists
+	// again evaluates a copy of an event again, to build the alert that
+	// joined a group unbuilt (tryJoin): not ev, whose rows may be in use.
+	again *esqleval.Evaluator
 }
 
 func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
@@ -71,6 +77,25 @@ func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	r.stats.Matched++
+	if len(rows) == 1 {
+		// Its alert may join a group without being built: then it is
+		// built, if ever, from the event again (the same row).
+		id := alert.ID(r.rule.ID, identity(e), "0")
+		joined, err := r.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert {
+			if r.again == nil {
+				r.again = r.rule.Program.NewEvaluator(esqleval.Env{})
+			}
+			r.again.Env.Now = x.Time()
+			rows, err := r.again.Eval(x)
+			if err != nil || len(rows) == 0 {
+				return &alert.Alert{ID: id, Timestamp: x.Time(), Rule: RuleInfo(r.rule)}
+			}
+			return r.rowAlert(x, 0, rows[0], r.lists)
+		})
+		if joined || err != nil {
+			return err
+		}
+	}
 	return r.emitRows(ctx, e, rows, r.lists, nil)
 }
 

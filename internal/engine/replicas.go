@@ -130,6 +130,9 @@ func (r *esqlRunner) gather(ctx context.Context, end int64) error {
 		}
 	}
 	r.runs[end] = st
+	if r.eng.claims != nil {
+		return nil // claimClose writes the closed mark, deciding who closes the run
+	}
 	mark := state.AppendWindowRun(nil, state.WindowRun{Fingerprint: r.fp, Closed: true})
 	r.shared.closeWrites = append(r.shared.closeWrites, windowWrite{
 		key: state.AppendWindowClosedKey(nil, r.rule.ID, end), val: mark, exp: time.Unix(0, end).Add(WindowRetention),

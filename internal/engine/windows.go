@@ -206,8 +206,18 @@ func (r *esqlRunner) checkpointed() {
 // A run whose exported state exceeds state.MaxValueSize is reported
 // through Options.OnError and its stored copy deleted: it is not durable.
 // Checkpoint returns an error only when the store fails; the runs stay
-// marked as changed, so the next Checkpoint writes them.
+// marked as changed, so the next Checkpoint writes them. It first settles
+// a replica's decisions (Settle) and writes the latest alert of each full
+// dedup group as its latest sample (dedup.go), in every window mode.
 func (e *Engine) Checkpoint(ctx context.Context) error {
+	if err := e.Settle(ctx); err != nil {
+		return err
+	}
+	for _, d := range e.dedups {
+		if err := d.flushLatest(ctx, ""); err != nil {
+			return err
+		}
+	}
 	if !e.persist() {
 		return nil
 	}

@@ -128,6 +128,18 @@ type Config struct {
 	// GroupUpdates delivers the first alert of a dedup group at once and
 	// the group again, with its count, when it closes (engine.Options).
 	GroupUpdates bool
+	// GroupUpdateEvery, with GroupUpdates, delivers an open group again as
+	// it grows, at most once per this much event time
+	// (engine.Options.GroupUpdateEvery; 0: at its opening and close only).
+	GroupUpdateEvery time.Duration
+	// Replica names this driver among the drivers that share Store as
+	// replicas (kanon serve replicas on one Redis): its engine keeps its
+	// part of each ES|QL run in a slot of its own and takes every decision
+	// that replicas could take twice in a transaction on Store, with an
+	// outbox there for alerts decided and not yet delivered
+	// (engine.Options.Replica and Shared). Empty: the driver is alone with
+	// its store. Needs Store.
+	Replica string
 	// NoPrefilter reads every event in full and evaluates it, without the
 	// prefilter derived from the rules (internal/prefilter): the alerts are
 	// the same, more slowly (for checking exactly that).
@@ -185,6 +197,9 @@ func (c *Config) validate() error {
 	}
 	if c.Policy.Windows != engine.WindowsInMemory && c.Store == nil {
 		errs = append(errs, fmt.Errorf("window mode %s needs a state store", c.Policy.Windows))
+	}
+	if c.Replica != "" && c.Store == nil {
+		errs = append(errs, fmt.Errorf("replica %s needs the state store it shares", c.Replica))
 	}
 	if c.Dedup < 0 {
 		errs = append(errs, fmt.Errorf("dedup %d is negative", c.Dedup))

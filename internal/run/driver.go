@@ -78,6 +78,7 @@ type Driver struct {
 	newest      time.Time // newest event time seen
 	swept       time.Time // newest event time at the last sweep
 	lastArrival time.Time // wall time of the last event
+	redelivered time.Time // wall time of the last look in the outbox (replicas)
 	idleMark    time.Time // last watermark set by the idle clock
 	dirty       bool      // alerts or writes not yet committed
 	lastCommit  time.Time
@@ -169,9 +170,14 @@ func New(cfg Config) (*Driver, error) {
 }
 
 func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
+	var shared state.Store
+	if d.cfg.Replica != "" {
+		shared = d.ov.Base()
+	}
 	return engine.New(rules, engine.Options{
 		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
-		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates,
+		Replica: d.cfg.Replica, Shared: shared, Now: d.cfg.Now,
+		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates, GroupUpdateEvery: d.cfg.GroupUpdateEvery,
 		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget, Hunt: d.cfg.Hunt,
 		OnError: func(id string, err error) {
 			d.m.ruleErrors.WithLabelValues(id).Inc()

@@ -29,6 +29,7 @@ func (d *Driver) loop() {
 		defer t.Stop()
 		tick = t.C
 	}
+	d.redeliver(true)
 	var waiting, inFlight []*job
 	committing := false
 	done := make(chan error, 1)
@@ -81,6 +82,7 @@ func (d *Driver) loop() {
 			}
 		case <-tick:
 			d.idleAdvance()
+			d.redeliver(false)
 			if due() {
 				start()
 			}
@@ -314,6 +316,13 @@ func (d *Driver) runBatch(j *job) {
 			break
 		}
 	}
+	if j.res.Err == nil {
+		// A replica's decisions on the shared store, for the whole batch
+		// (engine.Settle); alone, nothing.
+		if err := d.eng.Settle(d.ctx); err != nil {
+			j.res.Err = err
+		}
+	}
 	if b.Commit != nil && j.res.Err == nil {
 		if err := d.ov.Update(d.ctx, time.Time{}, b.Commit); err != nil {
 			j.res.Err = err
@@ -386,6 +395,32 @@ func (d *Driver) sweep() {
 	d.swept = d.newest
 	if err := d.eng.Sweep(d.ctx); err != nil {
 		d.log.Warn("cannot remove expired state", "err", err)
+	}
+}
+
+// RedeliverEvery is how often (wall time) a replica looks in the shared
+// store's outbox for alerts that replicas decided and did not deliver
+// (engine.Redeliver).
+const RedeliverEvery = 5 * time.Second
+
+// redeliver delivers the alerts that replicas left in the outbox: at
+// start, and then every RedeliverEvery.
+func (d *Driver) redeliver(now bool) {
+	if d.cfg.Replica == "" {
+		return
+	}
+	t := d.cfg.Now()
+	if !now && t.Sub(d.redelivered) < RedeliverEvery {
+		return
+	}
+	d.redelivered = t
+	n, err := d.eng.Redeliver(d.ctx)
+	if err != nil {
+		d.log.Error("cannot deliver the alerts left by replicas", "err", err)
+	}
+	if n > 0 {
+		d.log.Info("delivered alerts that a replica decided and did not see delivered", "alerts", n)
+		d.dirty = true
 	}
 }
 

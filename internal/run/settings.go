@@ -30,17 +30,23 @@ type Settings struct {
 	TailPoll time.Duration `yaml:"tail_poll"`
 	// MaxRecordBytes limits one record.
 	MaxRecordBytes alert.ByteSize `yaml:"max_record_bytes"`
-	// Lateness, LearnOnly, GroupUpdates and QueueSize are Config's.
-	Lateness     time.Duration `yaml:"lateness"`
-	LearnOnly    bool          `yaml:"learn_only"`
-	GroupUpdates bool          `yaml:"group_updates"`
-	QueueSize    int           `yaml:"queue_size"`
+	// Lateness, LearnOnly, GroupUpdates, GroupUpdateEvery and QueueSize
+	// are Config's.
+	Lateness         time.Duration `yaml:"lateness"`
+	LearnOnly        bool          `yaml:"learn_only"`
+	GroupUpdates     bool          `yaml:"group_updates"`
+	GroupUpdateEvery time.Duration `yaml:"group_update_interval"`
+	QueueSize        int           `yaml:"queue_size"`
 }
+
+// DefaultGroupUpdateEvery is how often serve delivers a growing dedup
+// group again by default.
+const DefaultGroupUpdateEvery = time.Minute
 
 // DefaultSettings are serve's defaults.
 func DefaultSettings() Settings {
 	return Settings{Format: "auto", TailFrom: "start", TailPoll: tail.DefaultPoll, MaxRecordBytes: ingest.DefaultMaxRecordBytes,
-		Lateness: DefaultLiveLateness, GroupUpdates: true, QueueSize: DefaultQueueSize}
+		Lateness: DefaultLiveLateness, GroupUpdates: true, GroupUpdateEvery: DefaultGroupUpdateEvery, QueueSize: DefaultQueueSize}
 }
 
 // RegisterFlags registers a flag per key, bound to s (whose values are the
@@ -54,7 +60,8 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.Var(&s.MaxRecordBytes, "max-record-bytes", "size limit of one record (key max_record_bytes)")
 	fs.DurationVar(&s.Lateness, "lateness", s.Lateness, "how far behind the newest event time a windowed run still takes events (key lateness)")
 	fs.BoolVar(&s.LearnOnly, "learn-only", s.LearnOnly, "learn new-terms history without alerting (key learn_only)")
-	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once and its count when it closes (key group_updates)")
+	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once, then the group again with its count when it closes (key group_updates); false: once, when it closes")
+	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
 }
 
@@ -78,6 +85,9 @@ func (s *Settings) Validate(reg *ingest.Registry) error {
 	}
 	if s.Lateness < 0 {
 		bad("lateness: %s is negative", s.Lateness)
+	}
+	if s.GroupUpdateEvery < 0 {
+		bad("group_update_interval: %s is negative", s.GroupUpdateEvery)
 	}
 	for _, v := range []struct {
 		key string

@@ -17,7 +17,7 @@ import (
 // KnownNamespaces returns the namespaces kanon writes, in the order
 // `kanon state` lists them.
 func KnownNamespaces() []Namespace {
-	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions}
+	return []Namespace{NSTerms, NSGroups, NSAlerts, NSWindows, NSPositions, NSOutbox}
 }
 
 // Selection chooses the entries an inspection visits.
@@ -214,12 +214,13 @@ type Item struct {
 	Part []byte
 
 	// Decoded values; only the fields of the entry's namespace are set.
-	Term     []string  // NSTerms: the values of the rule's fields
-	TermInfo TermInfo  // NSTerms
-	Group    Group     // NSGroups
-	RaisedAt time.Time // NSAlerts
-	Window   WindowKey // NSWindows
-	Position Position  // NSPositions
+	Term     []string    // NSTerms: the values of the rule's fields
+	TermInfo TermInfo    // NSTerms
+	Group    Group       // NSGroups
+	RaisedAt time.Time   // NSAlerts
+	Window   WindowKey   // NSWindows
+	Position Position    // NSPositions
+	Outbox   OutboxEntry // NSOutbox
 }
 
 // Each calls fn with every entry of s that sel selects, decoded, namespace
@@ -277,10 +278,12 @@ func decodeItem(it *Item, ns Namespace, e Entry) error {
 		it.Window, err = ParseWindowKey(e.Key)
 	case NSPositions:
 		it.Position, err = DecodePosition(e.Value)
+	case NSOutbox:
+		it.Outbox, err = DecodeOutbox(e.Key, e.Value)
 	default:
 		known = false
 	}
-	if err == nil && known && len(pk.Parts) != 1 && ns != NSWindows { // ParseWindowKey checks its parts
+	if err == nil && known && len(pk.Parts) != 1 && ns != NSWindows && ns != NSOutbox { // ParseWindowKey and DecodeOutbox check their parts
 		err = fmt.Errorf("%w: %d key parts after the rule, want 1", ErrInvalidKey, len(pk.Parts))
 	}
 	return err

@@ -25,6 +25,10 @@ const (
 	NSPositions Namespace = 'p'
 	// NSAlerts holds the ids of alerts already raised: rule, alert id.
 	NSAlerts Namespace = 'a'
+	// NSOutbox holds alerts that replicas decided to raise and have not
+	// seen delivered yet: rule, alert id, delivery number → owner, time,
+	// alert (view_outbox.go).
+	NSOutbox Namespace = 'o'
 )
 
 // String returns the namespace's name, as `kanon state show` prints it.
@@ -40,6 +44,8 @@ func (ns Namespace) String() string {
 		return "positions"
 	case NSAlerts:
 		return "alerts"
+	case NSOutbox:
+		return "outbox"
 	}
 	return "namespace(" + strconv.Itoa(int(ns)) + ")"
 }
@@ -52,7 +58,7 @@ func ParseNamespace(name string) (Namespace, error) {
 			return ns, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows or positions)", name)
+	return 0, fmt.Errorf("unknown kind of state %q (terms, groups, alerts, windows, positions or outbox)", name)
 }
 
 // AppendPrefix appends to dst the key prefix of one rule in namespace ns:

@@ -80,6 +80,23 @@ type Tx interface {
 	Delete(key []byte) error
 }
 
+// Prefetcher is implemented by transactions that can read several keys in
+// one round trip (state/redis). Prefetch reads keys as Tx.Get would, so
+// that the Gets of those keys that follow cost nothing; it changes no
+// result. Callers that know the keys a transaction will read call it
+// first; on other stores there is nothing to gain.
+type Prefetcher interface {
+	Prefetch(keys [][]byte) error
+}
+
+// Prefetch calls tx.Prefetch if tx is a Prefetcher.
+func Prefetch(tx Tx, keys [][]byte) error {
+	if p, ok := tx.(Prefetcher); ok && len(keys) > 0 {
+		return p.Prefetch(keys)
+	}
+	return nil
+}
+
 // Entry is one stored entry as seen by Scan.
 type Entry struct {
 	Key    []byte

@@ -72,19 +72,24 @@ func (a *AlertIDs) Mark(ctx context.Context, id []byte, at time.Time) (bool, err
 }
 
 // MarkTx is Mark inside a transaction, at tx.Now().
-func (a *AlertIDs) MarkTx(tx Tx, id []byte) (bool, error) {
-	at := tx.Now()
+func (a *AlertIDs) MarkTx(tx Tx, id []byte) (bool, error) { return a.MarkAtTx(tx, id, tx.Now()) }
+
+// MarkAtTx is MarkTx at event time at, which may be later than tx.Now():
+// one transaction can then mark the alerts of events of different times.
+// An entry visible to tx but forgotten at at (its retention over) counts
+// as not marked. tx.Now() must not be after at.
+func (a *AlertIDs) MarkAtTx(tx Tx, id []byte, at time.Time) (bool, error) {
 	if at.IsZero() {
-		return false, fmt.Errorf("cannot mark alert raised for rule %q: transaction time is zero", a.rule)
+		return false, fmt.Errorf("cannot mark alert raised for rule %q: event time is zero", a.rule)
 	}
 	bp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(bp)
 	*bp = a.AppendKey((*bp)[:0], id)
-	switch _, err := tx.Get(*bp); {
-	case err == nil:
-		return false, nil
-	case !errors.Is(err, ErrNotFound):
+	switch _, raised, err := a.raisedTx(tx, *bp, at); {
+	case err != nil:
 		return false, err
+	case raised:
+		return false, nil
 	}
 	var expiry time.Time
 	if a.retention > 0 {
@@ -93,6 +98,36 @@ func (a *AlertIDs) MarkTx(tx Tx, id []byte) (bool, error) {
 	var vb [8]byte
 	binary.BigEndian.PutUint64(vb[:], uint64(UnixNano(at)))
 	return true, tx.Put(*bp, vb[:], expiry)
+}
+
+// RaisedTx is Raised inside a transaction, judged at event time at (not
+// before tx.Now()).
+func (a *AlertIDs) RaisedTx(tx Tx, id []byte, at time.Time) (time.Time, bool, error) {
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = a.AppendKey((*bp)[:0], id)
+	return a.raisedTx(tx, *bp, at)
+}
+
+// raisedTx reads the mark under key and judges it at at from its value:
+// a mark made at m is remembered until m plus the retention, which is the
+// expiry it was stored with.
+func (a *AlertIDs) raisedTx(tx Tx, key []byte, at time.Time) (time.Time, bool, error) {
+	v, err := tx.Get(key)
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	m, err := decodeRaisedAt(v)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if a.retention > 0 && !m.Add(a.retention).After(at) {
+		return time.Time{}, false, nil
+	}
+	return m, true, nil
 }
 
 // Unmark forgets that the alert id was raised.

@@ -88,13 +88,7 @@ const groupVersion = 1
 // the three times (8 bytes each), count and delivered (uvarints), then the
 // samples, each preceded by its length.
 func appendGroup(dst []byte, g *Group) []byte {
-	dst = append(dst, groupVersion)
-	dst = AppendPartString(dst, g.ID)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.FirstSeen)))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.LastSeen)))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.End)))
-	dst = binary.AppendUvarint(dst, uint64(g.Count))
-	dst = binary.AppendUvarint(dst, uint64(g.Delivered))
+	dst = appendGroupHead(dst, g)
 	dst = binary.AppendUvarint(dst, uint64(len(g.Samples)))
 	for _, s := range g.Samples {
 		dst = AppendPart(dst, s)
@@ -102,13 +96,46 @@ func appendGroup(dst []byte, g *Group) []byte {
 	return dst
 }
 
+// appendGroupHead appends the stored form of g without its samples; the
+// samples' count and samples follow it.
+func appendGroupHead(dst []byte, g *Group) []byte {
+	dst = append(dst, groupVersion)
+	dst = AppendPartString(dst, g.ID)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.FirstSeen)))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.LastSeen)))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(UnixNano(g.End)))
+	dst = binary.AppendUvarint(dst, uint64(g.Count))
+	return binary.AppendUvarint(dst, uint64(g.Delivered))
+}
+
 // DecodeGroup decodes a stored group (a value of the NSGroups namespace).
 // The group's id and samples are copies; v may be reused afterwards. It
 // returns an error wrapping ErrCorrupt if v is not a group.
 func DecodeGroup(v []byte) (Group, error) {
+	g, n, rest, err := decodeGroupHead(v)
+	if err != nil {
+		return Group{}, err
+	}
+	for i := uint64(0); i < n; i++ {
+		var s []byte
+		if s, rest, err = nextPart(rest); err != nil {
+			return Group{}, fmt.Errorf("%w: alert group entry: bad sample", ErrCorrupt)
+		}
+		g.Samples = append(g.Samples, append([]byte(nil), s...))
+	}
+	if len(rest) != 0 {
+		return Group{}, fmt.Errorf("%w: alert group entry: trailing bytes", ErrCorrupt)
+	}
+	return g, nil
+}
+
+// decodeGroupHead decodes a stored group but its samples: it returns the
+// group without samples, the number of samples and the bytes that hold
+// them.
+func decodeGroupHead(v []byte) (Group, uint64, []byte, error) {
 	var g Group
-	bad := func(what string) (Group, error) {
-		return Group{}, fmt.Errorf("%w: alert group entry: %s", ErrCorrupt, what)
+	bad := func(what string) (Group, uint64, []byte, error) {
+		return Group{}, 0, nil, fmt.Errorf("%w: alert group entry: %s", ErrCorrupt, what)
 	}
 	if len(v) == 0 || v[0] != groupVersion {
 		return bad("unknown version")
@@ -137,17 +164,7 @@ func DecodeGroup(v []byte) (Group, error) {
 	if nums[2] > MaxSamplesLimit {
 		return bad("too many samples")
 	}
-	for i := uint64(0); i < nums[2]; i++ {
-		var s []byte
-		if s, rest, err = nextPart(rest); err != nil {
-			return bad("bad sample")
-		}
-		g.Samples = append(g.Samples, append([]byte(nil), s...))
-	}
-	if len(rest) != 0 {
-		return bad("trailing bytes")
-	}
-	return g, nil
+	return g, nums[2], rest, nil
 }
 
 // Groups is the set of alert groups of one rule, kept in a Store under
@@ -213,9 +230,16 @@ func (gs *Groups) Get(ctx context.Context, key []byte, now time.Time) (Group, bo
 // sample and nothing delivered. A nil sample keeps no sample. It returns
 // the group after the change and whether it opened.
 func (gs *Groups) AddTx(tx Tx, key []byte, id string, sample []byte) (Group, bool, error) {
-	now := tx.Now()
+	return gs.AddAtTx(tx, key, id, sample, tx.Now())
+}
+
+// AddAtTx is AddTx at event time now, which may be later than tx.Now():
+// one transaction can then add the alerts of events of different times.
+// A group visible to tx but expired at now has ended before now, so the
+// alert opens a new group, as AddTx would. tx.Now() must not be after now.
+func (gs *Groups) AddAtTx(tx Tx, key []byte, id string, sample []byte, now time.Time) (Group, bool, error) {
 	if now.IsZero() {
-		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: transaction time is zero", gs.cfg.Rule)
+		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: event time is zero", gs.cfg.Rule)
 	}
 	if id == "" {
 		return Group{}, false, fmt.Errorf("cannot add alert to a group of rule %q: alert id is empty", gs.cfg.Rule)
@@ -261,6 +285,72 @@ func (gs *Groups) AddTx(tx Tx, key []byte, id string, sample []byte) (Group, boo
 	return g, opened, nil
 }
 
+// JoinTx counts an alert at event time now in the group of key if that
+// group is open at now, as AddTx would, without changing its samples: the
+// engine calls it for an alert whose sample it keeps to write later
+// (SetLatestTx). It returns the group after the change, without its
+// samples (Samples is nil; SampleCount says how many it holds), and false,
+// writing nothing, if there is no group open at now under key. tx.Now()
+// must not be after now.
+func (gs *Groups) JoinTx(tx Tx, key []byte, now time.Time) (g Group, sampleCount int, joined bool, err error) {
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = gs.AppendKey((*bp)[:0], key)
+	k := *bp
+	v, err := tx.Get(k)
+	if errors.Is(err, ErrNotFound) {
+		return Group{}, 0, false, nil
+	}
+	if err != nil {
+		return Group{}, 0, false, err
+	}
+	g, n, rest, err := decodeGroupHead(v)
+	if err != nil || !g.OpenAt(now) {
+		return Group{}, 0, false, err
+	}
+	g.Count++
+	if now.Before(g.FirstSeen) {
+		g.FirstSeen = now
+	}
+	if now.After(g.LastSeen) {
+		g.LastSeen = now
+	}
+	vp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(vp)
+	val := appendGroupHead((*vp)[:0], &g)
+	val = binary.AppendUvarint(val, n)
+	val = append(val, rest...)
+	*vp = val
+	if err := tx.Put(k, val, g.End.Add(gs.cfg.Retain)); err != nil {
+		return Group{}, 0, false, err
+	}
+	return g, int(n), true, nil
+}
+
+// SetLatestTx makes sample the latest sample of the group of key, if that
+// group is still the one with id: it replaces the last sample when the
+// group holds MaxSamples, and is appended otherwise. A sample larger than
+// MaxSampleBytes is not kept. It reports whether it changed anything.
+func (gs *Groups) SetLatestTx(tx Tx, key []byte, id string, sample []byte) (bool, error) {
+	if len(sample) > gs.cfg.MaxSampleBytes {
+		return false, nil
+	}
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = gs.AppendKey((*bp)[:0], key)
+	g, found, err := gs.getTx(tx, *bp)
+	if err != nil || !found || g.ID != id {
+		return false, err
+	}
+	s := append([]byte(nil), sample...)
+	if len(g.Samples) < gs.cfg.MaxSamples {
+		g.Samples = append(g.Samples, s)
+	} else {
+		g.Samples[len(g.Samples)-1] = s
+	}
+	return true, gs.putTx(tx, *bp, &g)
+}
+
 // DeliveredTx records that the group of key with the given id was
 // delivered with count alerts: Delivered becomes count unless it is
 // already larger. It does nothing if the group stored under key is not
@@ -289,6 +379,15 @@ func (gs *Groups) Delivered(ctx context.Context, key []byte, id string, count in
 		return fmt.Errorf("cannot record delivery of alert group of rule %q: %w", gs.cfg.Rule, err)
 	}
 	return nil
+}
+
+// GetTx is Get inside a transaction: the group stored under key and
+// visible to tx.
+func (gs *Groups) GetTx(tx Tx, key []byte) (Group, bool, error) {
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = gs.AppendKey((*bp)[:0], key)
+	return gs.getTx(tx, *bp)
 }
 
 // Scan calls fn with the key and group of every group of the rule live at

@@ -168,9 +168,16 @@ func (t *Terms) fresh(ti TermInfo, now time.Time) bool {
 // can record the terms of a batch of events, with the alerts they raise, in
 // one commit.
 func (t *Terms) ObserveTx(tx Tx, term []byte) (TermInfo, bool, error) {
-	now := tx.Now()
+	return t.ObserveAtTx(tx, term, tx.Now())
+}
+
+// ObserveAtTx is ObserveTx at event time now, which may be later than
+// tx.Now(): one transaction can then observe the terms of events of
+// different times. A term visible to tx but not seen in the window before
+// now (its entry expired at now) is new. tx.Now() must not be after now.
+func (t *Terms) ObserveAtTx(tx Tx, term []byte, now time.Time) (TermInfo, bool, error) {
 	if now.IsZero() {
-		return TermInfo{}, false, fmt.Errorf("cannot observe term of rule %q: transaction time is zero", t.cfg.Rule)
+		return TermInfo{}, false, fmt.Errorf("cannot observe term of rule %q: event time is zero", t.cfg.Rule)
 	}
 	bp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(bp)
@@ -180,6 +187,15 @@ func (t *Terms) ObserveTx(tx Tx, term []byte) (TermInfo, bool, error) {
 	var ti TermInfo
 	isNew := false
 	v, err := tx.Get(key)
+	if err == nil {
+		if ti, err = decodeTermInfo(v); err != nil {
+			return TermInfo{}, false, err
+		}
+		if !ti.LastSeen.Add(t.cfg.Window).After(now) {
+			// Stored with that expiry: forgotten at now.
+			err = ErrNotFound
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		isNew = true
@@ -187,9 +203,6 @@ func (t *Terms) ObserveTx(tx Tx, term []byte) (TermInfo, bool, error) {
 	case err != nil:
 		return TermInfo{}, false, err
 	default:
-		if ti, err = decodeTermInfo(v); err != nil {
-			return TermInfo{}, false, err
-		}
 		if t.fresh(ti, now) {
 			return ti, false, nil
 		}

@@ -35,14 +35,14 @@
 // transaction: atomic, never seen in part. But the overlay's transactions
 // read the base outside any base transaction, and a commit writes the
 // layer's values without checking that what they were computed from is
-// still there. So decisions taken on reads are exact within one replica
-// and not across replicas: two replicas that both read a key before
-// either commits may both mark one alert id first, both find one term
-// new, or both count a group from the same base, the later commit
-// overwriting the earlier. State that replicas combine must be written so
-// that blind writes do not collide: the engine's ES|QL runs keep a slot per
-// replica (engine.Options.Replica); alert ids derived from the events
-// themselves make two replicas that raise one alert raise it under one id.
+// still there. So decisions taken on reads through an overlay are exact
+// within one replica and not across replicas: two replicas that both read
+// a key before either commits may both mark one alert id first, both find
+// one term new, or both count a group from the same base. Replicas
+// therefore take those decisions in transactions on the base itself
+// (engine.Options.Shared, engine/claims.go) and write through the overlay
+// only what does not collide: their own slots of ES|QL runs, and the
+// deletion of alerts from the outbox once delivered.
 //
 // The package imports state only; like every Store it passes
 // state/statetest.Run.

@@ -31,8 +31,8 @@ func BenchmarkStore(b *testing.B) {
 func BenchmarkRoundTrips(b *testing.B) {
 	srv := redistest.Start(b)
 	key := []byte("k")
-	report := func(b *testing.B, rt *rtCounter, writes int) {
-		per := float64(rt.n.Load()) / float64(b.N)
+	report := func(b *testing.B, rt *redistest.RoundTrips, writes int) {
+		per := float64(rt.N()) / float64(b.N)
 		b.ReportMetric(per, "rt/op")
 		if writes > 0 {
 			b.ReportMetric(per/float64(writes), "rt/write")
@@ -41,7 +41,7 @@ func BenchmarkRoundTrips(b *testing.B) {
 	b.Run("Get", func(b *testing.B) {
 		s, rt := counted(b, redis.Options{Addr: srv.Addr, Prefix: uniquePrefix(b)})
 		state.Put(ctx, s, key, make([]byte, 100), time.Time{})
-		rt.n.Store(0)
+		rt.Set(0)
 		for b.Loop() {
 			if _, err := s.Get(ctx, key, t0); err != nil {
 				b.Fatal(err)
@@ -78,13 +78,13 @@ func BenchmarkRoundTrips(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				before := rt.n.Load()
+				before := rt.N()
 				if err := ov.Commit(ctx); err != nil {
 					b.Fatal(err)
 				}
-				commits += rt.n.Load() - before
+				commits += rt.N() - before
 			}
-			rt.n.Store(commits)
+			rt.Set(commits)
 			report(b, rt, n)
 		})
 	}

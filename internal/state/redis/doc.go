@@ -109,11 +109,22 @@
 // told. A commit of n writes is one script that runs on the server for
 // about 10 µs per write (measured here), during which the server serves no
 // other client: the driver's groups keep n in the thousands.
-// Replicas that share ES|QL runs (engine.Options.Replica) add, per
-// run closed, one Scan of that run's slots, and per rule, one Scan of its
-// windows each time its closed-run watermark moves (once per interval of
-// event time). Reads outside a transaction are not watched: the overlay
-// commits blindly, so the cross-replica atomicity described above holds
-// for Updates on this store, not for decisions taken on reads through the
-// overlay (see the package state/overlay).
+// Replicas (engine.Options.Replica and Shared, kanon serve --replica) take
+// every decision that two of them could take alike in a transaction here
+// instead (engine/claims.go): the decisions of a batch's events (alerts
+// raised, new terms, dedup groups joined) in one Update that prefetches
+// every key they read (Prefetch: WATCH and MGET in one round trip), so 2
+// round trips per batch that decides anything, whatever the number of its
+// alerts, plus 2 more per conflict with another replica; nothing for a
+// batch that decides nothing. A known term read outside a transaction
+// costs its GET as above. The delivery of a group's count and the close of
+// a shared ES|QL run take one Update each (2-3 round trips), once per group
+// or run. Per run closed, one Scan of that run's slots, and per rule, one
+// Scan of its windows each time its closed-run watermark moves (once per
+// interval of event time); every 5 seconds, one Scan of the outbox.
+// BenchmarkReplicaRoundTrips (internal/run: two replica drivers, a
+// generated stream of 20,000 events, 2 % anonymous, in webhook batches of
+// 400) measures 0.010 round trips per event, about 4 per batch, all told;
+// TestReplicaDrivers logs 1.6 per event on the bundled log, whose 40
+// minutes of event time in 200 events make a sweep every few events.
 package redis

@@ -1,17 +1,13 @@
 package redis_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/overlay"
@@ -141,26 +137,10 @@ func TestReplicas(t *testing.T) {
 	})
 }
 
-// rtCounter is a go-redis hook that counts round trips: each command sent
-// alone is one, each pipeline (MULTI/EXEC included) is one.
-type rtCounter struct{ n atomic.Int64 }
-
-func (c *rtCounter) DialHook(next goredis.DialHook) goredis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (c *rtCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
-}
-
-func (c *rtCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
-}
-
 // counted opens a store whose round trips are counted.
-func counted(tb testing.TB, opts redis.Options) (*redis.Store, *rtCounter) {
+func counted(tb testing.TB, opts redis.Options) (*redis.Store, *redistest.RoundTrips) {
 	s := open(tb, opts)
-	c := &rtCounter{}
+	c := &redistest.RoundTrips{}
 	s.Client().AddHook(c)
 	return s, c
 }
@@ -172,11 +152,11 @@ func TestRoundTrips(t *testing.T) {
 	s, rt := counted(t, redis.Options{Addr: srv.Addr, SweepBatch: 100, ScanPage: 100})
 	cost := func(what string, want int64, fn func() error) {
 		t.Helper()
-		before := rt.n.Load()
+		before := rt.N()
 		if err := fn(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if got := rt.n.Load() - before; got != want {
+		if got := rt.N() - before; got != want {
 			t.Errorf("%s took %d round trips, want %d", what, got, want)
 		}
 	}
@@ -202,6 +182,33 @@ func TestRoundTrips(t *testing.T) {
 	cost("learning a new term", 3, func() error { _, _, err := terms.Observe(ctx, []byte("t"), t0); return err })
 	cost("seeing a known term", 1, func() error { _, _, err := terms.Observe(ctx, []byte("t"), t0.Add(time.Second)); return err })
 
+	// A transaction that prefetches the keys it reads: one round trip for
+	// the reads whatever their number, one for the commit.
+	cost("a read-modify-write of 50 prefetched keys", 2, func() error {
+		return s.Update(ctx, t0, func(tx state.Tx) error {
+			keys := make([][]byte, 50)
+			for i := range keys {
+				keys[i] = []byte("pf/" + strconv.Itoa(i))
+			}
+			keys = append(keys, key, keys[0]) // one stored, one repeated
+			if err := state.Prefetch(tx, keys); err != nil {
+				return err
+			}
+			if v, err := tx.Get(key); err != nil || string(v) != "vv" {
+				return fmt.Errorf("prefetched %q: %q, %v", key, v, err)
+			}
+			for _, k := range keys[:50] {
+				if _, err := tx.Get(k); !errors.Is(err, state.ErrNotFound) {
+					return fmt.Errorf("prefetched %q: %v, want not found", k, err)
+				}
+				if err := tx.Put(k, []byte("x"), t0.Add(time.Hour)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+
 	// The driver's commit: the engine's transactions of a group of
 	// batches run on the overlay, which writes them to Redis in one
 	// script call.
@@ -215,14 +222,54 @@ func TestRoundTrips(t *testing.T) {
 	cost("scanning 1000 entries in pages of 100", 2*10+1, func() error {
 		return s.Scan(ctx, []byte("ov/"), t0, func(state.Entry) error { return nil })
 	})
-	cost("sweeping 1003 entries in batches of 100", 2*11, func() error {
+	cost("sweeping 1053 entries in batches of 100", 2*11, func() error {
 		n, err := s.DeleteExpired(ctx, t0.Add(2*time.Hour))
-		if n != 1003 {
-			return fmt.Errorf("swept %d, want 1003", n)
+		if n != 1053 {
+			return fmt.Errorf("swept %d, want 1053", n)
 		}
 		return err
 	})
 	cost("stats", 1, func() error { _, err := s.Stats(ctx); return err })
+}
+
+// TestPrefetchWatches checks that a prefetched key is watched like a key
+// read with Get: another client's commit to it between the prefetch and
+// the commit runs the transaction again, on the new value.
+func TestPrefetchWatches(t *testing.T) {
+	srv := redistest.Start(t)
+	ss := replicas(t, srv.Addr, 2)
+	a, b := ss[0], ss[1]
+	key := []byte("n")
+	if err := state.Put(ctx, a, key, []byte("1"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	err := a.Update(ctx, t0, func(tx state.Tx) error {
+		attempts++
+		if err := state.Prefetch(tx, [][]byte{key, []byte("absent")}); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			// Another replica commits to the key after it was read.
+			if err := state.Put(ctx, b, key, []byte("2"), time.Time{}); err != nil {
+				return err
+			}
+		}
+		v, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		return tx.Put(key, append(v, '+'), time.Time{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 {
+		t.Errorf("ran %d times, want 2 (the first commit must fail)", attempts)
+	}
+	if v, err := a.Get(ctx, key, t0); err != nil || string(v) != "2+" {
+		t.Errorf("%q: %q, %v; want \"2+\"", key, v, err)
+	}
 }
 
 func ignoreMissing(err error) error {

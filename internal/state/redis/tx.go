@@ -234,6 +234,78 @@ func (t *tx) fetch(key []byte) ([]byte, error) {
 	return raw, nil
 }
 
+// Prefetch implements state.Prefetcher: it watches and reads every key of
+// keys not read or written yet in one pipeline (WATCH, then MGET), one
+// round trip whatever their number.
+func (t *tx) Prefetch(keys [][]byte) error {
+	if t.done {
+		return state.ErrTxDone
+	}
+	var dks []string
+	var todo [][]byte
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if err := state.ValidateKey(k); err != nil {
+			return err
+		}
+		if _, ok := t.writes[string(k)]; ok {
+			continue
+		}
+		if _, ok := t.reads[string(k)]; ok || seen[string(k)] {
+			continue
+		}
+		seen[string(k)] = true
+		dks, todo = append(dks, t.s.dataKey(k)), append(todo, k)
+	}
+	if len(dks) == 0 {
+		return nil
+	}
+	watch := make([]any, 0, 1+len(dks))
+	watch = append(watch, "watch")
+	for _, dk := range dks {
+		watch = append(watch, dk)
+	}
+	var get *goredis.SliceCmd
+	t.watching = true
+	_, err := t.rtx.Pipelined(t.ctx, func(p goredis.Pipeliner) error {
+		p.Do(t.ctx, watch...)
+		get = p.MGet(t.ctx, dks...)
+		return nil
+	})
+	vals, gerr := get.Result()
+	if gerr == nil && err != nil {
+		gerr = err
+	}
+	if gerr == nil && len(vals) != len(todo) {
+		gerr = fmt.Errorf("MGET gave %d values for %d keys", len(vals), len(todo))
+	}
+	if gerr != nil {
+		err := fmt.Errorf("cannot read %d keys from redis: %w", len(todo), gerr)
+		if t.err == nil {
+			t.err = err
+		}
+		return err
+	}
+	if t.reads == nil {
+		t.reads = make(map[string][]byte, len(todo))
+	}
+	for i, k := range todo {
+		switch v := vals[i].(type) {
+		case nil:
+			t.reads[string(k)] = missing
+		case string:
+			t.reads[string(k)] = []byte(v)
+		default:
+			err := fmt.Errorf("cannot read key %q from redis: MGET gave a %T", k, v)
+			if t.err == nil {
+				t.err = err
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *tx) Put(key, value []byte, expiry time.Time) error {
 	if t.done {
 		return state.ErrTxDone

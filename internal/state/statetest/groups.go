@@ -77,6 +77,43 @@ func testGroups(t *testing.T, s state.Store) {
 		t.Fatalf("group of another rule found: %t, %v", found, err)
 	}
 
+	// Joining without a sample counts the alert and keeps the samples;
+	// the latest sample is set later, for the group's id only.
+	var jg state.Group
+	var nsamp int
+	var joined bool
+	err = s.Update(ctx, at(41*time.Minute), func(tx state.Tx) (err error) {
+		jg, nsamp, joined, err = gs.JoinTx(tx, k("curl"), at(41*time.Minute))
+		return err
+	})
+	if err != nil || !joined || jg.ID != "g1" || jg.Count != 7 || nsamp != 3 || jg.Samples != nil || !jg.LastSeen.Equal(at(41*time.Minute)) {
+		t.Fatalf("join = %+v, %d samples, %t, %v", jg, nsamp, joined, err)
+	}
+	setLatest := func(id, sample string) bool {
+		t.Helper()
+		var changed bool
+		err := s.Update(ctx, at(41*time.Minute), func(tx state.Tx) (err error) {
+			changed, err = gs.SetLatestTx(tx, k("curl"), id, k(sample))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	if !setLatest("g1", "s8") || setLatest("other", "s9") || setLatest("g1", "a sample of more than sixteen bytes") {
+		t.Fatal("SetLatestTx changed the wrong groups")
+	}
+	if g, _, _ := gs.Get(ctx, k("curl"), at(41*time.Minute)); g.Count != 7 || samples(g) != "s1,s2,s8" {
+		t.Fatalf("after join and latest sample: count %d, samples %q", g.Count, samples(g))
+	}
+	err = s.Update(ctx, at(period), func(tx state.Tx) (err error) {
+		_, _, joined, err = gs.JoinTx(tx, k("curl"), at(period))
+		return err
+	})
+	if err != nil || joined {
+		t.Fatalf("join after the period: %t, %v", joined, err)
+	}
 	// Delivery records.
 	deliver := func(key, id string, count int64, wantChanged bool) {
 		t.Helper()
@@ -94,7 +131,7 @@ func testGroups(t *testing.T, s state.Store) {
 	deliver("curl", "g1", 4, false)    // never goes back
 	deliver("curl", "other", 7, false) // not this group
 	deliver("nope", "g1", 7, false)    // no group
-	if g, found, err := gs.Get(ctx, k("curl"), at(50*time.Minute)); err != nil || !found || g.Delivered != 6 || g.Count != 6 {
+	if g, found, err := gs.Get(ctx, k("curl"), at(50*time.Minute)); err != nil || !found || g.Delivered != 6 || g.Count != 7 {
 		t.Fatalf("get after delivery = %+v, %t, %v", g, found, err)
 	}
 
