@@ -28,7 +28,7 @@ func newServeCmd(io *streams) *cobra.Command {
 	var outputs []string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the rules in real time: kube-apiserver's audit webhook, followed audit log files, stdin",
+		Short: "Run the rules in real time: kube-apiserver's audit webhook, EKS and GKE deliveries, followed audit log files, stdin",
 		Long: `Run the rules in real time and deliver the alerts to the outputs.
 
 Inputs: the audit webhook of kube-apiserver (--audit-webhook-config-file
@@ -36,6 +36,16 @@ pointing at https://HOST:PORT/audit/CLUSTER), with TLS and client
 authentication by certificate (--client-ca) or bearer token (--token-file);
 followed audit log files (--input PATH, through rotation, resuming where the
 last run stopped); standard input (--input -).
+
+Managed clusters, whose audit logs the provider delivers: EKS through a
+Kinesis Data Firehose HTTP endpoint destination (POST /firehose, with
+--firehose-access-key) or by polling CloudWatch Logs (--source
+cloudwatch://REGION/LOG_GROUP); GKE through a Pub/Sub push subscription
+(POST /pubsub, OIDC tokens checked with --pubsub-audience) or a pull
+subscription (--source pubsub://PROJECT/SUBSCRIPTION). Each delivery is
+acknowledged only once its alerts and state are durable, and a delivery
+sent again is recognised by its id. See docs/eks.md, docs/gke.md and
+docs/aks.md.
 
 The configuration file (--config, YAML) has a key for every flag; flags
 given on the command line override it. --check validates the configuration,
@@ -144,17 +154,27 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		}
 	}
 	srcs := c.Sources(io.in)
+	names := append([]string(nil), c.Inputs...)
+	for _, raw := range c.SourceURLs {
+		src, err := cloudSource(raw, log)
+		if err != nil && startErr == nil {
+			startErr = err
+		}
+		srcs, names = append(srcs, src), append(names, raw)
+	}
 	inputErrs := make(chan error, len(srcs))
 	inputsDone := make(chan struct{})
 	if startErr == nil {
 		var wg sync.WaitGroup
 		for i, src := range srcs {
-			if in := c.Inputs[i]; in != "-" {
+			if in := names[i]; i >= len(c.Inputs) {
+				log.Info("reading", "source", in)
+			} else if in != "-" {
 				log.Info("following", "path", in)
 			}
 			wg.Go(func() {
 				if err := src.Run(ctx, d); err != nil && !errors.Is(err, run.ErrClosed) {
-					inputErrs <- fmt.Errorf("input %s: %w", c.Inputs[i], err)
+					inputErrs <- fmt.Errorf("input %s: %w", names[i], err)
 				}
 			})
 		}

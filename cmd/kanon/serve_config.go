@@ -149,9 +149,9 @@ func yamlError(path string, err error) error {
 // validate checks the configuration without opening anything: each part
 // validates itself, and this checks what spans parts.
 func (c *serveConfig) validate() error {
-	errs := []error{c.Webhook.Validate(), c.Driver.Validate(registry())}
-	if !c.Webhook.Enabled() && len(c.Inputs) == 0 {
-		errs = append(errs, errors.New("no input: set listen, insecure_listen or inputs"))
+	errs := []error{c.Webhook.Validate(), c.Driver.Validate(registry()), validateCloudSources(c.SourceURLs), c.validateCloudFormat()}
+	if !c.Webhook.Enabled() && len(c.Inputs) == 0 && len(c.SourceURLs) == 0 {
+		errs = append(errs, errors.New("no input: set listen, insecure_listen, inputs or sources"))
 	}
 	switch c.Log.Format {
 	case "text", "json":

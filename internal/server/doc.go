@@ -27,6 +27,16 @@
 // directories changes (a Kubernetes Secret volume's "..data" swap
 // included); a file that does not load keeps the credential loaded before.
 //
+// Beside the webhook, the same listeners serve the deliveries of managed
+// clusters, whose API server the provider runs: the Kinesis Data Firehose
+// HTTP endpoint destination (/firehose, firehose.go: EKS audit logs from a
+// CloudWatch Logs subscription, checked by access key) and the Pub/Sub
+// push endpoint (/pubsub, pubsub.go: GKE audit entries from a log sink,
+// checked by the push's OIDC token, oidc.go). Both answer as their
+// provider expects, acknowledge only what is durable, and commit the
+// delivery's id with its state (internal/source's Ledger), so that a
+// delivery sent again is acknowledged without being evaluated again.
+//
 // Event time drives windowed rules: a run closes when the newest event
 // time passes its end plus the allowed lateness; when no event arrives,
 // event time is taken to go on at the wall clock's pace, so an idle input

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -68,11 +69,45 @@ const refusedBodyGrace = time.Second
 // errBodyTimeout means a body was not read within Config.BodyTimeout.
 var errBodyTimeout = errors.New("request body timed out")
 
-// readBody reads the request body into buf, within the size limit and
+// remoteClient is the slot-sharing identity of a request authenticated
+// by something that names no client (a Firehose access key, a Pub/Sub
+// push token): its IP address.
+func remoteClient(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip:" + host
+}
+
+// admit checks that the server takes requests now and takes one of the
+// slots of client (leave gives it back); the status is the refusal's. A
+// refused request's body may take refusedBodyGrace to arrive: net/http
+// reads what is left of a small body before it answers, and a body sent
+// slowly must not hold the answer (or the goroutine) for long.
+func (s *Server) admit(w http.ResponseWriter, client string) (int, string) {
+	if s.draining.Load() {
+		return http.StatusServiceUnavailable, "shutting down"
+	}
+	if err := s.cfg.Driver.Health(); err != nil {
+		return http.StatusServiceUnavailable, "not ready: " + err.Error()
+	}
+	if why := s.slots.acquire(client); why != "" {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyGrace))
+		return http.StatusTooManyRequests, why
+	}
+	s.m.inflight.Inc()
+	return 0, ""
+}
+
+// leave gives back a slot admit took for client.
+func (s *Server) leave(client string) { s.slots.release(client); s.m.inflight.Dec() }
+
+// readBody reads the request body into buf, within limit bytes and
 // Config.BodyTimeout: a read deadline on the connection where the
 // protocol supports one (HTTP/1 and HTTP/2 in net/http), and a timer that
 // closes the body otherwise.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, limit int64) error {
 	rc := http.NewResponseController(w)
 	deadline := time.Now().Add(s.cfg.BodyTimeout)
 	var expired bool
@@ -88,7 +123,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	} else {
 		defer rc.SetReadDeadline(time.Time{})
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		return nil
 	}

@@ -75,6 +75,12 @@ type Config struct {
 	RetryAfter time.Duration
 	// Logger receives the server's log (nil: slog.Default()).
 	Logger *slog.Logger
+	// Firehose, if set, serves the Kinesis Data Firehose HTTP endpoint
+	// destination at /firehose (firehose.go).
+	Firehose *FirehoseConfig
+	// PubSub, if set, serves the Pub/Sub push endpoint at /pubsub
+	// (pubsub.go).
+	PubSub *PubSubConfig
 }
 
 // Server is the audit webhook of kube-apiserver: it authenticates each
@@ -90,6 +96,8 @@ type Server struct {
 	draining atomic.Bool
 	bufs     sync.Pool
 	mux      *http.ServeMux
+	fh       *firehose
+	ps       *pubsubPush
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -139,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(AuditPath, s.audit)
 	s.mux.HandleFunc(AuditPath+"/{cluster}", s.audit)
+	if err := s.cloudEndpoints(); err != nil {
+		return nil, err
+	}
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -273,26 +284,14 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusUnsupportedMediaType, errorBody{fmt.Sprintf("content encoding %q is not supported", ce)})
 		return
 	}
-	if s.draining.Load() {
-		s.reply(w, http.StatusServiceUnavailable, errorBody{"shutting down"})
+	// Refused when stopping, when the store cannot take the batch (the
+	// sender keeps it and sends it again; the driver retries the store
+	// meanwhile), or when the client holds its share of the slots.
+	if code, why := s.admit(w, client); code != 0 {
+		s.reply(w, code, errorBody{why})
 		return
 	}
-	if err := s.cfg.Driver.Health(); err != nil {
-		// The batch could not be made durable: the sender keeps it and
-		// sends it again (the driver retries the store meanwhile).
-		s.reply(w, http.StatusServiceUnavailable, errorBody{"not ready: " + err.Error()})
-		return
-	}
-	if why := s.slots.acquire(client); why != "" {
-		// net/http reads what is left of a small body before it answers;
-		// a body sent slowly must not hold the answer (or the goroutine)
-		// for long.
-		http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyGrace))
-		s.reply(w, http.StatusTooManyRequests, errorBody{why})
-		return
-	}
-	s.m.inflight.Inc()
-	defer func() { s.slots.release(client); s.m.inflight.Dec() }()
+	defer s.leave(client)
 
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -304,7 +303,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	if n := r.ContentLength; n > 0 && n <= s.cfg.MaxBodyBytes {
 		buf.Grow(int(n) + 1)
 	}
-	if err := s.readBody(w, r, buf); err != nil {
+	if err := s.readBody(w, r, buf, s.cfg.MaxBodyBytes); err != nil {
 		release()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

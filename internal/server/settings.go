@@ -37,11 +37,16 @@ type Settings struct {
 	MaxInFlightPerClient int            `yaml:"max_in_flight_per_client"`
 	BodyTimeout          time.Duration  `yaml:"body_timeout"`
 	WaitTimeout          time.Duration  `yaml:"wait_timeout"`
+	// Firehose and PubSub are the cloud delivery endpoints beside the
+	// webhook (cloud_settings.go).
+	Firehose FirehoseSettings `yaml:"firehose"`
+	PubSub   PubSubSettings   `yaml:"pubsub_push"`
 }
 
 // DefaultSettings are the webhook's defaults.
 func DefaultSettings() Settings {
-	return Settings{Listen: ":8443", MaxBodyBytes: DefaultMaxBodyBytes, MaxInFlight: DefaultMaxInFlight, BodyTimeout: DefaultBodyTimeout, WaitTimeout: DefaultWaitTimeout}
+	return Settings{Listen: ":8443", MaxBodyBytes: DefaultMaxBodyBytes, MaxInFlight: DefaultMaxInFlight, BodyTimeout: DefaultBodyTimeout, WaitTimeout: DefaultWaitTimeout,
+		Firehose: FirehoseSettings{MaxBodyBytes: DefaultFirehoseMaxBodyBytes}}
 }
 
 // RegisterFlags registers a flag per key, bound to s (whose values are the
@@ -60,6 +65,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.MaxInFlightPerClient, "max-in-flight-per-client", s.MaxInFlightPerClient, "webhook requests of one client (certificate subject, token, or IP) served at once; more get 429 (0: half of max_in_flight) (key max_in_flight_per_client)")
 	fs.DurationVar(&s.BodyTimeout, "body-timeout", s.BodyTimeout, "how long a request body may take to arrive before 408 (key body_timeout)")
 	fs.DurationVar(&s.WaitTimeout, "wait-timeout", s.WaitTimeout, "how long a request waits for its batch to be committed before 503 (key wait_timeout)")
+	s.registerCloudFlags(fs)
 }
 
 // Enabled reports whether a webhook listener is configured.
@@ -88,9 +94,10 @@ func (s *Settings) Validate() error {
 	if s.Listen != "" && (s.TLS.CertFile == "" || s.TLS.KeyFile == "") {
 		bad("listen: the HTTPS webhook needs tls.cert_file and tls.key_file (--tls-cert, --tls-key); set listen to \"\" to run without it")
 	}
-	if s.Listen != "" && s.TLS.ClientCAFile == "" && len(s.TokenFiles) == 0 {
+	if s.Listen != "" && s.TLS.ClientCAFile == "" && len(s.TokenFiles) == 0 && !s.FirehoseEnabled() && !s.PubSubEnabled() {
 		bad("listen: no client authentication: set tls.client_ca_file (--client-ca) or token_files (--token-file)")
 	}
+	errs = append(errs, s.validateCloud())
 	if s.Cluster != "" && !validCluster(s.Cluster) {
 		bad("cluster: %q is not a cluster name (1 to 63 letters, digits, '.', '_' or '-')", s.Cluster)
 	}
@@ -160,9 +167,14 @@ func loopback(addr string) bool {
 // failed to start.
 func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log *slog.Logger) ([]*Server, error) {
 	var servers []*Server
+	fh, ps, err := s.cloudConfig()
+	if err != nil {
+		return nil, err
+	}
 	start := func(addr string, tlsOn bool) error {
 		cfg := s.Config(tokens, tlsOn)
 		cfg.Driver, cfg.Logger = d, log
+		cfg.Firehose, cfg.PubSub = fh, ps
 		if !tlsOn && !loopback(addr) {
 			log.Warn("plain-HTTP webhook on a non-loopback address: audit events travel in clear", "addr", addr)
 		}
@@ -180,7 +192,8 @@ func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log
 		if err != nil {
 			return err
 		}
-		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && s.TLS.ClientCAFile != "", "tokens", tokens.Len())
+		log.Info("webhook listening", "addr", at.String(), "tls", tlsOn, "client_ca", tlsOn && s.TLS.ClientCAFile != "", "tokens", tokens.Len(),
+			"firehose", fh != nil, "pubsub_push", ps != nil)
 		servers = append(servers, srv)
 		return nil
 	}
