@@ -125,6 +125,7 @@ type Engine struct {
 	dedups  []*dedup
 	esql    []*esqlRunner // the ES|QL runners, for Checkpoint and Handover
 	claims  *claimer      // decisions on the shared store (replicas), or nil
+	counts  []*runCounts  // durable run counts of KQL rules (counts.go)
 }
 
 // New returns an engine for rules. With Options.Windows set to
@@ -181,6 +182,11 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 		if err := e.loadWindows(context.Background()); err != nil {
 			return nil, err
 		}
+		for _, rc := range e.counts {
+			if err := rc.load(context.Background()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return e, nil
 }
@@ -197,13 +203,19 @@ func (e *Engine) newRunner(b *base) (runner, error) {
 	case r.Firing == rule.FiringPerEvent && r.Language == rule.LangESQL:
 		return newESQLEventRunner(b)
 	case r.Firing == rule.FiringScheduled && r.Language == rule.LangKuery:
-		return &queryRunner{base: b}, nil
+		q := &queryRunner{base: b}
+		e.trackCounts(b, &q.runs)
+		return q, nil
 	case r.Firing == rule.FiringScheduled && r.Language == rule.LangESQL:
 		run := newESQLRunner(b)
 		e.esql = append(e.esql, run)
 		return run, nil
 	case r.Firing == rule.FiringNewTerms && r.Language == rule.LangKuery:
-		return newNewTermsRunner(b)
+		nt, err := newNewTermsRunner(b)
+		if err == nil {
+			e.trackCounts(b, &nt.counter)
+		}
+		return nt, err
 	}
 	return nil, fmt.Errorf("engine: rule %s: no runner for firing %q in language %q", r.ID, r.Firing, r.Language)
 }
@@ -532,6 +544,14 @@ const AmbiguousField = "ambiguous_fields"
 // runCounter counts alerts per run for max_signals.
 type runCounter struct {
 	counts map[int64]int
+	track  *bool // set when counts change, if not nil (counts.go)
+}
+
+// changed notes that the counts changed.
+func (c *runCounter) changed() {
+	if c.track != nil {
+		*c.track = true
+	}
 }
 
 // take finds the earliest run covering t with room for one more alert and
@@ -545,6 +565,7 @@ func (c *runCounter) take(s Schedule, t time.Time, max int) (int64, bool) {
 	s.Runs(t, func(end int64) bool {
 		if c.counts[end] < max {
 			c.counts[end]++
+			c.changed()
 			first, ok = end, true
 			return false
 		}
@@ -559,6 +580,7 @@ func (c *runCounter) prune(watermark time.Time) {
 	for end := range c.counts {
 		if end < w {
 			delete(c.counts, end)
+			c.changed()
 		}
 	}
 }

@@ -230,6 +230,9 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 		}
 		ws = r.appendWrites(ws)
 	}
+	for _, rc := range e.counts {
+		ws = rc.write(ws)
+	}
 	if len(ws) == 0 {
 		return nil
 	}
@@ -252,6 +255,9 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	}
 	for _, r := range e.esql {
 		r.checkpointed()
+	}
+	for _, rc := range e.counts {
+		rc.changed = false
 	}
 	return nil
 }
