@@ -130,6 +130,20 @@ func newDedup(b *base) (*dedup, error) {
 	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]latestAlert{}}, nil
 }
 
+// restoreOpen takes the groups stored for the rule as this engine's open
+// groups, so that the watermark (also the idle clock) closes and delivers
+// them as it would have before a restart, without waiting for a sweep.
+func (d *dedup) restoreOpen(ctx context.Context) error {
+	err := d.groups.Scan(ctx, time.Time{}, func(key []byte, g state.Group) error {
+		d.open[string(key)] = openGroup{id: g.ID, end: g.End, samples: len(g.Samples), sent: g.LastSeen, grown: g.Delivered < g.Count}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: rule %s: cannot read its alert groups: %w", d.b.rule.ID, err)
+	}
+	return nil
+}
+
 // errNotJoined aborts the transaction of a join that found no open group.
 var errNotJoined = errors.New("engine: no open group to join")
 

@@ -282,3 +282,29 @@ func TestDedupUpdateEvery(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupGroupsCloseAfterRestart stops an engine with a group open and
+// starts another on the same store (serve restarted, restore mode): the
+// new engine's watermark closes the group and delivers its count, without
+// any new event of its key and without a sweep.
+func TestDedupGroupsCloseAfterRestart(t *testing.T) {
+	rs := []*rule.Compiled{stRule(t, dedupRule)}
+	store := mem.New()
+	var a, b alert.Collector
+	opts := func(sink alert.Sink) engine.Options {
+		return engine.Options{Sink: sink, Store: store, GroupUpdates: true, Windows: engine.WindowsRestore}
+	}
+	h := newHarness(t, rs, opts(&a), watermark{lateness: 0})
+	h.feedEvents(stEv{id: "r1", at: stT0, ua: "zgrab"}, stEv{id: "r2", at: stT0.Add(time.Minute), ua: "zgrab"}, stEv{id: "r3", at: stT0.Add(2 * time.Minute), ua: "zgrab"})
+	h.checkpoint() // stopped: the group stays open in the store
+	if len(a.Alerts) != 1 || a.Alerts[0].Group.Count != 1 {
+		t.Fatalf("before the stop: %d deliveries, want the opening alert", len(a.Alerts))
+	}
+	g := newHarness(t, rs, opts(&b), watermark{lateness: 0})
+	if err := g.eng.Advance(stCtx, stT0.Add(61*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Alerts) != 1 || b.Alerts[0].Group.Count != 3 || b.Alerts[0].ID != a.Alerts[0].ID {
+		t.Fatalf("after the restart, the watermark past the group's end delivered %d alerts, want its count 3 under the opening alert's id", len(b.Alerts))
+	}
+}

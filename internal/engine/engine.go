@@ -188,6 +188,15 @@ func New(rules []*rule.Compiled, opts Options) (*Engine, error) {
 			}
 		}
 	}
+	if opts.Windows == WindowsRestore {
+		// Groups left open by an earlier engine (a restart) close with
+		// this one's watermark.
+		for _, d := range e.dedups {
+			if err := d.restoreOpen(context.Background()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return e, nil
 }
 
