@@ -200,6 +200,7 @@ func (s *Server) serveFirehose(w http.ResponseWriter, r *http.Request) {
 	}
 	if dup {
 		s.log.Debug("Firehose request delivered again: acknowledged", "request_id", reqID)
+		s.m.repeated.WithLabelValues("firehose").Inc()
 		s.firehoseReply(w, http.StatusOK, reqID, "")
 		return
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec // code
 	reqTime   prometheus.Histogram
 	inflight  prometheus.Gauge
+	repeated  *prometheus.CounterVec // endpoint
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -23,6 +24,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		reqTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kanon_webhook_request_seconds", Help: "Time from the receipt of a webhook request to its response.",
 			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 18)}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kanon_webhook_inflight_requests", Help: "Webhook requests being served."}),
+		repeated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kanon_deliveries_repeated_total",
+			Help: "Requests acknowledged without evaluation because the same delivery was durable already (a retry whose answer was lost, or sent again after a restart), by endpoint."}, []string{"endpoint"}),
 	}
 	// Several listeners (HTTPS and plain HTTP) share one driver: the
 	// first registers the metrics, the others use them.
@@ -30,6 +33,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.requests = register(reg, m.requests)
 	m.reqTime = register(reg, m.reqTime)
 	m.inflight = register(reg, m.inflight)
+	m.repeated = register(reg, m.repeated)
+	for _, e := range []string{"webhook", "firehose", "pubsub"} {
+		m.repeated.WithLabelValues(e)
+	}
 	// The answers kube-apiserver sees, at zero from the start.
 	for _, code := range []int{200, 400, 401, 403, 408, 413, 415, 429, 500, 503} {
 		m.requests.WithLabelValues(strconv.Itoa(code))

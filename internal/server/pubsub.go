@@ -43,6 +43,13 @@ type pubsubPush struct {
 // cloudEndpoints adds the configured cloud delivery endpoints to the mux.
 func (s *Server) cloudEndpoints() error {
 	st := s.cfg.Driver.Store()
+	if st != nil {
+		l, err := source.NewLedger(st, "webhook", source.WebhookRetention)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.ledger = l
+	}
 	if c := s.cfg.Firehose; c != nil {
 		f, err := newFirehose(*c, st)
 		if err != nil {
@@ -156,6 +163,7 @@ func (s *Server) servePubSub(w http.ResponseWriter, r *http.Request) {
 	}
 	if dup {
 		s.log.Debug("Pub/Sub message delivered again: acknowledged", "message_id", msgID)
+		s.m.repeated.WithLabelValues("pubsub").Inc()
 		s.ackPush(w, 0, 0, nil)
 		return
 	}

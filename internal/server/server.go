@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/source"
+	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -98,6 +100,9 @@ type Server struct {
 	mux      *http.ServeMux
 	fh       *firehose
 	ps       *pubsubPush
+	// ledger holds the webhook bodies whose batches are durable (by
+	// content: webhook.go's bodyID), when the driver has a store.
+	ledger *source.Ledger
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -247,6 +252,8 @@ type ackBody struct {
 	Events int      `json:"events"`
 	Bad    int      `json:"bad"`
 	Errors []string `json:"errors,omitempty"`
+	// Repeated says the batch was durable already: a delivery sent again.
+	Repeated bool `json:"repeated,omitempty"`
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
@@ -329,11 +336,32 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	// The items of an EventList are found and validated here, in the
 	// request's goroutine, leaving only decoding and evaluation to the
 	// driver's.
+	claim, dup, err := s.claimBody(ctx, cluster, buf.Bytes(), received)
+	if err != nil {
+		release()
+		s.reply(w, http.StatusServiceUnavailable, errorBody{"cannot check for a redelivery: " + err.Error()})
+		return
+	}
+	if dup {
+		release()
+		s.m.repeated.WithLabelValues("webhook").Inc()
+		s.log.Debug("webhook batch delivered again: acknowledged", "remote", r.RemoteAddr, "cluster", cluster)
+		s.reply(w, http.StatusOK, ackBody{Repeated: true})
+		return
+	}
+	durable := false
+	if claim != nil {
+		defer func() { claim.Finish(durable) }()
+	}
 	b := s.batch(cluster, buf.Bytes(), received)
+	if claim != nil {
+		n := len(b.Records)
+		b.Commit = func(tx state.Tx) error { return claim.Record(tx, n) }
+	}
 	done := make(chan run.Result, 1)
 	b.Release, b.Done = release, func(r run.Result) { done <- r }
 	var res run.Result
-	err := s.cfg.Driver.TrySubmit(b)
+	err = s.cfg.Driver.TrySubmit(b)
 	if err != nil {
 		release() // the driver did not take it
 	} else {
@@ -365,6 +393,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, errorBody{"malformed body: " + strings.Join(res.Errors, "; ")})
 		return
 	}
+	durable = true
 	s.m.batchSize.Observe(float64(res.Events))
 	if res.Bad > 0 {
 		s.log.Warn("bad records in a batch", "remote", r.RemoteAddr, "cluster", cluster, "events", res.Events, "bad", res.Bad, "errors", res.Errors)

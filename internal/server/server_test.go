@@ -547,3 +547,59 @@ func TestWebhookRepeatedUsername(t *testing.T) {
 		t.Fatalf("no anonymous alert for the repeated username: %d alerts", len(ts.col.Alerts))
 	}
 }
+
+// A webhook body sent again after its batch was durable — kube-apiserver
+// retrying a batch whose answer it lost, before or after a restart — is
+// acknowledged without evaluating it again: the events' redelivery dedup
+// lives in memory, and a second evaluation after a restart would count the
+// events again in an ES|QL window. Another body is evaluated as ever.
+func TestWebhookRedeliveryAcrossRestarts(t *testing.T) {
+	st := mem.New()
+	onStore := func(dc *run.Config, _ *Config) { dc.Store = st }
+	lines := exampleLines(t)
+	body := eventList(lines)
+	first := startServer(t, onStore)
+	c := first.client("client")
+	if r := mustPost(t, c, first.url+"/audit", body); r.code != 200 || strings.Contains(r.body, "repeated") {
+		t.Fatalf("first delivery: %d %s", r.code, r.body)
+	}
+	if len(first.col.Alerts) == 0 {
+		t.Fatal("no alerts")
+	}
+	records := first.d.Stats().Records
+	if r := mustPost(t, c, first.url+"/audit", body); r.code != 200 || !strings.Contains(r.body, `"repeated":true`) {
+		t.Fatalf("the same body again, same process: %d %s", r.code, r.body)
+	}
+	if got := first.d.Stats().Records; got != records {
+		t.Fatalf("the repeated body was evaluated: %d records, then %d", records, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first.s.Shutdown(ctx)
+	if err := first.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startServer(t, onStore)
+	c = second.client("client")
+	if r := mustPost(t, c, second.url+"/audit", body); r.code != 200 || !strings.Contains(r.body, `"repeated":true`) {
+		t.Fatalf("the same body after a restart: %d %s", r.code, r.body)
+	}
+	if s := second.d.Stats(); s.Records != 0 || len(second.col.Alerts) != 0 {
+		t.Fatalf("the redelivery was evaluated: %d records, %d alerts", s.Records, len(second.col.Alerts))
+	}
+	// The same body for another cluster, and another body, are new.
+	if r := mustPost(t, c, second.url+"/audit/other", body); r.code != 200 || strings.Contains(r.body, "repeated") {
+		t.Fatalf("another cluster: %d %s", r.code, r.body)
+	}
+	if r := mustPost(t, c, second.url+"/audit", eventList(lines[1:])); r.code != 200 || strings.Contains(r.body, "repeated") {
+		t.Fatalf("another body: %d %s", r.code, r.body)
+	}
+	if got := second.d.Stats().Records; got != int64(2*len(lines)-1) {
+		t.Fatalf("records evaluated after the restart: %d, want %d", got, 2*len(lines)-1)
+	}
+	mr := mustPost(t, c, second.url+"/metrics", nil)
+	if !strings.Contains(mr.body, `kanon_deliveries_repeated_total{endpoint="webhook"} 1`) {
+		t.Fatalf("repeated deliveries not counted:\n%s", mr.body)
+	}
+}

@@ -2,6 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/ingest/k8saudit"
 	"github.com/kanon-dev/kanon/internal/jsonx"
 	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/source"
 )
 
 // batch turns a webhook body into a batch for the driver: the items of an
@@ -64,4 +68,31 @@ func splitEventList(body []byte, origin string) ([]ingest.Record, bool) {
 		recs = append(recs, rec)
 	}
 	return recs, true
+}
+
+// bodyID names a webhook body by its content and the cluster it was posted
+// for: kube-apiserver sends a batch again, byte for byte, when its answer
+// was lost or the server was down, and the events of two batches that are
+// not the same retry never are the same bytes (each event has its own
+// auditID and timestamps).
+func bodyID(cluster string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(cluster))
+	h.Write([]byte{0})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// claimBody starts the evaluation of a webhook body in the server's
+// ledger: dup true says the body's batch is durable already (a retry), to
+// be acknowledged without evaluating it again — the events' in-memory
+// redelivery dedup does not span restarts, and a second evaluation would
+// count its events again in an ES|QL window. Without a store there is no
+// ledger, and no claim.
+func (s *Server) claimBody(ctx context.Context, cluster string, body []byte, received time.Time) (*source.Claim, bool, error) {
+	if s.ledger == nil {
+		return nil, false, nil
+	}
+	return s.ledger.Claim(ctx, bodyID(cluster, body), received)
 }

@@ -18,6 +18,10 @@ const (
 	FirehoseRetention = 24 * time.Hour
 	// PubSubRetention is Pub/Sub's longest message retention (7 days).
 	PubSubRetention = 7 * 24 * time.Hour
+	// WebhookRetention covers kube-apiserver's retries of an audit
+	// webhook batch: its backoff starts at --audit-webhook-initial-backoff
+	// (10 s) and grows by 1.5 for 5 attempts, about 2 minutes in all.
+	WebhookRetention = 10 * time.Minute
 )
 
 // maxUnsure bounds the ids remembered as not known to be durable.
