@@ -131,8 +131,13 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		shutdownOutputs()
 		return fail(err)
 	}
+	replica, err := c.ReplicaName(!c.NoState && c.Store != "")
+	if err != nil {
+		shutdownOutputs()
+		return fail(err)
+	}
 	d, err := run.New(run.Config{
-		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
+		Replica: replica, Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
 		Metrics: reg, Logger: log,
@@ -142,7 +147,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		shutdownOutputs()
 		return fail(err)
 	}
-	log.Info("kanon serve started", "rules", len(compiled), "state", where, "outputs", len(c.Outputs))
+	log.Info("kanon serve started", "rules", len(compiled), "state", where, "replica", replica, "outputs", len(c.Outputs))
 
 	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
 	ctx, cancel := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +38,23 @@ type Settings struct {
 	GroupUpdates     bool          `yaml:"group_updates"`
 	GroupUpdateEvery time.Duration `yaml:"group_update_interval"`
 	QueueSize        int           `yaml:"queue_size"`
+	// Replica is Config.Replica: this serve's name among the replicas on
+	// a shared store (ReplicaName gives the default).
+	Replica string `yaml:"replica"`
+}
+
+// ReplicaName is the replica name serve runs as: Replica if set, else,
+// on a shared store, the host name (a Deployment's pods are then
+// replicas without configuration), else "" (alone with its store).
+func (s *Settings) ReplicaName(shared bool) (string, error) {
+	if s.Replica != "" || !shared {
+		return s.Replica, nil
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("replica: no host name to default to (%v): set replica", err)
+	}
+	return h, nil
 }
 
 // DefaultGroupUpdateEvery is how often serve delivers a growing dedup
@@ -63,6 +81,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once, then the group again with its count when it closes (key group_updates); false: once, when it closes")
 	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
+	fs.StringVar(&s.Replica, "replica", s.Replica, "this serve's `NAME` among the replicas sharing a redis:// store (key replica; default on a shared store: the host name)")
 }
 
 // Validate checks the settings against the formats of reg.
