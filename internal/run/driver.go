@@ -60,6 +60,7 @@ type Driver struct {
 	decodeCfg atomic.Pointer[decodeConfig]
 	quit      chan struct{}
 	done      chan struct{}
+	checks    []healthCheck   // what Readiness checks besides (health.go)
 	ctx       context.Context // the driver's goroutine's: never canceled
 
 	mu       sync.RWMutex
