@@ -6,7 +6,7 @@
 //	nats://HOST:PORT[,HOST:PORT...]/STREAM[?consumer=NAME][&subject=FILTER]
 //	    [&creds=FILE | &token=SECRET | &user=NAME&password=SECRET]
 //	    [&tls=true][&ca_file=FILE][&cluster=NAME]
-//	    [&batch=N][&max_wait=DURATION][&ack_wait=DURATION]
+//	    [&batch=N][&max_wait=DURATION][&ack_wait=DURATION][&max_ack_pending=N]
 //
 // consumer names the durable consumer (default kanon); it is created if
 // the stream has none of that name, with explicit acknowledgement, the
@@ -19,6 +19,25 @@
 // creds is a NATS credentials file (user JWT and NKey seed). cluster
 // names the cluster of events that do not name theirs. Unknown
 // parameters are errors.
+//
+// # Order
+//
+// The replicas fetch at once, so the stream's messages are evaluated in
+// parallel and not in the stream's order: a replica may evaluate a message
+// before another replica has evaluated an older one. What is decided by
+// time — ES|QL windows, alert ids, the set of new terms — is the same
+// whatever the order; what the first alert of a key decides is not: a
+// dedup group is opened by the first alert of its key to arrive and takes
+// the alerts of one period after it (internal/engine), so when an older
+// alert of the key arrives later it opens a group of its own, with
+// another id, where kanon scan of the stream would have made one. For
+// kanon scan's groups exactly, give max_ack_pending equal to batch when
+// the consumer is created: one fetch is then outstanding in the whole
+// stream at a time, so replicas evaluate it in turn, in the stream's order
+// (a replica that dies holds it for ack_wait, after which it is delivered
+// again, first) — failover without parallel evaluation. A consumer per
+// cluster (subject=audit.CLUSTER) with its own replicas keeps that order
+// per cluster and spreads the clusters.
 //
 // A message's data is what kanon scan reads from a file: audit events one
 // per line, EventList bodies, the EKS, AKS and GKE wrappings, gzip; it is

@@ -130,10 +130,11 @@ func (s *Source) consumer(ctx context.Context, js jetstream.JetStream, log *slog
 		cons, err := js.Consumer(cctx, c.Stream, c.Consumer)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			cfg := jetstream.ConsumerConfig{Durable: c.Consumer, AckPolicy: jetstream.AckExplicitPolicy,
-				AckWait: c.AckWait, FilterSubject: c.Subject, DeliverPolicy: jetstream.DeliverAllPolicy}
+				AckWait: c.AckWait, FilterSubject: c.Subject, DeliverPolicy: jetstream.DeliverAllPolicy,
+				MaxAckPending: c.MaxAckPending}
 			cons, err = js.CreateConsumer(cctx, c.Stream, cfg)
 			if err == nil {
-				log.Info("consumer created", "consumer", c.Consumer, "ack_wait", c.AckWait)
+				log.Info("consumer created", "consumer", c.Consumer, "ack_wait", c.AckWait, "max_ack_pending", cons.CachedInfo().Config.MaxAckPending)
 			}
 		}
 		cancel()

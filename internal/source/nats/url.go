@@ -20,7 +20,7 @@ const (
 )
 
 // params are the URL's parameters, for the error naming an unknown one.
-var params = []string{"consumer", "subject", "creds", "token", "user", "password", "tls", "ca_file", "cluster", "batch", "max_wait", "ack_wait"}
+var params = []string{"consumer", "subject", "creds", "token", "user", "password", "tls", "ca_file", "cluster", "batch", "max_wait", "ack_wait", "max_ack_pending"}
 
 // Config is a source as its URL names it.
 type Config struct {
@@ -36,6 +36,10 @@ type Config struct {
 	// created.
 	Batch            int
 	MaxWait, AckWait time.Duration
+	// MaxAckPending is the consumer's bound on the messages delivered and
+	// not yet acknowledged, across all replicas, if it is created (0: the
+	// server's default).
+	MaxAckPending int
 }
 
 // ParseURL reads a nats:// URL (see the package documentation).
@@ -145,6 +149,12 @@ func (c *Config) set(k, v string) error {
 			return fmt.Errorf("batch: %q is not a number from 1 to 10000", v)
 		}
 		c.Batch = n
+	case "max_ack_pending":
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("max_ack_pending: %q is not a positive number", v)
+		}
+		c.MaxAckPending = n
 	case "max_wait":
 		return positive(&c.MaxWait)
 	case "ack_wait":
