@@ -210,6 +210,10 @@ func (d *Driver) Fields() event.FieldSet {
 // read it back before they start.
 func (d *Driver) Store() state.Store { return d.ov }
 
+// Replica is the name the driver runs under among replicas (Config.Replica),
+// or "".
+func (d *Driver) Replica() string { return d.cfg.Replica }
+
 // Metrics returns the registry of the driver's metrics.
 func (d *Driver) Metrics() *prometheus.Registry { return d.m.reg }
 

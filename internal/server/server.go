@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/run"
+	"github.com/kanon-dev/kanon/internal/source"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -98,6 +99,7 @@ type Server struct {
 	mux      *http.ServeMux
 	fh       *firehose
 	ps       *pubsubPush
+	batches  *source.Ledger // webhook bodies durable, for replicas (webhook.go)
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -148,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc(AuditPath, s.audit)
 	s.mux.HandleFunc(AuditPath+"/{cluster}", s.audit)
 	if err := s.cloudEndpoints(); err != nil {
+		return nil, err
+	}
+	if err := s.replicaLedger(); err != nil {
 		return nil, err
 	}
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -329,11 +334,24 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	// The items of an EventList are found and validated here, in the
 	// request's goroutine, leaving only decoding and evaluation to the
 	// driver's.
+	claim, dup, err := s.claimBody(ctx, cluster, buf.Bytes(), received)
+	if err != nil || dup {
+		release()
+		if err != nil {
+			s.reply(w, http.StatusServiceUnavailable, errorBody{"cannot check for a batch sent again: " + err.Error()})
+		} else {
+			s.reply(w, http.StatusOK, ackBody{})
+		}
+		return
+	}
+	durable := false
+	defer func() { claim.Finish(durable) }()
 	b := s.batch(cluster, buf.Bytes(), received)
+	b.Commit = claim.Record
 	done := make(chan run.Result, 1)
 	b.Release, b.Done = release, func(r run.Result) { done <- r }
 	var res run.Result
-	err := s.cfg.Driver.TrySubmit(b)
+	err = s.cfg.Driver.TrySubmit(b)
 	if err != nil {
 		release() // the driver did not take it
 	} else {
@@ -365,6 +383,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, errorBody{"malformed body: " + strings.Join(res.Errors, "; ")})
 		return
 	}
+	durable = true
 	s.m.batchSize.Observe(float64(res.Events))
 	if res.Bad > 0 {
 		s.log.Warn("bad records in a batch", "remote", r.RemoteAddr, "cluster", cluster, "events", res.Events, "bad", res.Bad, "errors", res.Errors)

@@ -18,6 +18,9 @@ const (
 	FirehoseRetention = 24 * time.Hour
 	// PubSubRetention is Pub/Sub's longest message retention (7 days).
 	PubSubRetention = 7 * 24 * time.Hour
+	// WebhookRetention covers kube-apiserver's retries of a webhook batch
+	// (its backoff gives up within minutes).
+	WebhookRetention = time.Hour
 	// NATSRetention covers a JetStream message whose acknowledgement was
 	// lost and that comes again once its ack wait has passed, after an
 	// outage of the server too.
