@@ -30,14 +30,18 @@
 // dedup group is opened by the first alert of its key to arrive and takes
 // the alerts of one period after it (internal/engine), so when an older
 // alert of the key arrives later it opens a group of its own, with
-// another id, where kanon scan of the stream would have made one. For
-// kanon scan's groups exactly, give max_ack_pending equal to batch when
-// the consumer is created: one fetch is then outstanding in the whole
-// stream at a time, so replicas evaluate it in turn, in the stream's order
-// (a replica that dies holds it for ack_wait, after which it is delivered
-// again, first) — failover without parallel evaluation. A consumer per
-// cluster (subject=audit.CLUSTER) with its own replicas keeps that order
-// per cluster and spreads the clusters.
+// another id, where kanon scan of the stream would have made one (its
+// count split between the two). For kanon scan's groups exactly, create
+// the consumer with max_ack_pending=1: one message is then outstanding in
+// the whole stream at a time, handed to whichever replica asks, and
+// evaluated, committed and acknowledged before the next is delivered —
+// failover without parallel evaluation (a replica that dies holds it for
+// ack_wait, after which it is delivered again, first). max_ack_pending
+// equal to batch is not enough: each acknowledgement frees a slot at
+// once, and the next messages go one by one to the replicas waiting. A
+// consumer per cluster (subject=audit.CLUSTER), each with
+// max_ack_pending=1 and replicas of its own, keeps the order per cluster
+// and spreads the clusters.
 //
 // A message's data is what kanon scan reads from a file: audit events one
 // per line, EventList bodies, the EKS, AKS and GKE wrappings, gzip; it is
