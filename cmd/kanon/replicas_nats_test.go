@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,4 +174,70 @@ func TestServeNATSReplicas(t *testing.T) {
 		served = append(served, fmt.Sprintf("%s %d", name, n))
 	}
 	t.Logf("%d alerts and %d groups as scan; deliveries per replica: %s; %d delivered again after the kill", len(got.alerts), len(got.groups), strings.Join(served, ", "), again)
+}
+
+// Replicas sharing a consumer in parallel (the default max_ack_pending):
+// messages are evaluated out of the stream's order, and still the alerts
+// of single events and the alerts each dedup key counts are kanon scan's,
+// each decided once. Which alert opens a group may differ (source/nats:
+// "Order"), and so, as measured, may the ES|QL rule's alerts (runs fed by
+// several replicas out of order): both are logged, not asserted — see the
+// report of issue 13.
+func TestServeNATSReplicasParallel(t *testing.T) {
+	bin := kanonBinary(t)
+	rs := redistest.Start(t)
+	ns := newNATSStream(t)
+	store := "redis://" + rs.Addr + "/0?prefix=nats-parallel"
+	source := ns.srv.URL() + "/AUDIT?consumer=kanon&max_wait=200ms&batch=4"
+	lines := replicaEvents(t)
+	want := scanRaised(t, bin, lines)
+	var msgs [][]byte
+	for i := 0; i < len(lines)-1; i += 10 {
+		msgs = append(msgs, bytesJoinLines(lines[i:min(i+10, len(lines)-1)]))
+	}
+	dir := t.TempDir()
+	var procs []*serveProc
+	var files []string
+	for i := range 3 {
+		name := fmt.Sprintf("p%d", i+1)
+		files = append(files, filepath.Join(dir, name+".ndjson"))
+		p := startServe(t, bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, name),
+			"--store", store, "--replica", name, "--lateness", replicaLateness, "--source", source, "--output", "file:"+files[i])
+		p.waitAddr(t)
+		procs = append(procs, p)
+	}
+	ns.publish(msgs)
+	ns.settled("kanon", procs...)
+	ns.publish([][]byte{bytesJoinLines(lines[len(lines)-1:])})
+	ns.settled("kanon", procs...)
+	waitOutboxEmpty(t, store)
+	for _, p := range procs {
+		p.stop(t)
+	}
+	got, where := replicaAlerts(t, files...)
+	single := func(r raised) []string {
+		return slices.DeleteFunc(slices.Clone(r.alerts), func(id string) bool { return slices.Contains(r.esql, id) })
+	}
+	if len(want.members) == 0 || len(single(want)) == 0 {
+		t.Fatal("kanon scan raised no grouped or single-event alert: the test needs both")
+	}
+	if g, w := single(got), single(want); !slices.Equal(g, w) {
+		t.Errorf("alerts of single events: replicas %v\nscan %v", g, w)
+	}
+	if !maps.Equal(got.members, want.members) {
+		t.Errorf("alerts per dedup key: replicas %v\nscan %v", got.members, want.members)
+	}
+	for key, fs := range where {
+		if len(fs) > 1 {
+			t.Errorf("delivery %s written by %v: decided twice", key, fs)
+		}
+	}
+	var opened []string
+	for k, id := range want.groupIDs {
+		if got.groupIDs[k] != id {
+			opened = append(opened, k)
+		}
+	}
+	t.Logf("%d single-event alerts and %d dedup keys as scan; groups opened on another alert than scan's: %v; ES|QL alerts %d (scan %d), counting %v (scan %v)",
+		len(single(got)), len(got.members), opened, len(got.esql), len(want.esql), got.docs, want.docs)
 }

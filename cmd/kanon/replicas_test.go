@@ -56,13 +56,16 @@ type raised struct {
 	groups   map[string]string // rule and key: first_seen
 	counts   map[string]int64  // rule and key: the largest count delivered
 	groupIDs map[string]string // rule and key: the id of that delivery
+	members  map[string]int64  // rule and key: the alerts of its groups, whatever their ids
+	esql     []string          // the ids of the enumeration rule's (ES|QL) alerts, also in alerts
 	docs     []int64
 }
 
 // raisedBy reads NDJSON alerts.
 func raisedBy(t *testing.T, ndjson []byte) raised {
 	t.Helper()
-	r := raised{groups: map[string]string{}, counts: map[string]int64{}, groupIDs: map[string]string{}}
+	r := raised{groups: map[string]string{}, counts: map[string]int64{}, groupIDs: map[string]string{}, members: map[string]int64{}}
+	byID := map[string]int64{}
 	for _, l := range bytes.Split(ndjson, []byte("\n")) {
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
@@ -84,6 +87,10 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 		}
 		if a.Group != nil {
 			k := a.Rule.ID + " " + a.Group.Key
+			if a.Group.Count > byID[a.ID] {
+				r.members[k] += a.Group.Count - byID[a.ID]
+				byID[a.ID] = a.Group.Count
+			}
 			if a.Group.Count >= r.counts[k] {
 				r.counts[k] = a.Group.Count
 				r.groups[k] = a.Group.FirstSeen
@@ -91,13 +98,16 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 			}
 		} else {
 			r.alerts = append(r.alerts, a.ID)
+			if a.Rule.ID == enumerationRule {
+				r.esql = append(r.esql, a.ID)
+			}
 		}
 		if a.Rule.ID == enumerationRule {
 			n, _ := a.Fields["Esql.document_count"].(float64)
 			r.docs = append(r.docs, int64(n))
 		}
 	}
-	r.alerts = distinct(r.alerts)
+	r.alerts, r.esql = distinct(r.alerts), distinct(r.esql)
 	slices.Sort(r.docs)
 	return r
 }
