@@ -9,10 +9,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The configurations deploy/ ships — the kustomize base's kanon.yaml and
-// the one in the plain manifests' ConfigMap — load and validate as kanon
-// serve --check would (every key known, every value valid; the files they
-// name exist only in the pod).
+// The configurations deploy/ ships — the kustomize base's kanon.yaml, the
+// replicas overlay's (on Redis) and the one in the plain manifests'
+// ConfigMap — load and validate as kanon serve --check would (every key
+// known, every value valid; the files they name exist only in the pod).
 func TestDeployConfigurations(t *testing.T) {
 	var cm struct {
 		Data map[string]string `yaml:"data"`
@@ -28,7 +28,7 @@ func TestDeployConfigurations(t *testing.T) {
 	if err := os.WriteFile(plain, []byte(cm.Data["kanon.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"../../deploy/kustomize/kanon.yaml", plain} {
+	for _, path := range []string{"../../deploy/kustomize/kanon.yaml", "../../deploy/kustomize-replicas/kanon.yaml", plain} {
 		c, err := loadServeConfig(path, pflag.NewFlagSet("serve", pflag.ContinueOnError), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)

@@ -42,7 +42,10 @@ Kinesis Data Firehose HTTP endpoint destination (POST /firehose, with
 --firehose-access-key) or by polling CloudWatch Logs (--source
 cloudwatch://REGION/LOG_GROUP); GKE through a Pub/Sub push subscription
 (POST /pubsub, OIDC tokens checked with --pubsub-audience) or a pull
-subscription (--source pubsub://PROJECT/SUBSCRIPTION). Each delivery is
+subscription (--source pubsub://PROJECT/SUBSCRIPTION). A NATS JetStream
+stream: --source nats://HOST:PORT/STREAM?consumer=NAME, a durable pull
+consumer that replicas on one --store redis:// share (--replica names each;
+default: the host name). Each delivery is
 acknowledged only once its alerts and state are durable, and a delivery
 sent again is recognised by its id. See docs/eks.md, docs/gke.md and
 docs/aks.md.
@@ -131,8 +134,13 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		shutdownOutputs()
 		return fail(err)
 	}
+	replica, err := c.ReplicaName(!c.NoState && c.Store != "")
+	if err != nil {
+		shutdownOutputs()
+		return fail(err)
+	}
 	d, err := run.New(run.Config{
-		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
+		Replica: replica, Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
 		Metrics: reg, Logger: log,
@@ -142,7 +150,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		shutdownOutputs()
 		return fail(err)
 	}
-	log.Info("kanon serve started", "rules", len(compiled), "state", where, "outputs", len(c.Outputs))
+	log.Info("kanon serve started", "rules", len(compiled), "state", where, "replica", replica, "outputs", len(c.Outputs))
 
 	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
 	ctx, cancel := context.WithCancel(ctx)
@@ -156,7 +164,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	srcs := c.Sources(io.in)
 	names := append([]string(nil), c.Inputs...)
 	for _, raw := range c.SourceURLs {
-		src, err := cloudSource(raw, log)
+		src, err := cloudSource(raw, int(c.MaxRecordBytes), log)
 		if err != nil && startErr == nil {
 			startErr = err
 		}

@@ -10,13 +10,15 @@ import (
 	"github.com/kanon-dev/kanon/internal/ingest/gke"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/source/cloudwatch"
+	natssource "github.com/kanon-dev/kanon/internal/source/nats"
 	"github.com/kanon-dev/kanon/internal/source/pubsub"
 )
 
 // cloudScheme reports whether a source URL names a cloud delivery whose
 // source lives in internal/source (and so is built here, not by run).
 func cloudScheme(raw string) bool {
-	return strings.HasPrefix(raw, cloudwatch.Scheme+"://") || strings.HasPrefix(raw, pubsub.Scheme+"://")
+	return strings.HasPrefix(raw, cloudwatch.Scheme+"://") || strings.HasPrefix(raw, pubsub.Scheme+"://") ||
+		strings.HasPrefix(raw, natssource.Scheme+"://")
 }
 
 // validateCloudSources checks the cloud source URLs among urls.
@@ -25,14 +27,14 @@ func validateCloudSources(urls []string) error {
 	seen := map[string]bool{}
 	for _, raw := range urls {
 		if !cloudScheme(raw) {
-			errs = append(errs, fmt.Errorf("sources: %s: unknown scheme (cloudwatch://, pubsub://)", raw))
+			errs = append(errs, fmt.Errorf("sources: %s: unknown scheme (cloudwatch://, pubsub://, nats://)", raw))
 			continue
 		}
 		if seen[raw] {
 			errs = append(errs, fmt.Errorf("sources: %s given twice", raw))
 		}
 		seen[raw] = true
-		if _, err := cloudSource(raw, nil); err != nil {
+		if _, err := cloudSource(raw, 0, nil); err != nil {
 			errs = append(errs, fmt.Errorf("sources: %w", err))
 		}
 	}
@@ -69,9 +71,16 @@ func (c *serveConfig) validateCloudFormat() error {
 	return errors.Join(errs...)
 }
 
-// cloudSource builds the source of a cloudwatch:// or pubsub:// URL.
-func cloudSource(raw string, log *slog.Logger) (run.Source, error) {
+// cloudSource builds the source of a cloudwatch://, pubsub:// or nats://
+// URL.
+func cloudSource(raw string, maxRecord int, log *slog.Logger) (run.Source, error) {
 	switch {
+	case strings.HasPrefix(raw, natssource.Scheme+"://"):
+		c, err := natssource.ParseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &natssource.Source{Config: c, MaxRecordBytes: maxRecord, Logger: log}, nil
 	case strings.HasPrefix(raw, cloudwatch.Scheme+"://"):
 		c, err := cloudwatch.ParseURL(raw)
 		if err != nil {
@@ -85,5 +94,5 @@ func cloudSource(raw string, log *slog.Logger) (run.Source, error) {
 		}
 		return &pubsub.Source{Config: c, Logger: log}, nil
 	}
-	return nil, fmt.Errorf("source %s: unknown scheme (cloudwatch://, pubsub://)", raw)
+	return nil, fmt.Errorf("source %s: unknown scheme (cloudwatch://, pubsub://, nats://)", raw)
 }

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -12,15 +13,100 @@ import (
 
 // natsConfig configures the NATS transport.
 type natsConfig struct {
-	url                string
-	subject            string
-	tls                bool
-	caFile             string
-	insecureSkipVerify bool
-	token              string
-	username, password string
-	timeout            time.Duration
-	reconnectWait      time.Duration
+	NATSDial
+	subject string
+}
+
+// NATSDial says how kanon connects to a NATS server, for the NATS output
+// and the NATS source (internal/source/nats) alike.
+type NATSDial struct {
+	// URL is the server's (nats:// or tls://; env:NAME or file:PATH).
+	URL string
+	// TLS, CAFile and InsecureSkipVerify configure TLS (implied by
+	// tls://, CAFile or InsecureSkipVerify).
+	TLS                bool
+	CAFile             string
+	InsecureSkipVerify bool
+	// Token, or Username and Password, or CredsFile (a NATS credentials
+	// file: a user JWT and its NKey seed) authenticate; Token and
+	// Password may be env:NAME or file:PATH, a file read again when it
+	// changes.
+	Token              string
+	Username, Password string
+	CredsFile          string
+	// Timeout bounds connecting (0: DefaultTimeout); ReconnectWait is the
+	// pause between reconnections (0: DefaultMinBackoff).
+	Timeout, ReconnectWait time.Duration
+}
+
+// Connect connects to the server. The connection reconnects for ever,
+// starting at once; a server that is down at first is retried the same
+// way (the connection's Status says where it is). Errors are about the
+// configuration.
+func (c NATSDial) Connect() (*nats.Conn, error) {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ReconnectWait <= 0 {
+		c.ReconnectWait = DefaultMinBackoff
+	}
+	u, err := ResolveSecret(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	opts := []nats.Option{
+		nats.Name("kanon"),
+		nats.Timeout(c.Timeout),
+		// Publishing while disconnected fails rather than filling a
+		// client-side buffer that a crash would lose.
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(c.ReconnectWait),
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.NoCallbacksAfterClientClose(),
+	}
+	if c.TLS || c.CAFile != "" || c.InsecureSkipVerify || strings.HasPrefix(u, "tls://") {
+		tc, err := tlsClientConfig(c.CAFile, c.InsecureSkipVerify)
+		if err != nil {
+			return nil, err
+		}
+		if tc == nil {
+			tc = tlsDefaultConfig()
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	if c.Token != "" {
+		tok, err := newSecretValue(c.Token)
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		opts = append(opts, nats.TokenHandler(func() string {
+			v, _ := tok.get()
+			return v
+		}))
+	}
+	if c.Username != "" {
+		pass, err := newSecretValue(c.Password)
+		if err != nil {
+			return nil, fmt.Errorf("password: %w", err)
+		}
+		user := c.Username
+		opts = append(opts, nats.UserInfoHandler(func() (string, string) {
+			v, _ := pass.get()
+			return user, v
+		}))
+	}
+	if c.CredsFile != "" {
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			return nil, fmt.Errorf("creds file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	nc, err := nats.Connect(u, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect: %w", err)
+	}
+	return nc, nil
 }
 
 // natsTransport publishes each alert to a subject with JetStream: the
@@ -44,69 +130,19 @@ func newNATSTransport(typ, name string, c natsConfig) (*natsTransport, error) {
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s output %q: "+format, append([]any{typ, name}, args...)...)
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
 	}
-	if c.reconnectWait <= 0 {
-		c.reconnectWait = DefaultMinBackoff
-	}
-	u, err := ResolveSecret(c.url)
+	nc, err := c.Connect()
 	if err != nil {
-		return nil, errf("url: %w", err)
+		return nil, errf("%w", err)
 	}
-	opts := []nats.Option{
-		nats.Name("kanon"),
-		nats.Timeout(c.timeout),
-		// Reconnect for ever, starting at once: the spool holds the alerts
-		// meanwhile. Publishing while disconnected fails rather than
-		// filling a client-side buffer that a crash would lose.
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(c.reconnectWait),
-		nats.ReconnectBufSize(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.NoCallbacksAfterClientClose(),
-	}
-	if c.tls || c.caFile != "" || c.insecureSkipVerify || strings.HasPrefix(u, "tls://") {
-		tc, err := tlsClientConfig(c.caFile, c.insecureSkipVerify)
-		if err != nil {
-			return nil, errf("%w", err)
-		}
-		if tc == nil {
-			tc = tlsDefaultConfig()
-		}
-		opts = append(opts, nats.Secure(tc))
-	}
-	if c.token != "" {
-		tok, err := newSecretValue(c.token)
-		if err != nil {
-			return nil, errf("token: %w", err)
-		}
-		opts = append(opts, nats.TokenHandler(func() string {
-			v, _ := tok.get()
-			return v
-		}))
-	}
-	if c.username != "" {
-		pass, err := newSecretValue(c.password)
-		if err != nil {
-			return nil, errf("password: %w", err)
-		}
-		user := c.username
-		opts = append(opts, nats.UserInfoHandler(func() (string, string) {
-			v, _ := pass.get()
-			return user, v
-		}))
-	}
-	nc, err := nats.Connect(u, opts...)
-	if err != nil {
-		return nil, errf("cannot connect: %w", err)
-	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(c.timeout), jetstream.WithDefaultTimeout(c.timeout))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(c.Timeout), jetstream.WithDefaultTimeout(c.Timeout))
 	if err != nil {
 		nc.Close()
 		return nil, errf("%w", err)
 	}
-	return &natsTransport{typ: typ, name: name, subject: c.subject, timeout: c.timeout, nc: nc, js: js}, nil
+	return &natsTransport{typ: typ, name: name, subject: c.subject, timeout: c.Timeout, nc: nc, js: js}, nil
 }
 
 func (t *natsTransport) deliver(ctx context.Context, batch []entry, res []error) time.Duration {

@@ -11,21 +11,21 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/kanon-dev/kanon/internal/alert/alerttest"
+	"github.com/kanon-dev/kanon/internal/natstest"
 )
 
 // natsReceiver is a real nats-server with a JetStream stream that
 // captures the alerts' subject.
 type natsReceiver struct {
 	t      *testing.T
-	srv    *alerttest.NATSServer
+	srv    *natstest.NATSServer
 	stream string
 	token  string
 }
 
 func newNATSReceiver(t *testing.T, stream string, subjects ...string) *natsReceiver {
 	t.Helper()
-	r := &natsReceiver{t: t, srv: alerttest.StartNATS(t), stream: stream}
+	r := &natsReceiver{t: t, srv: natstest.StartNATS(t), stream: stream}
 	r.withJS(func(ctx context.Context, js jetstream.JetStream) {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: subjects, Storage: jetstream.FileStorage,
 			Duplicates: 2 * time.Minute}); err != nil {
@@ -178,7 +178,7 @@ func TestNATSWaitsForAStream(t *testing.T) {
 
 // A token read from a file authenticates to a server that wants one.
 func TestNATSTokenFromFile(t *testing.T) {
-	r := &natsReceiver{t: t, srv: alerttest.StartNATS(t, "--auth", "t0ken"), stream: "AUTH", token: "t0ken"}
+	r := &natsReceiver{t: t, srv: natstest.StartNATS(t, "--auth", "t0ken"), stream: "AUTH", token: "t0ken"}
 	r.withJS(func(ctx context.Context, js jetstream.JetStream) {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUTH", Subjects: []string{"auth.alerts"}}); err != nil {
 			t.Fatal(err)

@@ -226,11 +226,11 @@ func openNetworkOutput(c *OutputConfig, sc senderConfig) (*SpooledSink, error) {
 		}
 		return newSpooledSink(sc, tr, Marshal)
 	case TypeNATS:
-		tr, err := newNATSTransport(c.Type, sc.name, natsConfig{
-			url: c.URL, subject: c.Subject, tls: c.TLS, caFile: c.CAFile, insecureSkipVerify: c.InsecureSkipVerify,
-			token: c.Token, username: c.Username, password: c.Password, timeout: time.Duration(c.Timeout),
-			reconnectWait: time.Duration(c.MinBackoff),
-		})
+		tr, err := newNATSTransport(c.Type, sc.name, natsConfig{subject: c.Subject, NATSDial: NATSDial{
+			URL: c.URL, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
+			Token: c.Token, Username: c.Username, Password: c.Password, Timeout: time.Duration(c.Timeout),
+			ReconnectWait: time.Duration(c.MinBackoff),
+		}})
 		if err != nil {
 			return nil, err
 		}

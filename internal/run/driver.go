@@ -60,6 +60,7 @@ type Driver struct {
 	decodeCfg atomic.Pointer[decodeConfig]
 	quit      chan struct{}
 	done      chan struct{}
+	checks    []healthCheck   // what Readiness checks besides (health.go)
 	ctx       context.Context // the driver's goroutine's: never canceled
 
 	mu       sync.RWMutex
@@ -208,6 +209,10 @@ func (d *Driver) Fields() event.FieldSet {
 // sources that keep state of their own (a followed file's position) and
 // read it back before they start.
 func (d *Driver) Store() state.Store { return d.ov }
+
+// Replica is the name the driver runs under among replicas (Config.Replica),
+// or "".
+func (d *Driver) Replica() string { return d.cfg.Replica }
 
 // Metrics returns the registry of the driver's metrics.
 func (d *Driver) Metrics() *prometheus.Registry { return d.m.reg }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 type Settings struct {
 	// Inputs are followed files, and "-" for standard input.
 	Inputs []string `yaml:"inputs"`
-	// SourceURLs are sources named by URL (cloudwatch://, pubsub://),
+	// SourceURLs are sources named by URL (cloudwatch://, pubsub://, nats://),
 	// built by kanon serve from packages outside run (internal/source/*).
 	SourceURLs []string `yaml:"sources"`
 	// Format forces one input format.
@@ -37,6 +38,23 @@ type Settings struct {
 	GroupUpdates     bool          `yaml:"group_updates"`
 	GroupUpdateEvery time.Duration `yaml:"group_update_interval"`
 	QueueSize        int           `yaml:"queue_size"`
+	// Replica is Config.Replica: this serve's name among the replicas on
+	// a shared store (ReplicaName gives the default).
+	Replica string `yaml:"replica"`
+}
+
+// ReplicaName is the replica name serve runs as: Replica if set, else,
+// on a shared store, the host name (a Deployment's pods are then
+// replicas without configuration), else "" (alone with its store).
+func (s *Settings) ReplicaName(shared bool) (string, error) {
+	if s.Replica != "" || !shared {
+		return s.Replica, nil
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("replica: no host name to default to (%v): set replica", err)
+	}
+	return h, nil
 }
 
 // DefaultGroupUpdateEvery is how often serve delivers a growing dedup
@@ -53,7 +71,7 @@ func DefaultSettings() Settings {
 // flags' defaults); formats are the names --format takes.
 func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.StringArrayVar(&s.Inputs, "input", s.Inputs, "follow the audit log `PATH` as it is written, or - for standard input (repeatable) (key inputs)")
-	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a cloud delivery: cloudwatch://REGION/LOG_GROUP or pubsub://PROJECT/SUBSCRIPTION (repeatable) (key sources)")
+	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a delivery: cloudwatch://REGION/LOG_GROUP, pubsub://PROJECT/SUBSCRIPTION or nats://HOST:PORT/STREAM?consumer=NAME (repeatable) (key sources)")
 	fs.StringVar(&s.Format, "format", s.Format, "input format: auto, "+strings.Join(formats, ", ")+" (key format)")
 	fs.StringVar(&s.TailFrom, "tail-from", s.TailFrom, "where to start a followed file with no stored position: start or end (key tail_from)")
 	fs.DurationVar(&s.TailPoll, "tail-poll", s.TailPoll, "how often a followed file is checked at its end (key tail_poll)")
@@ -63,6 +81,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once, then the group again with its count when it closes (key group_updates); false: once, when it closes")
 	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
+	fs.StringVar(&s.Replica, "replica", s.Replica, "this serve's `NAME` among the replicas sharing a redis:// store (key replica; default on a shared store: the host name)")
 }
 
 // Validate checks the settings against the formats of reg.

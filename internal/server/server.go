@@ -189,7 +189,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	case s.draining.Load():
 		why = "shutting down"
 	default:
-		if err := s.cfg.Driver.Health(); err != nil {
+		if err := s.cfg.Driver.Readiness(); err != nil {
 			why = err.Error()
 		}
 	}

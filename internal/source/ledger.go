@@ -22,6 +22,10 @@ const (
 	// webhook batch: its backoff starts at --audit-webhook-initial-backoff
 	// (10 s) and grows by 1.5 for 5 attempts, about 2 minutes in all.
 	WebhookRetention = 10 * time.Minute
+	// NATSRetention covers a JetStream message whose acknowledgement was
+	// lost and that comes again once its ack wait has passed, after an
+	// outage of the server too.
+	NATSRetention = 24 * time.Hour
 )
 
 // maxUnsure bounds the ids remembered as not known to be durable.
@@ -124,6 +128,21 @@ func (l *Ledger) Claim(ctx context.Context, id string, received time.Time) (c *C
 			return nil, false, ctx.Err()
 		}
 	}
+}
+
+// Begin starts an attempt of a delivery that its sender says it never
+// delivered before (a JetStream message delivered for the first time):
+// no store can hold its id yet, so none is asked, and the hot path makes
+// no round trip for it. The caller writes Record in its batch's Commit
+// and calls Finish, as after Claim.
+func (l *Ledger) Begin(id string, received time.Time) *Claim {
+	c := &Claim{l: l, id: id, received: received, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.inflight[id] == nil {
+		l.inflight[id] = c
+	}
+	l.mu.Unlock()
+	return c
 }
 
 // Record writes the delivery's id, with the number of records it held, in

@@ -1,7 +1,5 @@
-// Package alerttest starts the real servers that tests of kanon's alert
-// outputs deliver to: a nats-server with JetStream, on a free loopback
-// port and a store directory of the test's own, so that test runs never
-// share data with each other or with a nats-server the machine already
-// runs on the standard port. A missing nats-server binary fails the
-// test: it is never skipped (Debian's package nats-server has it).
+// Package alerttest holds what tests of kanon's alert outputs share
+// besides the servers they deliver to (the nats-server is started by
+// internal/natstest, Kafka is franz-go's in-process kfake): a free
+// loopback port for a server of the test's own.
 package alerttest

@@ -360,3 +360,21 @@ func expiryScore(exp int64) int64 {
 	}
 	return q
 }
+
+// healthTimeout bounds Healthy's PING.
+const healthTimeout = 2 * time.Second
+
+// Healthy reports whether the server answers a PING now (run.Health:
+// kanon serve's /readyz fails while it does not).
+func (s *Store) Healthy() error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s does not answer: %w", s.opts.Addr, err)
+	}
+	return nil
+}

@@ -229,3 +229,16 @@ func TestServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Healthy is nil while the server answers and says so while it does not.
+func TestHealthy(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, redis.Options{Addr: srv.Addr, Prefix: uniquePrefix(t)})
+	if err := s.Healthy(); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	srv.Stop()
+	if err := s.Healthy(); err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Fatalf("down: %v", err)
+	}
+}

@@ -1,4 +1,4 @@
-package alerttest
+package natstest
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kanon-dev/kanon/internal/alert/alerttest"
 )
 
 // NATSServer is a nats-server process with JetStream enabled, listening
@@ -51,23 +53,12 @@ func NATSBinary(t testing.TB) string {
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // StartNATS starts a nats-server with JetStream on a free port and a
 // temporary store directory, with more command-line arguments if given
 // (e.g. "--auth", TOKEN); it is stopped when the test ends.
 func StartNATS(t testing.TB, args ...string) *NATSServer {
 	t.Helper()
-	s := &NATSServer{t: t, bin: NATSBinary(t), Port: FreePort(t), Dir: t.TempDir(), args: args}
+	s := &NATSServer{t: t, bin: NATSBinary(t), Port: alerttest.FreePort(t), Dir: t.TempDir(), args: args}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
