@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanon-dev/kanon/internal/natstest"
@@ -39,18 +38,7 @@ func newNATSStream(t *testing.T) *natsStream {
 
 func (s *natsStream) js(f func(context.Context, jetstream.JetStream)) {
 	s.t.Helper()
-	nc, err := nats.Connect(s.srv.URL(), nats.Timeout(5*time.Second))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	f(ctx, js)
+	s.srv.JetStream(s.t, f)
 }
 
 func (s *natsStream) publish(msgs [][]byte) {

@@ -3,6 +3,7 @@ package natstest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert/alerttest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATSServer is a nats-server process with JetStream enabled, listening
@@ -165,4 +168,22 @@ func (s *NATSServer) Stop() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+}
+
+// JetStream runs f with a JetStream context on a connection of its own to
+// the server, closed when f returns; f has 30 seconds.
+func (s *NATSServer) JetStream(t testing.TB, f func(context.Context, jetstream.JetStream)) {
+	t.Helper()
+	nc, err := nats.Connect(s.URL(), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f(ctx, js)
 }

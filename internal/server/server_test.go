@@ -24,29 +24,10 @@ import (
 	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/server/servertest"
+	"github.com/kanon-dev/kanon/internal/source/sourcetest"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
-	"github.com/kanon-dev/kanon/rules"
 )
-
-func builtinRules(t testing.TB) []*rule.Compiled {
-	t.Helper()
-	rs, err := rule.LoadFS(rules.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on []*rule.Rule
-	for _, r := range rs {
-		if r.IsEnabled() {
-			on = append(on, r)
-		}
-	}
-	c, err := rule.CompileAll(on)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // exampleLines returns the lines of the bundled example log.
 func exampleLines(t testing.TB) [][]byte {
@@ -603,3 +584,5 @@ func TestWebhookRedeliveryAcrossRestarts(t *testing.T) {
 		t.Fatalf("repeated deliveries not counted:\n%s", mr.body)
 	}
 }
+
+func builtinRules(t testing.TB) []*rule.Compiled { return sourcetest.BuiltinRules(t) }

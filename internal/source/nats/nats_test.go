@@ -11,22 +11,16 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	gonats "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanon-dev/kanon/internal/alert"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
 	"github.com/kanon-dev/kanon/internal/natstest"
-	"github.com/kanon-dev/kanon/internal/rule"
-	"github.com/kanon-dev/kanon/internal/run"
 	webhook "github.com/kanon-dev/kanon/internal/server"
-	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/source/sourcetest"
 	"github.com/kanon-dev/kanon/internal/state/mem"
-	"github.com/kanon-dev/kanon/rules"
 )
 
 // These tests run the source against a real nats-server with JetStream
@@ -51,18 +45,7 @@ func newServer(t *testing.T) *server {
 
 func (s *server) js(f func(context.Context, jetstream.JetStream)) {
 	s.t.Helper()
-	nc, err := gonats.Connect(s.srv.URL(), gonats.Timeout(5*time.Second))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	f(ctx, js)
+	s.srv.JetStream(s.t, f)
 }
 
 func (s *server) publish(msgs ...[]byte) {
@@ -125,111 +108,6 @@ func logMessages(t *testing.T, n int) ([][]byte, []byte) {
 	return msgs, data
 }
 
-func builtinRules(t *testing.T) []*rule.Compiled {
-	t.Helper()
-	rs, err := rule.LoadFS(rules.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on []*rule.Rule
-	for _, r := range rs {
-		if r.IsEnabled() {
-			on = append(on, r)
-		}
-	}
-	c, err := rule.CompileAll(on)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func ids(as []*alert.Alert) []string {
-	var out []string
-	for _, a := range as {
-		out = append(out, a.ID)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// scanIDs is kanon scan of data.
-func scanIDs(t *testing.T, data []byte) []string {
-	t.Helper()
-	var col alert.Collector
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: &col, Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return ids(col.Alerts)
-}
-
-// failingStore fails the commits while fail is set.
-type failingStore struct {
-	state.Store
-	fail atomic.Bool
-}
-
-func (s *failingStore) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) error) error {
-	if s.fail.Load() {
-		return errors.New("disk full (injected)")
-	}
-	return s.Store.Update(ctx, now, fn)
-}
-
-type live struct {
-	d      *run.Driver
-	col    *alert.Collector
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startLive(t *testing.T, store state.Store, src *Source) *live {
-	t.Helper()
-	pol := run.LivePolicy(time.Hour)
-	pol.IdleCheck = time.Hour
-	l := &live{col: &alert.Collector{}, done: make(chan error, 1)}
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Store: store, Sink: l.col, Policy: pol,
-		Dedup: run.DefaultDedup, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	go func() { l.done <- src.Run(ctx, d) }()
-	return l
-}
-
-func (l *live) stop(t *testing.T, end bool) {
-	t.Helper()
-	l.cancel()
-	select {
-	case err := <-l.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the source did not stop")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stop := l.d.Stop
-	if end {
-		stop = l.d.Close
-	}
-	if err := stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func gzipped(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -255,17 +133,17 @@ func TestFetchMatchesScan(t *testing.T) {
 	head, tail := msgs[:len(msgs)-4], msgs[len(msgs)-4:]
 	s.publish(head...)
 	s.publish([]byte("{\"auditID\": cut\n"))
-	store := &failingStore{Store: mem.New()}
-	l := startLive(t, store, s.source(t, "&batch=5&ack_wait=2s"))
+	store := &sourcetest.FailingStore{Store: mem.New()}
+	l := sourcetest.StartLive(t, store, s.source(t, "&batch=5&ack_wait=2s"))
 	s.settled()
-	if st := l.d.Stats(); st.Bad != 1 || st.Events == 0 {
+	if st := l.D.Stats(); st.Bad != 1 || st.Events == 0 {
 		t.Fatalf("events %d, bad %d: want some and 1", st.Events, st.Bad)
 	}
-	if err := l.d.Readiness(); err != nil {
+	if err := l.D.Readiness(); err != nil {
 		t.Fatalf("not ready: %v", err)
 	}
 
-	store.fail.Store(true)
+	store.Fail.Store(true)
 	s.publish(tail[:2]...)
 	deadline := time.Now().Add(20 * time.Second)
 	var info *jetstream.ConsumerInfo
@@ -279,26 +157,26 @@ func TestFetchMatchesScan(t *testing.T) {
 	if info.NumRedelivered == 0 || info.NumAckPending == 0 {
 		t.Fatalf("while the store fails: %+v; want messages pending and delivered again", info)
 	}
-	store.fail.Store(false)
+	store.Fail.Store(false)
 	s.publish(tail[2:]...)
 	s.settled()
-	l.stop(t, false)
+	l.Stop(t, false)
 
-	l2 := startLive(t, store, s.source(t, ""))
+	l2 := sourcetest.StartLive(t, store, s.source(t, ""))
 	time.Sleep(300 * time.Millisecond)
-	l2.stop(t, true)
-	if st := l2.d.Stats(); st.Records != 0 {
+	l2.Stop(t, true)
+	if st := l2.D.Stats(); st.Records != 0 {
 		t.Fatalf("%d records read again after a restart", st.Records)
 	}
-	got := append(ids(l.col.Alerts), ids(l2.col.Alerts)...)
+	got := append(sourcetest.IDs(l.Col.Alerts), sourcetest.IDs(l2.Col.Alerts)...)
 	slices.Sort(got)
 	got = slices.Compact(got)
-	want := scanIDs(t, data)
+	want := sourcetest.ScanIDs(t, data)
 	if len(want) == 0 || !slices.Equal(got, want) {
 		t.Fatalf("fetched alerts %d, scan alerts %d:\n%v\n%v", len(got), len(want), got, want)
 	}
-	for _, a := range l.col.Alerts {
-		if n := len(slices.DeleteFunc(slices.Clone(l.col.Alerts), func(b *alert.Alert) bool { return b.DeliveryKey() != a.DeliveryKey() })); n != 1 {
+	for _, a := range l.Col.Alerts {
+		if n := len(slices.DeleteFunc(slices.Clone(l.Col.Alerts), func(b *alert.Alert) bool { return b.DeliveryKey() != a.DeliveryKey() })); n != 1 {
 			t.Fatalf("alert %s delivered %d times", a.DeliveryKey(), n)
 		}
 	}
@@ -312,12 +190,12 @@ func TestLostAckNotEvaluatedAgain(t *testing.T) {
 	msgs, _ := logMessages(t, 50)
 	src := s.source(t, "&ack_wait=1s")
 	src.loseAcks.Store(true)
-	l := startLive(t, mem.New(), src)
+	l := sourcetest.StartLive(t, mem.New(), src)
 	s.publish(msgs[0])
 	var recs int64
 	deadline := time.Now().Add(20 * time.Second)
 	for recs == 0 && time.Now().Before(deadline) {
-		recs = l.d.Stats().Records
+		recs = l.D.Stats().Records
 		time.Sleep(20 * time.Millisecond)
 	}
 	if recs != 50 {
@@ -325,10 +203,10 @@ func TestLostAckNotEvaluatedAgain(t *testing.T) {
 	}
 	src.loseAcks.Store(false)
 	s.settled() // acknowledged on its redelivery
-	if st := l.d.Stats(); st.Records != 50 {
+	if st := l.D.Stats(); st.Records != 50 {
 		t.Fatalf("%d records after the redelivery: evaluated again", st.Records)
 	}
-	l.stop(t, true)
+	l.Stop(t, true)
 }
 
 // kanon serve's /readyz is 200 while the source's server is up, 503 with
@@ -336,9 +214,9 @@ func TestLostAckNotEvaluatedAgain(t *testing.T) {
 func TestReadinessFollowsTheServer(t *testing.T) {
 	s := newServer(t)
 	src := s.source(t, "")
-	l := startLive(t, mem.New(), src)
-	defer l.stop(t, true)
-	srv, err := webhook.New(webhook.Config{Driver: l.d, Logger: slog.New(slog.DiscardHandler)})
+	l := sourcetest.StartLive(t, mem.New(), src)
+	defer l.Stop(t, true)
+	srv, err := webhook.New(webhook.Config{Driver: l.D, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
