@@ -186,6 +186,9 @@ func (r *esqlRunner) checkpointed() {
 	for _, end := range r.dirty {
 		if _, open := r.runs[end]; open {
 			r.stored[end] = struct{}{}
+			if c := r.shared.countOf(end); c != nil {
+				c.prev, c.last = c.last, c.n
+			}
 		} else {
 			delete(r.stored, end)
 		}

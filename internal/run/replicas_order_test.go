@@ -126,20 +126,25 @@ func runOrder(t *testing.T, addr, prefix string, n int, pol run.Policy, batches 
 	return all, late
 }
 
-// aloneOrder is what one driver raises over batches in their order.
-func aloneOrder(t *testing.T, pol run.Policy, batches [][]ingest.Record) []string {
+// aloneOrder is what one driver raises, and the late events it counts,
+// over batches in the order of steps (each batch whoever it goes to).
+func aloneOrder(t *testing.T, pol run.Policy, batches [][]ingest.Record, steps []orderStep) ([]string, int64) {
 	t.Helper()
 	ctx := context.Background()
 	d, col := newDriver(t, run.Config{Store: mem.New(), Policy: pol, GroupUpdates: true})
-	for _, b := range batches {
-		if res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: b}, true); err != nil || res.Err != nil {
+	for _, st := range steps {
+		if res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: batches[st.batch]}, true); err != nil || res.Err != nil {
 			t.Fatal(err, res.Err)
 		}
 	}
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return esqlAlerts(col.Alerts)
+	var late int64
+	if rs := d.Stats().Engine.Rules[enumRule]; rs != nil {
+		late = rs.Late
+	}
+	return esqlAlerts(col.Alerts), late
 }
 
 // TestReplicaESQLOutOfOrder feeds the enumeration bursts to three replica
@@ -156,9 +161,21 @@ func TestReplicaESQLOutOfOrder(t *testing.T) {
 	batches := orderBatches(lines, 10)
 	last := len(batches) - 1
 
+	ahead := func() []orderStep {
+		var s []orderStep
+		for i := 0; i < last; i += 3 {
+			for k := 2; k >= 0; k-- {
+				if i+k < last {
+					s = append(s, orderStep{2 - k, i + k})
+				}
+			}
+		}
+		return append(s, orderStep{1, last})
+	}
 	cases := []struct {
 		name     string
 		lateness time.Duration
+		late     bool // some events arrive later than the lateness
 		steps    func() []orderStep
 	}{{
 		// Round robin, the runs open until the closing event, four days
@@ -175,34 +192,41 @@ func TestReplicaESQLOutOfOrder(t *testing.T) {
 	}, {
 		// Each replica takes three batches ahead of the next one: r0
 		// reads batches i+2, r1 i+1, r2 i, so r0's watermark is ahead and
-		// it closes runs the others still have events of, all within a
-		// lateness of 5 minutes of the newest event read.
-		name: "ahead", lateness: 5 * time.Minute,
-		steps: func() []orderStep {
-			var s []orderStep
-			for i := 0; i < last; i += 3 {
-				for k := 2; k >= 0; k-- {
-					if i+k < last {
-						s = append(s, orderStep{2 - k, i + k})
-					}
-				}
-			}
-			return append(s, orderStep{1, last})
-		},
+		// it closes runs the others still read events of, all within a
+		// lateness of 15 minutes of the newest event read.
+		name: "ahead", lateness: 15 * time.Minute, steps: ahead,
+	}, {
+		// The same with a lateness of 5 minutes: some events arrive at a
+		// replica after another closed their runs, and count as late.
+		name: "ahead-late", lateness: 5 * time.Minute, late: true, steps: ahead,
 	}}
+	var inOrder []orderStep
+	for i := range batches {
+		inOrder = append(inOrder, orderStep{0, i})
+	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			pol := run.LivePolicy(c.lateness)
-			want := aloneOrder(t, pol, batches)
+			want, _ := aloneOrder(t, pol, batches, inOrder)
 			if len(want) != 6 {
 				t.Fatalf("one driver raised %d enumeration alerts, want 6: %v", len(want), want)
 			}
-			got, late := runOrder(t, srv.Addr, fmt.Sprintf("order-%d", i), 3, pol, batches, c.steps())
-			if g := esqlAlerts(got); !slices.Equal(g, want) {
-				t.Errorf("replicas raised %d enumeration alerts\n%s\none driver raises %d\n%s", len(g), strings.Join(g, "\n"), len(want), strings.Join(want, "\n"))
+			steps := c.steps()
+			// One driver given the batches in the replicas' order: what
+			// it counts late, the replicas must too, and raise the rest.
+			arrival, wantLate := aloneOrder(t, pol, batches, steps)
+			if c.late != (wantLate > 0) {
+				t.Fatalf("one driver in the replicas' order counts %d late events; the case wants late events: %v", wantLate, c.late)
 			}
-			if late != 0 {
-				t.Errorf("replicas counted %d late events; none is later than the lateness", late)
+			if !c.late && !slices.Equal(arrival, want) {
+				t.Fatalf("one driver raises %v in the replicas' order, %v in order", arrival, want)
+			}
+			got, late := runOrder(t, srv.Addr, fmt.Sprintf("order-%d", i), 3, pol, batches, steps)
+			if g := esqlAlerts(got); !slices.Equal(g, arrival) {
+				t.Errorf("replicas raised %d enumeration alerts\n%s\none driver raises %d in their order\n%s", len(g), strings.Join(g, "\n"), len(arrival), strings.Join(arrival, "\n"))
+			}
+			if late != wantLate {
+				t.Errorf("replicas counted %d late events, one driver in their order %d", late, wantLate)
 			}
 		})
 	}
