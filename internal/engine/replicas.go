@@ -24,15 +24,16 @@ import (
 // (its watermark passes the run's end first) reads the other slots,
 // merges them into its own state (esqleval.State.Merge: counters add up,
 // count_distinct sketches merge register by register, values unite),
-// raises the run's alerts from the merged state, and, in its next
-// checkpoint, deletes the other slots and writes the run's closed mark. A
-// replica that closes a run already marked closed raises nothing for it:
-// its part was in the merge up to its last checkpoint, and what it saw
-// since (its events of that run after that checkpoint) came too late; it
-// says so through Options.OnError. So each event counts once, in the slot
-// of the replica that evaluated it, as long as replicas checkpoint more
-// often than the lateness lets runs stay open (the driver checkpoints at
-// every commit).
+// raises the run's alerts from the merged state, deletes the other slots
+// and writes the run's closed mark: with the shared store's transactions
+// (Options.Shared), all in the transaction that closes the run, which
+// also counts as late what a replica read of a run another closed
+// (replicas_close.go); without them, in its next checkpoint, and a
+// replica that closes a run already marked closed raises nothing for it
+// and reports through Options.OnError that what it read since its last
+// checkpoint came too late. So each event counts once, in the slot of
+// the replica that evaluated it, if that replica checkpointed it before
+// the run closed (the driver checkpoints at every commit).
 //
 // A replica that dies leaves its slots: they are merged by whoever closes
 // their runs. To close a run that only other replicas saw, each replica
