@@ -188,8 +188,10 @@ func (r *esqlRunner) closeAdopted(ctx context.Context) error {
 	if r.shared == nil || r.eng.claims == nil || r.retired {
 		return nil
 	}
-	if err := r.adopt(ctx); err != nil {
-		return err
+	if !r.shared.looked || r.shared.lookedAt != r.closed {
+		if err := r.adopt(ctx); err != nil {
+			return err
+		}
 	}
 	for _, end := range sortedKeys(r.runs) {
 		if end > r.closed {
