@@ -33,11 +33,22 @@ import (
 // silently lost; an event counts in its run if its replica checkpointed
 // it before the run closed, that is if it arrived within the lateness of
 // the newest event of the replica that closed it, less the time its
-// batch took to commit.
+// batch took to commit. (A slot a replica writes for the first time
+// between the closer's read of the slots and its transaction is not in
+// the merge either: it is found there afterwards, and counted late the
+// same way.)
+//
+// Expiries are in event time, and a replica ahead of the others sweeps
+// the store for all: so before a sweep a replica closes the other
+// replicas' runs that its watermark passed (closeAdopted), and slots and
+// closed marks are kept ClosedRetention after their run's end, longer
+// than any lateness.
 
 // ClosedRetention is how long (in event time) after its end a shared
 // run's closed mark is kept: a replica behind the others by more than
-// this in event time would take a run they closed for one nobody did.
+// this in event time would take a run they closed for one nobody did, and
+// a lateness longer than this would let a sweep delete a slot of a run
+// still open.
 const ClosedRetention = 7 * 24 * time.Hour
 
 // errRegather: a slot changed between its merge and the close.
