@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,5 +234,78 @@ func TestReplicaESQLOutOfOrder(t *testing.T) {
 				t.Errorf("replicas counted %d late events, one driver in their order %d", late, wantLate)
 			}
 		})
+	}
+}
+
+// TestReplicaESQLConcurrent gives the enumeration bursts to three replica
+// drivers on one Redis at the same time, each its share of the batches
+// from a goroutine of its own (so their commits and watermarks interleave
+// as they happen), the runs open until the closing event, four days
+// later, which one replica reads once all are done: together they raise
+// the ES|QL alerts of one driver, and count nothing late.
+func TestReplicaESQLConcurrent(t *testing.T) {
+	srv := redistest.Start(t)
+	lines := enumEvents()
+	closing := strings.Replace(string(lines[len(lines)-1]), "2025-06-02", "2025-06-06", 2)
+	batches := orderBatches(append(lines, []byte(closing)), 7)
+	last := len(batches) - 1
+	pol := run.LivePolicy(48 * time.Hour)
+	var inOrder []orderStep
+	for i := range batches {
+		inOrder = append(inOrder, orderStep{0, i})
+	}
+	want, _ := aloneOrder(t, pol, batches, inOrder)
+	if len(want) != 6 {
+		t.Fatalf("one driver raised %d enumeration alerts, want 6: %v", len(want), want)
+	}
+	ctx := context.Background()
+	for round := range 3 {
+		var ds [3]*run.Driver
+		var cols [3]*alert.Collector
+		for k := range ds {
+			s, err := redis.Open(ctx, redis.Options{Addr: srv.Addr, Prefix: fmt.Sprintf("concurrent-%d", round)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ds[k], cols[k] = newDriver(t, run.Config{Store: s, Replica: fmt.Sprintf("r%d", k), Policy: pol, GroupUpdates: true})
+		}
+		var wg sync.WaitGroup
+		for k, d := range ds {
+			wg.Go(func() {
+				// Runs of 1, 2 and 4 batches in turn, so the replicas
+				// drift apart in event time.
+				for i := 0; i < last; i++ {
+					if p := i % 7; p < 1 && k != 0 || p >= 1 && p < 3 && k != 1 || p >= 3 && k != 2 {
+						continue
+					}
+					if res, err := d.SubmitWait(ctx, &run.Batch{Input: "webhook", Records: batches[i]}, true); err != nil || res.Err != nil {
+						t.Error(err, res.Err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if res, err := ds[round].SubmitWait(ctx, &run.Batch{Input: "webhook", Records: batches[last]}, true); err != nil || res.Err != nil {
+			t.Fatal(err, res.Err)
+		}
+		var got []*alert.Alert
+		var late int64
+		for k, d := range ds {
+			if err := d.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, cols[k].Alerts...)
+			if rs := d.Stats().Engine.Rules[enumRule]; rs != nil {
+				late += rs.Late
+			}
+		}
+		if g := esqlAlerts(got); !slices.Equal(g, want) {
+			t.Errorf("round %d: replicas raised %d enumeration alerts\n%s\none driver raises %d\n%s", round, len(g), strings.Join(g, "\n"), len(want), strings.Join(want, "\n"))
+		}
+		if late != 0 {
+			t.Errorf("round %d: replicas counted %d late events", round, late)
+		}
 	}
 }
