@@ -44,6 +44,13 @@
 // Engines that share one store as replicas (Options.Replica) each
 // checkpoint their part of an ES|QL run into a slot of their own, and the
 // one that closes the run merges the others' parts into it (replicas.go).
+// Each replica keeps its own watermark, so the first one past a run's end
+// closes it: an event counts in the run if its replica checkpointed it
+// before that close, and one that comes after is counted late by its
+// replica when it finds the run closed (RuleStats.Late), never lost
+// silently (replicas_close.go says how it tells which events the close
+// merged). Fed in any order, replicas thus raise what one engine raises
+// given the events in the order of their checkpoints.
 // Given the shared store itself (Options.Shared), they take every decision
 // two of them could take alike (an alert raised, a new term, a group
 // opened or delivered, a run closed) in transactions on it, a batch's at

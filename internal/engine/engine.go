@@ -324,6 +324,11 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, r := range e.esql {
+		if err := r.closeAdopted(ctx); err != nil {
+			return err
+		}
+	}
 	n, err := e.opts.Store.DeleteExpired(ctx, e.newest)
 	if err != nil {
 		return fmt.Errorf("cannot remove expired state: %w", err)

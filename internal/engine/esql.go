@@ -122,6 +122,9 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 		}
 		if r.persist {
 			r.touch(end)
+			if r.shared != nil && r.runs[end] != nil {
+				r.shared.count(end)
+			}
 		}
 		return true
 	})
@@ -186,12 +189,34 @@ func (r *esqlRunner) openSize() int64 {
 }
 
 func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
+	if r.shared != nil && r.eng.claims != nil {
+		return r.closeShared(ctx, end)
+	}
 	if r.shared != nil {
-		if err := r.gather(ctx, end); err != nil {
+		if _, err := r.gather(ctx, end); err != nil {
 			return err
 		}
 	}
 	st := r.runs[end]
+	r.forgetRun(end)
+	if st == nil {
+		return nil // dropped: its error was reported when it happened
+	}
+	alerts, extra, err := r.results(end, st)
+	if err != nil || alerts == nil {
+		return err
+	}
+	for _, a := range alerts {
+		if err := r.emit(ctx, a, a.Timestamp); err != nil {
+			return err
+		}
+	}
+	return extra(ctx)
+}
+
+// forgetRun removes run end from the open runs and moves the closed-run
+// watermark up to it.
+func (r *esqlRunner) forgetRun(end int64) {
 	delete(r.runs, end)
 	r.size = r.openSize()
 	if end > r.closed {
@@ -201,14 +226,18 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 		r.touch(end)
 		r.metaDirty = true
 	}
-	if st == nil {
-		return nil // dropped: its error was reported when it happened
-	}
+}
+
+// results builds the alerts of run end from its state st, at most
+// max_signals, and extra, which hands the hits over max_signals to the
+// hunt (drop). A run whose query fails is reported and raises nothing
+// (nil alerts).
+func (r *esqlRunner) results(end int64, st *esqleval.State) (alerts []*alert.Alert, extra func(context.Context) error, err error) {
 	start, stop := r.sched.Window(end)
 	tbl, err := st.Result(esqleval.Env{Now: stop})
 	if err != nil {
 		r.ruleError(fmt.Errorf("rule %s: run %s–%s failed: %w", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339), err))
-		return nil
+		return nil, nil, nil
 	}
 	raise := len(tbl.Rows)
 	if max := r.maxSignals(); max > 0 && raise > max {
@@ -230,24 +259,14 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 			Evidence:  evidenceOf(tbl, i),
 		}
 	}
-	if r.shared != nil && r.eng.claims != nil {
-		// Closed by the transaction that writes its closed mark: of the
-		// replicas that close the run, one raises its alerts.
-		alerts := make([]*alert.Alert, raise)
-		for i := range alerts {
-			alerts[i] = build(i)
-		}
-		if err := r.claimClose(ctx, end, alerts, stop); err != nil {
-			return err
-		}
-	} else {
-		for i := range raise {
-			if err := r.emit(ctx, build(i), stop); err != nil {
-				return err
-			}
-		}
+	alerts = make([]*alert.Alert, raise)
+	for i := range alerts {
+		alerts[i] = build(i)
 	}
-	if dropped > 0 {
+	extra = func(ctx context.Context) error {
+		if dropped == 0 {
+			return nil
+		}
 		return r.drop(ctx, end, dropped, func() []*alert.Alert {
 			out := make([]*alert.Alert, 0, dropped)
 			for i := raise; i < len(tbl.Rows); i++ {
@@ -256,7 +275,7 @@ func (r *esqlRunner) closeRun(ctx context.Context, end int64) error {
 			return out
 		})
 	}
-	return nil
+	return alerts, extra, nil
 }
 
 // evidenceOf returns the alert's evidence of output row i of tbl.

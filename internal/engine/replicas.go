@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/eval/esqleval"
 	"github.com/kanon-dev/kanon/internal/state"
 )
 
@@ -23,15 +24,16 @@ import (
 // (its watermark passes the run's end first) reads the other slots,
 // merges them into its own state (esqleval.State.Merge: counters add up,
 // count_distinct sketches merge register by register, values unite),
-// raises the run's alerts from the merged state, and, in its next
-// checkpoint, deletes the other slots and writes the run's closed mark. A
-// replica that closes a run already marked closed raises nothing for it:
-// its part was in the merge up to its last checkpoint, and what it saw
-// since (its events of that run after that checkpoint) came too late; it
-// says so through Options.OnError. So each event counts once, in the slot
-// of the replica that evaluated it, as long as replicas checkpoint more
-// often than the lateness lets runs stay open (the driver checkpoints at
-// every commit).
+// raises the run's alerts from the merged state, deletes the other slots
+// and writes the run's closed mark: with the shared store's transactions
+// (Options.Shared), all in the transaction that closes the run, which
+// also counts as late what a replica read of a run another closed
+// (replicas_close.go); without them, in its next checkpoint, and a
+// replica that closes a run already marked closed raises nothing for it
+// and reports through Options.OnError that what it read since its last
+// checkpoint came too late. So each event counts once, in the slot of
+// the replica that evaluated it, if that replica checkpointed it before
+// the run closed (the driver checkpoints at every commit).
 //
 // A replica that dies leaves its slots: they are merged by whoever closes
 // their runs. To close a run that only other replicas saw, each replica
@@ -53,28 +55,49 @@ type replicaRuns struct {
 	// runs, at the closed-run watermark lookedAt.
 	looked   bool
 	lookedAt int64
+	// counts are, per open run, the events this replica added to it.
+	counts map[int64]*slotCount
+}
+
+// slotCount counts the events a replica added to a run: n in all, last in
+// its slot as last checkpointed, prev in the checkpoint before that.
+type slotCount struct{ n, last, prev int64 }
+
+// countOf returns the counts of run end, or nil (s nil: not a replica).
+func (s *replicaRuns) countOf(end int64) *slotCount {
+	if s == nil {
+		return nil
+	}
+	return s.counts[end]
+}
+
+// count notes an event added to run end.
+func (s *replicaRuns) count(end int64) {
+	c := s.counts[end]
+	if c == nil {
+		if s.counts == nil {
+			s.counts = map[int64]*slotCount{}
+		}
+		c = &slotCount{}
+		s.counts[end] = c
+	}
+	c.n++
 }
 
 // otherSlot is a slot of another replica read from the store.
 type otherSlot struct {
 	key     []byte
+	raw     []byte // the slot's value as read
 	replica string
 	run     state.WindowRun
 	bad     error // the slot does not decode
 }
 
-// gather prepares run end for closing: it merges the other replicas'
-// slots into the runner's state of the run, or, if another replica closed
-// the run already, drops the run (r.runs[end] = nil) so that it raises
-// nothing. It queues the deletion of the slots and the run's closed mark
-// for the next checkpoint. A part that cannot be merged (dropped by its
-// replica for its memory budget, over the budget once merged, corrupt)
-// drops the run: a partial aggregation would raise wrong alerts.
-func (r *esqlRunner) gather(ctx context.Context, end int64) error {
-	var others []otherSlot
-	closed := false
+// scanSlots reads the other replicas' slots of run end, and whether the
+// run is marked closed.
+func (r *esqlRunner) scanSlots(ctx context.Context, end int64) (others []otherSlot, closed bool, err error) {
 	prefix := state.AppendWindowRunKey(nil, r.rule.ID, end)
-	err := r.eng.opts.Store.Scan(ctx, prefix, time.Time{}, func(e state.Entry) error {
+	err = r.eng.opts.Store.Scan(ctx, prefix, time.Time{}, func(e state.Entry) error {
 		wk, err := state.ParseWindowKey(e.Key)
 		switch {
 		case err != nil || wk.Meta || wk.End != end:
@@ -85,28 +108,27 @@ func (r *esqlRunner) gather(ctx context.Context, end int64) error {
 		case wk.Replica == r.shared.name:
 			return nil // this replica's state is newer than its slot
 		}
-		run, err := state.DecodeWindowRun(e.Value)
-		run.State = append([]byte(nil), run.State...)
-		others = append(others, otherSlot{key: append([]byte(nil), e.Key...), replica: wk.Replica, run: run, bad: err})
+		raw := append([]byte(nil), e.Value...)
+		run, err := state.DecodeWindowRun(raw)
+		others = append(others, otherSlot{key: append([]byte(nil), e.Key...), raw: raw, replica: wk.Replica, run: run, bad: err})
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("engine: rule %s: cannot read the other replicas' parts of a run: %w", r.rule.ID, err)
+		return nil, false, fmt.Errorf("engine: rule %s: cannot read the other replicas' parts of a run: %w", r.rule.ID, err)
 	}
+	return others, closed, nil
+}
+
+// mergeSlots merges the parts others into st, the state of run end, and
+// returns it, or nil if a part cannot be merged (dropped by its replica
+// for its memory budget, over the budget once merged, corrupt): a partial
+// aggregation would raise wrong alerts, so the run is dropped.
+func (r *esqlRunner) mergeSlots(end int64, st *esqleval.State, others []otherSlot) *esqleval.State {
 	start, stop := r.sched.Window(end)
 	window := start.Format(time.RFC3339) + "–" + stop.Format(time.RFC3339)
-	if closed {
-		if r.runs[end] != nil && r.changed(end) {
-			r.notice(fmt.Errorf("rule %s: run %s was closed by another replica: the events of it this replica read since its last checkpoint came too late", r.rule.ID, window))
-		}
-		r.runs[end] = nil
-		return nil
-	}
-	st := r.runs[end]
 	for _, o := range others {
-		r.shared.closeWrites = append(r.shared.closeWrites, windowWrite{key: o.key, del: true})
 		if st == nil {
-			continue
+			return nil
 		}
 		var why error
 		switch {
@@ -129,15 +151,37 @@ func (r *esqlRunner) gather(ctx context.Context, end int64) error {
 			st = nil
 		}
 	}
-	r.runs[end] = st
-	if r.eng.claims != nil {
-		return nil // claimClose writes the closed mark, deciding who closes the run
+	return st
+}
+
+// gather prepares run end for closing, for a replica that does not share
+// its store's transactions (no Options.Shared): it merges the other
+// replicas' slots into the runner's state of the run, or, if another
+// replica closed the run already, drops the run (r.runs[end] = nil) so
+// that it raises nothing. It queues the deletion of the slots and the
+// run's closed mark for the next checkpoint.
+func (r *esqlRunner) gather(ctx context.Context, end int64) ([]otherSlot, error) {
+	others, closed, err := r.scanSlots(ctx, end)
+	if err != nil {
+		return nil, err
 	}
+	if closed {
+		if r.runs[end] != nil && r.changed(end) {
+			start, stop := r.sched.Window(end)
+			r.notice(fmt.Errorf("rule %s: run %s–%s was closed by another replica: the events of it this replica read since its last checkpoint came too late", r.rule.ID, start.Format(time.RFC3339), stop.Format(time.RFC3339)))
+		}
+		r.runs[end] = nil
+		return nil, nil
+	}
+	for _, o := range others {
+		r.shared.closeWrites = append(r.shared.closeWrites, windowWrite{key: o.key, del: true})
+	}
+	r.runs[end] = r.mergeSlots(end, r.runs[end], others)
 	mark := state.AppendWindowRun(nil, state.WindowRun{Fingerprint: r.fp, Closed: true})
 	r.shared.closeWrites = append(r.shared.closeWrites, windowWrite{
-		key: state.AppendWindowClosedKey(nil, r.rule.ID, end), val: mark, exp: time.Unix(0, end).Add(WindowRetention),
+		key: state.AppendWindowClosedKey(nil, r.rule.ID, end), val: mark, exp: time.Unix(0, end).Add(ClosedRetention),
 	})
-	return nil
+	return others, nil
 }
 
 // changed reports whether run end changed since the last checkpoint.

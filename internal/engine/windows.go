@@ -162,7 +162,13 @@ func (r *esqlRunner) appendWrites(ws []windowWrite) []windowWrite {
 			ws = append(ws, windowWrite{key: r.runKey(end), del: true})
 			continue
 		}
-		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(WindowRetention)})
+		keep := WindowRetention
+		if r.shared != nil {
+			// Another replica, ahead in event time, sweeps the store:
+			// the slot must outlive any lateness that keeps its run open.
+			keep = ClosedRetention
+		}
+		ws = append(ws, windowWrite{key: r.runKey(end), val: val, exp: time.Unix(0, end).Add(keep)})
 	}
 	if r.shared != nil {
 		ws = append(ws, r.shared.closeWrites...)
@@ -186,6 +192,9 @@ func (r *esqlRunner) checkpointed() {
 	for _, end := range r.dirty {
 		if _, open := r.runs[end]; open {
 			r.stored[end] = struct{}{}
+			if c := r.shared.countOf(end); c != nil {
+				c.prev, c.last = c.last, c.n
+			}
 		} else {
 			delete(r.stored, end)
 		}

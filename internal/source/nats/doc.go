@@ -25,11 +25,11 @@
 // The replicas fetch at once, so the stream's messages are evaluated in
 // parallel and not in the stream's order: a replica may evaluate a message
 // before another replica has evaluated an older one. The alerts of single
-// events, and the alerts each dedup key counts, are the same whatever the
-// order; what the first to arrive decides is not (which event raises a
-// new term, engine/claims.go; and, as TestServeNATSReplicasParallel
-// measures, ES|QL runs fed by several replicas out of order sometimes
-// raise nothing — not understood yet), and for dedup groups: a
+// events, the alerts each dedup key counts, and the ES|QL alerts of the
+// events that arrive within the lateness (a later one is counted late by
+// its replica, engine/replicas_close.go) are the same whatever the order;
+// what the first to arrive decides is not (which event raises a new term,
+// engine/claims.go), and for dedup groups: a
 // dedup group is opened by the first alert of its key to arrive and takes
 // the alerts of one period after it (internal/engine), so when an older
 // alert of the key arrives later it opens a group of its own, with
