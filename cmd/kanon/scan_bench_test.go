@@ -48,7 +48,6 @@ var (
 	}()}
 )
 
-
 // BenchmarkScan measures kanon scan's whole path — read, frame, parse,
 // normalise, dedup, evaluate every built-in rule, raise alerts (into a
 // discarding JSON sink), commit — through the driver with the scan's

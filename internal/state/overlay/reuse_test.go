@@ -66,7 +66,7 @@ func TestRewritesReuseValues(t *testing.T) {
 		if got := get(t, s, "g/a", t0); got != string(val(i)) {
 			t.Fatalf("write %d: read %.8q", i, got)
 		}
-		if got, want := get(t, s, fmt.Sprintf("g/b%d", i%3), t0), string(val(i-1)[:200]); got != want {
+		if got, want := get(t, s, fmt.Sprintf("g/b%d", i%3), t0), string(val(i - 1)[:200]); got != want {
 			t.Fatalf("write %d: b read %.8q, want %.8q", i, got, want)
 		}
 	}
