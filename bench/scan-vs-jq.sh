@@ -8,7 +8,9 @@
 # Environment: BENCH_DIR (work directory, default /tmp/kanon-bench; the
 # generated logs are kept there and reused), BENCH_MB (size of the small
 # logs, default 300), BENCH_REPEAT (runs of each measurement, default 3; the
-# median is reported), BENCH_3GB=1 (add the 3 GB logs, measured once).
+# median is reported), BENCH_3GB=1 (add the 3 GB logs, measured once),
+# KANON_BIN (a kanon binary to measure instead of the one built here, for
+# a before/after comparison).
 set -euo pipefail
 
 need() {
@@ -28,7 +30,7 @@ mb=${BENCH_MB:-300}
 repeat=${BENCH_REPEAT:-3}
 mkdir -p "$dir/bin" "$dir/out"
 (cd "$root" && go build -o "$dir/bin/kanon" ./cmd/kanon && go build -o "$dir/bin/kanon-loadgen" ./cmd/kanon-loadgen)
-kanon=$dir/bin/kanon
+kanon=${KANON_BIN:-$dir/bin/kanon}
 
 # One core: the process is pinned to CPU 0 (when taskset exists) and Go
 # told so; two cores: both CPUs.
