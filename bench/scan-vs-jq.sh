@@ -142,7 +142,7 @@ suite() {
 	echo "  R1: jq and kanon --no-max-signals both match $j events"
 }
 
-echo "kanon $(cd "$root" && git describe --always --dirty 2>/dev/null || echo '?'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(jq --version)"
+echo "kanon ${KANON_BIN:-$(cd "$root" && git describe --always --dirty 2>/dev/null || echo '?')}, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(jq --version)"
 reps=$repeat
 suite "$mb"
 if [ "${BENCH_3GB:-}" = 1 ]; then
