@@ -51,6 +51,7 @@ type scanParams struct {
 	// report, if set, is the incident report written beside the scan
 	// (report.go).
 	report string
+	tuning tuningFlags
 }
 
 func newScanParams() *scanParams {
@@ -123,6 +124,7 @@ error; --exit-zero makes 2 and 3 exit 0.`,
 	fs.IntVar(&p.dedup, "dedup", p.dedup, "drop repeated deliveries of an event (same auditID and stage) among the last N events seen (0: keep all)")
 	fs.StringVar(&p.out.alertsFile, "alerts-file", "", "also append alerts as JSON lines to `FILE`, synced before they count as raised; a re-run after a crash appends none twice")
 	fs.StringVar(&p.windows, "windows", p.windows, "with --state-dir, ES|QL runs left open by a scan that was killed: rebuild (delete them; for a re-run over the same input, which rebuilds them) or restore (go on with them; for an input that starts after the killed scan's)")
+	p.tuning.register(fs)
 	fs.StringVar(&p.report, "report", "", "also write an incident report to `FILE`: .html (one self-contained page) or .md (for a ticket); see kanon report")
 	return cmd
 }
@@ -178,10 +180,9 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string) er
 	bundled := len(paths) == 0
 	sum := &scanSummary{start: time.Now(), store: where, bundled: bundled, hunt: hunt, droppedShown: p.out.droppedHits}
 	var bar *progressBar
-	d, err := run.New(rep.attach(run.Config{
+	cfg := run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: out.sink, Policy: pol, Hunt: hunt,
 		Format: p.format, MaxRecordBytes: p.maxRecord, Dedup: p.dedup, Strict: p.strict, LearnOnly: p.learnOnly,
-		Decoders: run.DefaultDecoders(),
 		OnBad: func(_ string, b ingest.BadRecord) {
 			if sum.badShown < p.showBad {
 				sum.badShown++
@@ -197,7 +198,9 @@ func runScan(ctx context.Context, io *streams, p *scanParams, paths []string) er
 			}
 		},
 		OnRuleError: func(id string, err error) { fmt.Fprintf(io.err, "kanon: rule %s: %v\n", id, err) },
-	}))
+	}
+	p.tuning.apply(&cfg)
+	d, err := run.New(rep.attach(cfg))
 	if err != nil {
 		out.abort()
 		return fail(err)

@@ -14,26 +14,39 @@ import (
 	"github.com/kanon-dev/kanon/internal/state/bolt"
 )
 
-var (
-	benchLogOnce sync.Once
-	benchLog     []byte
-	benchEvents  int64
-)
+// benchLog is a generated log, made once.
+type benchLog struct {
+	once   sync.Once
+	opts   loadgen.Options
+	data   []byte
+	events int64
+}
 
-// realisticLog is a generated audit log (see internal/loadgen): mostly
-// controller, kubelet and kubectl traffic, ~1.4 KB mean, ~10 % with
-// bodies, ~2 % anonymous, marshalled from the upstream audit types.
-func realisticLog(b *testing.B) []byte {
-	benchLogOnce.Do(func() {
+func (l *benchLog) get(b *testing.B) ([]byte, int64) {
+	l.once.Do(func() {
 		var buf bytes.Buffer
-		st, err := loadgen.Generate(&buf, loadgen.DefaultOptions(50_000, 1))
+		st, err := loadgen.Generate(&buf, l.opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchLog, benchEvents = buf.Bytes(), int64(st.Events)
+		l.data, l.events = buf.Bytes(), int64(st.Events)
 	})
-	return benchLog
+	return l.data, l.events
 }
+
+// realLog is a generated audit log (see internal/loadgen): mostly
+// controller, kubelet and kubectl traffic, ~1.4 KB mean, ~10 % with
+// bodies, ~2 % anonymous, marshalled from the upstream audit types.
+// anonLog is one where every event is anonymous (~0.7 KB): every event is
+// parsed in full and evaluated by every rule.
+var (
+	realLog = &benchLog{opts: loadgen.DefaultOptions(50_000, 1)}
+	anonLog = &benchLog{opts: func() loadgen.Options {
+		o := loadgen.DefaultOptions(100_000, 1)
+		o.AnonymousRatio, o.BodyRatio = 1, 0
+		return o
+	}()}
+)
 
 // BenchmarkScan measures kanon scan's whole path — read, frame, parse,
 // normalise, dedup, evaluate every built-in rule, raise alerts (into a
@@ -43,17 +56,18 @@ func realisticLog(b *testing.B) []byte {
 // one core with go test -run XXX -bench BenchmarkScan -cpu 1 ./cmd/kanon
 func BenchmarkScan(b *testing.B) {
 	for _, store := range []string{"memory", "bolt"} {
-		b.Run(store, func(b *testing.B) { benchScan(b, store == "bolt") })
+		b.Run(store, func(b *testing.B) { benchScan(b, realLog, store == "bolt") })
 	}
 	b.Run("memory-nodedup", func(b *testing.B) {
 		defer func(d int) { benchDedup = d }(benchDedup)
 		benchDedup = 0
-		benchScan(b, false)
+		benchScan(b, realLog, false)
 	})
+	b.Run("memory-anonymous", func(b *testing.B) { benchScan(b, anonLog, false) })
 }
 
-func benchScan(b *testing.B, onDisk bool) {
-	data := realisticLog(b)
+func benchScan(b *testing.B, log *benchLog, onDisk bool) {
+	data, events := log.get(b)
 	var rf ruleFlags
 	compiled, err := rf.load()
 	if err != nil {
@@ -93,7 +107,7 @@ func benchScan(b *testing.B, onDisk bool) {
 			store.Close()
 		}
 	}
-	b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(alerts), "alerts/scan")
 }
 

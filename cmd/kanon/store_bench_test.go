@@ -19,7 +19,7 @@ import (
 // go test -run XXX -bench BenchmarkScanRedis -benchtime 1x ./cmd/kanon
 func BenchmarkScanRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	data := realisticLog(b)
+	data, benchEvents := realLog.get(b)
 	var rf ruleFlags
 	compiled, err := rf.load()
 	if err != nil {

@@ -182,13 +182,26 @@ func (fs *Fields) UnmarshalJSON(b []byte) error {
 // ID returns a deterministic alert id from its parts: the hex of the first
 // 16 bytes of SHA-256 over the parts, each followed by a zero byte.
 func ID(parts ...string) string {
-	h := sha256.New()
+	var stack [256]byte
+	b := stack[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = AppendIDPart(b, p)
 	}
-	sum := h.Sum(nil)
-	return hex.EncodeToString(sum[:16])
+	return IDOf(b)
+}
+
+// AppendIDPart appends part p of an alert id, for IDOf.
+func AppendIDPart(b []byte, p string) []byte {
+	return append(append(b, p...), 0)
+}
+
+// IDOf is ID of the parts appended to b by AppendIDPart (or written there
+// in pieces: a part, then a zero byte).
+func IDOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 // Marshal returns the alert as one line of JSON (no newline).

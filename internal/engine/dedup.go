@@ -89,6 +89,8 @@ type dedup struct {
 	// Checkpoint and before a group is read for delivery, instead of once
 	// per alert.
 	latest map[string]latestAlert
+	// spare is the storage of an event copy no latest alert refers to.
+	spare *heldEvent
 	// nextUpdate is the earliest watermark at which a grown group is due
 	// for an update (GroupUpdateEvery), the zero time if none is.
 	nextUpdate time.Time
@@ -99,6 +101,16 @@ type dedup struct {
 type latestAlert struct {
 	a     *alert.Alert
 	build func() *alert.Alert
+	held  *heldEvent // the copy of the event build reads, if any
+}
+
+// heldEvent is a copy of an event that outlives its batch, in storage of
+// its own, reused (dedup.spare) once the alert it was kept for is replaced
+// by a newer one: a burst joining a full group copies each event without
+// allocating.
+type heldEvent struct {
+	ev    event.Event
+	arena []byte
 }
 
 func (l latestAlert) alert() *alert.Alert {
@@ -206,12 +218,28 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 		b.stats.Suppressed++
 		return true, nil
 	}
-	c := e.Clone()
-	return d.joinAs(ctx, id, latestAlert{build: func() *alert.Alert {
+	h := d.spare
+	if h == nil {
+		h = &heldEvent{}
+	}
+	d.spare = nil
+	h.arena = h.arena[:0]
+	e.CopyTo(&h.ev, nil, &h.arena)
+	prev := d.latest[key]
+	joined, err := d.joinAs(ctx, id, latestAlert{held: h, build: func() *alert.Alert {
 		keyOf, k := b.keyOf, b.key
 		defer func() { b.keyOf, b.key = keyOf, k }()
-		return build(c)
+		return build(&h.ev)
 	}}, key, og, at, nil)
+	switch {
+	case !joined:
+		d.spare = h
+	case prev.held != nil:
+		// Replaced: its alert, if built, was encoded and let go
+		// (flushLatest), so nothing refers to its event any more.
+		d.spare = prev.held
+	}
+	return joined, err
 }
 
 // flushLatest writes the latest alert of each full group as its latest

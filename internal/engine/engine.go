@@ -399,11 +399,28 @@ func (b *base) ruleError(err error) {
 // identity is the event's identity for alert ids: auditID and stage when
 // the event has them, else a hash of the record.
 func identity(e *event.Event) string {
+	return string(appendIdentity(nil, e))
+}
+
+func appendIdentity(b []byte, e *event.Event) []byte {
 	if e.AuditID != "" {
-		return e.AuditID + "/" + e.Stage
+		return append(append(append(b, e.AuditID...), '/'), e.Stage...)
 	}
 	sum := sha256.Sum256(e.Record)
-	return "record:" + hex.EncodeToString(sum[:16])
+	return hex.AppendEncode(append(b, "record:"...), sum[:16])
+}
+
+// eventAlertID is alert.ID(rule, identity(e)), or alert.ID(rule,
+// identity(e), after) if after is not empty, without building the
+// identity string.
+func eventAlertID(rule string, e *event.Event, after string) string {
+	var stack [256]byte
+	b := alert.AppendIDPart(stack[:0], rule)
+	b = append(appendIdentity(b, e), 0)
+	if after != "" {
+		b = alert.AppendIDPart(b, after)
+	}
+	return alert.IDOf(b)
 }
 
 // emit delivers an alert unless the store says it was raised before.
@@ -613,7 +630,7 @@ func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	q.stats.Matched++
-	id := alert.ID(q.rule.ID, identity(e))
+	id := eventAlertID(q.rule.ID, e, "")
 	end, ok := q.take(&q.runs, e.Time())
 	if !ok {
 		return q.dropEvent(ctx, e, id, end)

@@ -323,7 +323,7 @@ func (b *base) rowAlerts(e *event.Event, rows []esqleval.Row, lists []bool) []*a
 // before the rule's output fields. Alert ids hash the rule, the event's
 // identity and the row's index, so an event read twice alerts once.
 func (b *base) rowAlert(e *event.Event, i int, row esqleval.Row, lists []bool) *alert.Alert {
-	a := b.eventAlert(e, alert.ID(b.rule.ID, identity(e), strconv.Itoa(i)))
+	a := b.eventAlert(e, eventAlertID(b.rule.ID, e, strconv.Itoa(i)))
 	a.Fields = append(rowFields(b.rule.Program.Columns(), row, lists), a.Fields...)
 	return a
 }

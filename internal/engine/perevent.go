@@ -28,7 +28,7 @@ func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	q.stats.Matched++
-	id := alert.ID(q.rule.ID, identity(e))
+	id := eventAlertID(q.rule.ID, e, "")
 	if joined, err := q.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert { return q.eventAlert(x, id) }); joined || err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	if len(rows) == 1 {
 		// Its alert may join a group without being built: then it is
 		// built, if ever, from the event again (the same row).
-		id := alert.ID(r.rule.ID, identity(e), "0")
+		id := eventAlertID(r.rule.ID, e, "0")
 		joined, err := r.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert {
 			if r.again == nil {
 				r.again = r.rule.Program.NewEvaluator(esqleval.Env{})

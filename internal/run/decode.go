@@ -165,7 +165,13 @@ func (dc *decoder) decode(b *Batch, res *decoded, cfg *decodeConfig) {
 // add copies e into the current result.
 func (dc *decoder) add(e *event.Event, stable []byte, cand bool) {
 	res := dc.cur
-	if dc.n == len(res.evs) {
+	switch {
+	case dc.n < len(res.evs):
+	case dc.n < cap(res.evs):
+		// An event of a recycled result (putDecoded): its slices'
+		// storage is reused.
+		res.evs = res.evs[:dc.n+1]
+	default:
 		res.evs = append(res.evs, event.Event{})
 	}
 	e.CopyTo(&res.evs[dc.n], stable, &res.arena)

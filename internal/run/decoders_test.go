@@ -62,13 +62,20 @@ func scanReportWith(t *testing.T, data []byte, decoders int, noPrefilter bool, r
 // Decoding on other goroutines, and the prefilter, change nothing: the same alerts, byte for
 // byte and in the same order, the same bad records and warnings in the
 // same order, the same counts — over the bundled log, a generated log with
-// anonymous bursts, and a log with bad records, repeated keys, escapes and
+// anonymous bursts, one where every event is anonymous (full alert groups
+// joined at every event), and a log with bad records, repeated keys, escapes and
 // repeated deliveries.
 func TestDecodersChangeNothing(t *testing.T) {
 	var gen bytes.Buffer
 	opts := loadgen.DefaultOptions(6000, 3)
 	opts.AnonymousRatio = 0.2
 	if _, err := loadgen.Generate(&gen, opts); err != nil {
+		t.Fatal(err)
+	}
+	var anon bytes.Buffer
+	opts = loadgen.DefaultOptions(5000, 4)
+	opts.AnonymousRatio, opts.BodyRatio = 1, 0
+	if _, err := loadgen.Generate(&anon, opts); err != nil {
 		t.Fatal(err)
 	}
 	ex := exampleLog(t)
@@ -89,7 +96,7 @@ func TestDecodersChangeNothing(t *testing.T) {
 		mixed.Write(l)
 		mixed.WriteByte('\n')
 	}
-	for name, data := range map[string][]byte{"bundled": ex, "generated": gen.Bytes(), "mixed": mixed.Bytes()} {
+	for name, data := range map[string][]byte{"bundled": ex, "generated": gen.Bytes(), "anonymous": anon.Bytes(), "mixed": mixed.Bytes()} {
 		a0, r0, s0 := scanReportWith(t, data, 0, true, nil)
 		for _, v := range []struct {
 			n  int

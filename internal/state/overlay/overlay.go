@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,45 @@ type Store struct {
 	closed     bool
 	pending    map[string]entry
 	committing map[string]entry // the frozen layer, nil when there is none
+	// free holds the values of pending writes replaced by newer ones,
+	// for tx.Put to reuse: a key written over and over (a dedup group
+	// counted at each alert) costs no allocation per write.
+	free [][]byte
+}
+
+// Bounds of Store.free.
+const (
+	maxFree      = 32
+	maxFreeBytes = 64 << 10
+)
+
+// take returns an empty buffer of at least n bytes' capacity, reused if
+// one is free. The caller holds o.mu.
+func (o *Store) take(n int) []byte {
+	for i := len(o.free) - 1; i >= 0; i-- {
+		if b := o.free[i]; cap(b) >= n {
+			last := len(o.free) - 1
+			o.free[i], o.free[last] = o.free[last], nil
+			o.free = o.free[:last]
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// recycle gives back the value of a pending write that a newer one
+// replaced. Nothing refers to it any more: a transaction's Gets are valid
+// until it ends, Store.Get and Scan copy, and a pending write is never in
+// the frozen layer. The caller holds o.mu.
+func (o *Store) recycle(b []byte) {
+	if cap(b) == 0 || cap(b) > maxFreeBytes {
+		return
+	}
+	if len(o.free) == maxFree {
+		o.free[0] = o.free[len(o.free)-1]
+		o.free = o.free[:len(o.free)-1]
+	}
+	o.free = append(o.free, b)
 }
 
 // entry is one write not yet committed: a value with its expiry, or a
@@ -117,6 +157,9 @@ func (o *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 		return err
 	}
 	for k, w := range tx.writes {
+		if old, ok := o.pending[k]; ok {
+			o.recycle(old.val)
+		}
 		o.pending[k] = w
 	}
 	return nil
@@ -168,7 +211,7 @@ func (t *tx) Put(key, value []byte, expiry time.Time) error {
 	if t.writes == nil {
 		t.writes = map[string]entry{}
 	}
-	t.writes[string(key)] = entry{val: append([]byte{}, value...), exp: state.UnixNano(expiry)}
+	t.writes[string(key)] = entry{val: append(t.o.take(len(value)), value...), exp: state.UnixNano(expiry)}
 	return nil
 }
 
@@ -204,6 +247,9 @@ func (o *Store) Scan(ctx context.Context, prefix []byte, now time.Time, fn func(
 	var mine []kv
 	for k, p := range o.pending {
 		if len(k) >= len(prefix) && k[:len(prefix)] == string(prefix) {
+			// A copy: an Update may recycle the value once the lock is
+			// released.
+			p.val = bytes.Clone(p.val)
 			mine = append(mine, kv{k, p})
 		}
 	}
