@@ -61,7 +61,7 @@ type Source struct {
 	cond  *sync.Cond
 	parts map[tp]*part
 	wake  chan struct{} // the committer has offsets to commit
-	sasl saslHook
+	sasl  saslHook
 	// commitMu orders the commits of the committer and of a revocation,
 	// so that no commit of a partition given up follows the new owner's.
 	commitMu sync.Mutex
