@@ -28,7 +28,7 @@ func newServeCmd(io *streams) *cobra.Command {
 	var outputs []string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the rules in real time: kube-apiserver's audit webhook, EKS and GKE deliveries, followed audit log files, stdin",
+		Short: "Run the rules in real time: kube-apiserver's audit webhook, EKS, GKE and AKS deliveries, Kafka, followed audit log files, stdin",
 		Long: `Run the rules in real time and deliver the alerts to the outputs.
 
 Inputs: the audit webhook of kube-apiserver (--audit-webhook-config-file
@@ -42,10 +42,15 @@ Kinesis Data Firehose HTTP endpoint destination (POST /firehose, with
 --firehose-access-key) or by polling CloudWatch Logs (--source
 cloudwatch://REGION/LOG_GROUP); GKE through a Pub/Sub push subscription
 (POST /pubsub, OIDC tokens checked with --pubsub-audience) or a pull
-subscription (--source pubsub://PROJECT/SUBSCRIPTION). Each delivery is
-acknowledged only once its alerts and state are durable, and a delivery
-sent again is recognised by its id. See docs/eks.md, docs/gke.md and
-docs/aks.md.
+subscription (--source pubsub://PROJECT/SUBSCRIPTION); AKS through Event
+Hubs' Kafka endpoint (--source eventhubs://NAMESPACE/HUB?group=NAME&
+connection_string_file=PATH). Any Kafka topic of audit logs: --source
+kafka://BROKER[,BROKER]/TOPIC?group=NAME (tls=, ca_file=, sasl=, username=,
+password_file= or password_env=, cluster=). Each delivery is acknowledged
+(an offset committed) only once its alerts and state are durable, and a
+delivery sent again raises nothing twice. Replicas on one Redis store
+(--store redis://..., --replica NAME) share a Kafka consumer group. See
+docs/eks.md, docs/gke.md and docs/aks.md.
 
 The configuration file (--config, YAML) has a key for every flag; flags
 given on the command line override it. --check validates the configuration,
@@ -135,7 +140,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
-		Metrics: reg, Logger: log,
+		Metrics: reg, Logger: log, Replica: c.replica(),
 		OnBad: func(input string, b ingest.BadRecord) { log.Warn("bad record", "input", input, "err", b) },
 	})
 	if err != nil {
@@ -144,7 +149,11 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	}
 	log.Info("kanon serve started", "rules", len(compiled), "state", where, "outputs", len(c.Outputs))
 
-	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
+	srcs, names, health, startErr := c.sources(io.in, log)
+	servers, err := c.Webhook.Start(d, cert, tokens, log, health...)
+	if startErr == nil {
+		startErr = err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if len(servers) > 0 {
@@ -152,15 +161,6 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		if err := creds.Watch(ctx); err != nil {
 			log.Warn("credential files not watched: SIGHUP reloads them", "err", err)
 		}
-	}
-	srcs := c.Sources(io.in)
-	names := append([]string(nil), c.Inputs...)
-	for _, raw := range c.SourceURLs {
-		src, err := cloudSource(raw, log)
-		if err != nil && startErr == nil {
-			startErr = err
-		}
-		srcs, names = append(srcs, src), append(names, raw)
 	}
 	inputErrs := make(chan error, len(srcs))
 	inputsDone := make(chan struct{})

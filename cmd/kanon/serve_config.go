@@ -184,6 +184,16 @@ func (c *serveConfig) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// replica is run.Config.Replica: the configured name, or on a shared
+// (redis) store the host name.
+func (c *serveConfig) replica() string {
+	if c.Replica != "" || !strings.HasPrefix(c.Store, "redis") {
+		return c.Replica
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 func (c *serveConfig) ruleFlags() ruleFlags {
 	return ruleFlags{dirs: c.Rules.Dirs, ids: c.Rules.IDs, noBuiltin: c.Rules.NoBuiltin}
 }

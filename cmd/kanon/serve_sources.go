@@ -3,20 +3,32 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
+	"github.com/kanon-dev/kanon/internal/ingest/aks"
 	"github.com/kanon-dev/kanon/internal/ingest/eks"
 	"github.com/kanon-dev/kanon/internal/ingest/gke"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/source/cloudwatch"
+	"github.com/kanon-dev/kanon/internal/source/kafka"
 	"github.com/kanon-dev/kanon/internal/source/pubsub"
 )
 
-// cloudScheme reports whether a source URL names a cloud delivery whose
-// source lives in internal/source (and so is built here, not by run).
+// sourceSchemes are the schemes of the sources in internal/source, for
+// messages.
+const sourceSchemes = "cloudwatch://, pubsub://, kafka://, eventhubs://"
+
+// cloudScheme reports whether a source URL names a source that lives in
+// internal/source (and so is built here, not by run).
 func cloudScheme(raw string) bool {
-	return strings.HasPrefix(raw, cloudwatch.Scheme+"://") || strings.HasPrefix(raw, pubsub.Scheme+"://")
+	for _, s := range []string{cloudwatch.Scheme, pubsub.Scheme, kafka.Scheme, kafka.EventHubsScheme} {
+		if strings.HasPrefix(raw, s+"://") {
+			return true
+		}
+	}
+	return false
 }
 
 // validateCloudSources checks the cloud source URLs among urls.
@@ -25,14 +37,14 @@ func validateCloudSources(urls []string) error {
 	seen := map[string]bool{}
 	for _, raw := range urls {
 		if !cloudScheme(raw) {
-			errs = append(errs, fmt.Errorf("sources: %s: unknown scheme (cloudwatch://, pubsub://)", raw))
+			errs = append(errs, fmt.Errorf("sources: %s: unknown scheme (%s)", raw, sourceSchemes))
 			continue
 		}
 		if seen[raw] {
 			errs = append(errs, fmt.Errorf("sources: %s given twice", raw))
 		}
 		seen[raw] = true
-		if _, err := cloudSource(raw, nil); err != nil {
+		if _, err := cloudSource(raw, 0, nil); err != nil {
 			errs = append(errs, fmt.Errorf("sources: %w", err))
 		}
 	}
@@ -41,7 +53,9 @@ func validateCloudSources(urls []string) error {
 
 // validateCloudFormat checks that a forced format reads what the cloud
 // deliveries configured deliver: CloudWatch Logs payloads (eks) for
-// Firehose and CloudWatch, LogEntry objects (gke) for Pub/Sub.
+// Firehose and CloudWatch, LogEntry objects (gke) for Pub/Sub, diagnostic
+// records envelopes (aks) for Event Hubs; a Kafka topic holds whatever
+// its producers write.
 func (c *serveConfig) validateCloudFormat() error {
 	if c.Format == "" || c.Format == "auto" {
 		return nil
@@ -64,13 +78,16 @@ func (c *serveConfig) validateCloudFormat() error {
 			need("source "+raw, eks.Name)
 		case strings.HasPrefix(raw, pubsub.Scheme+"://"):
 			need("source "+raw, gke.Name)
+		case strings.HasPrefix(raw, kafka.EventHubsScheme+"://"):
+			need("source "+raw, aks.Name)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// cloudSource builds the source of a cloudwatch:// or pubsub:// URL.
-func cloudSource(raw string, log *slog.Logger) (run.Source, error) {
+// cloudSource builds the source of a URL of cloudScheme; maxRecordBytes
+// limits a record of the sources that frame records.
+func cloudSource(raw string, maxRecordBytes int, log *slog.Logger) (run.Source, error) {
 	switch {
 	case strings.HasPrefix(raw, cloudwatch.Scheme+"://"):
 		c, err := cloudwatch.ParseURL(raw)
@@ -84,6 +101,31 @@ func cloudSource(raw string, log *slog.Logger) (run.Source, error) {
 			return nil, err
 		}
 		return &pubsub.Source{Config: c, Logger: log}, nil
+	case strings.HasPrefix(raw, kafka.Scheme+"://"), strings.HasPrefix(raw, kafka.EventHubsScheme+"://"):
+		c, err := kafka.ParseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &kafka.Source{Config: c, MaxRecordBytes: maxRecordBytes, Logger: log}, nil
 	}
-	return nil, fmt.Errorf("source %s: unknown scheme (cloudwatch://, pubsub://)", raw)
+	return nil, fmt.Errorf("source %s: unknown scheme (%s)", raw, sourceSchemes)
+}
+
+// sources builds every input: followed files and standard input, then the
+// sources of URLs; names name them in logs, and health are those whose
+// input can be out of reach (readiness).
+func (c *serveConfig) sources(stdin io.Reader, log *slog.Logger) (srcs []run.Source, names []string, health []run.Health, err error) {
+	srcs = c.Sources(stdin)
+	names = append(names, c.Inputs...)
+	for _, raw := range c.SourceURLs {
+		src, serr := cloudSource(raw, int(c.MaxRecordBytes), log)
+		if serr != nil && err == nil {
+			err = serr
+		}
+		if h, ok := src.(run.Health); ok {
+			health = append(health, h)
+		}
+		srcs, names = append(srcs, src), append(names, raw)
+	}
+	return srcs, names, health, err
 }

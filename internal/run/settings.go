@@ -18,7 +18,8 @@ import (
 type Settings struct {
 	// Inputs are followed files, and "-" for standard input.
 	Inputs []string `yaml:"inputs"`
-	// SourceURLs are sources named by URL (cloudwatch://, pubsub://),
+	// SourceURLs are sources named by URL (cloudwatch://, pubsub://,
+	// kafka://, eventhubs://),
 	// built by kanon serve from packages outside run (internal/source/*).
 	SourceURLs []string `yaml:"sources"`
 	// Format forces one input format.
@@ -37,6 +38,9 @@ type Settings struct {
 	GroupUpdates     bool          `yaml:"group_updates"`
 	GroupUpdateEvery time.Duration `yaml:"group_update_interval"`
 	QueueSize        int           `yaml:"queue_size"`
+	// Replica is Config's: the name of this replica among those sharing
+	// a store ("": kanon serve takes the host name on a shared store).
+	Replica string `yaml:"replica"`
 }
 
 // DefaultGroupUpdateEvery is how often serve delivers a growing dedup
@@ -53,7 +57,7 @@ func DefaultSettings() Settings {
 // flags' defaults); formats are the names --format takes.
 func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.StringArrayVar(&s.Inputs, "input", s.Inputs, "follow the audit log `PATH` as it is written, or - for standard input (repeatable) (key inputs)")
-	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a cloud delivery: cloudwatch://REGION/LOG_GROUP or pubsub://PROJECT/SUBSCRIPTION (repeatable) (key sources)")
+	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a source `URL`: cloudwatch://REGION/LOG_GROUP, pubsub://PROJECT/SUBSCRIPTION, kafka://BROKER[,BROKER]/TOPIC?group=NAME, eventhubs://NAMESPACE/HUB?group=NAME&connection_string_file=PATH (repeatable) (key sources)")
 	fs.StringVar(&s.Format, "format", s.Format, "input format: auto, "+strings.Join(formats, ", ")+" (key format)")
 	fs.StringVar(&s.TailFrom, "tail-from", s.TailFrom, "where to start a followed file with no stored position: start or end (key tail_from)")
 	fs.DurationVar(&s.TailPoll, "tail-poll", s.TailPoll, "how often a followed file is checked at its end (key tail_poll)")
@@ -62,6 +66,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.BoolVar(&s.LearnOnly, "learn-only", s.LearnOnly, "learn new-terms history without alerting (key learn_only)")
 	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once, then the group again with its count when it closes (key group_updates); false: once, when it closes")
 	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
+	fs.StringVar(&s.Replica, "replica", s.Replica, "`NAME` of this replica among those sharing the store (key replica; default with a redis store: the host name; each replica needs its own)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
 }
 

@@ -81,6 +81,9 @@ type Config struct {
 	// PubSub, if set, serves the Pub/Sub push endpoint at /pubsub
 	// (pubsub.go).
 	PubSub *PubSubConfig
+	// Health are the sources beside the webhook whose input can be out
+	// of reach (a broker): /readyz fails while one is not healthy.
+	Health []run.Health
 }
 
 // Server is the audit webhook of kube-apiserver: it authenticates each
@@ -186,6 +189,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	default:
 		if err := s.cfg.Driver.Health(); err != nil {
 			why = err.Error()
+			break
+		}
+		for _, h := range s.cfg.Health {
+			if err := h.Healthy(); err != nil {
+				why = err.Error()
+				break
+			}
 		}
 	}
 	if why != "" {

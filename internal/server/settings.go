@@ -164,8 +164,9 @@ func loopback(addr string) bool {
 
 // Start starts the HTTPS webhook and the plain-HTTP one, as configured,
 // on driver d. It returns the servers started, also when one of them
-// failed to start.
-func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log *slog.Logger) ([]*Server, error) {
+// failed to start. Their /readyz also fails while a source of health is
+// not healthy.
+func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log *slog.Logger, health ...run.Health) ([]*Server, error) {
 	var servers []*Server
 	fh, ps, err := s.cloudConfig()
 	if err != nil {
@@ -174,7 +175,7 @@ func (s *Settings) Start(d *run.Driver, cert *Certificate, tokens *TokenSet, log
 	start := func(addr string, tlsOn bool) error {
 		cfg := s.Config(tokens, tlsOn)
 		cfg.Driver, cfg.Logger = d, log
-		cfg.Firehose, cfg.PubSub = fh, ps
+		cfg.Firehose, cfg.PubSub, cfg.Health = fh, ps, health
 		if !tlsOn && !loopback(addr) {
 			log.Warn("plain-HTTP webhook on a non-loopback address: audit events travel in clear", "addr", addr)
 		}
