@@ -239,3 +239,36 @@ func TestEventHubs(t *testing.T) {
 	}
 	l.D.Close(context.Background())
 }
+
+// A second consumer joins the group while the first one consumes: the
+// partitions are shared, the revoked ones committed before they move,
+// and together the two raise the scan's alerts.
+func TestRebalanceShares(t *testing.T) {
+	kc := kafkatest.Start(t, "audit", 3, nil)
+	vals := values(t)
+	half := len(vals) / 2
+	kc.Produce(t, vals[:half]...)
+	raw := "kafka://" + kc.Addr() + "/audit?group=kanon&max_records=3&session_timeout=6s"
+	store := mem.New()
+	a := sourcetest.StartReplica(t, store, "a", newSource(t, raw))
+	deadline := time.Now().Add(20 * time.Second)
+	for a.D.Stats().Records == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b := sourcetest.StartReplica(t, store, "b", newSource(t, raw))
+	kc.WaitMembers(t, "kanon", 2, 30*time.Second)
+	kc.Produce(t, vals[half:]...)
+	kc.WaitCommitted(t, "kanon", 60*time.Second)
+	a.Stop(t, false)
+	b.Stop(t, true)
+	if a.D.Stats().Records == 0 || b.D.Stats().Records == 0 {
+		t.Fatalf("records read: %d and %d", a.D.Stats().Records, b.D.Stats().Records)
+	}
+	got := append(sourcetest.Distinct(a.Col.Alerts), sourcetest.Distinct(b.Col.Alerts)...)
+	slices.Sort(got)
+	got = slices.Compact(got)
+	want := sourcetest.ScanIDs(t, bytes.Join(vals, []byte("\n")))
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("alerts %d, scan alerts %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+}

@@ -100,11 +100,18 @@ type Live struct {
 // on it.
 func StartLive(t testing.TB, store state.Store, src run.Source) *Live {
 	t.Helper()
+	return StartReplica(t, store, "", src)
+}
+
+// StartReplica is StartLive for a driver that shares store with others as
+// replica (run.Config.Replica).
+func StartReplica(t testing.TB, store state.Store, replica string, src run.Source) *Live {
+	t.Helper()
 	pol := run.LivePolicy(time.Hour)
 	pol.IdleCheck = time.Hour
 	l := &Live{Col: &alert.Collector{}, done: make(chan error, 1)}
 	d, err := run.New(run.Config{Rules: BuiltinRules(t), Registry: formats.Registry(), Store: store, Sink: l.Col, Policy: pol,
-		Dedup: run.DefaultDedup, Logger: slog.New(slog.DiscardHandler)})
+		Dedup: run.DefaultDedup, Replica: replica, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

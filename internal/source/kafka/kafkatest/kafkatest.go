@@ -64,6 +64,13 @@ func (c *Cluster) Addr() string { return c.ListenAddrs()[0] }
 // partitions, and waits until each is acknowledged.
 func (c *Cluster) Produce(t testing.TB, values ...[]byte) {
 	t.Helper()
+	n := 0
+	c.ProduceBy(t, func([]byte) int32 { n++; return int32(n-1) % c.Partitions }, values...)
+}
+
+// ProduceBy is Produce with value v written to partition part(v).
+func (c *Cluster) ProduceBy(t testing.TB, part func(v []byte) int32, values ...[]byte) {
+	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Addr()), kgo.DefaultProduceTopic(c.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner())}, c.Client...)...)
 	if err != nil {
@@ -72,7 +79,7 @@ func (c *Cluster) Produce(t testing.TB, values ...[]byte) {
 	defer cl.Close()
 	recs := make([]*kgo.Record, len(values))
 	for i, v := range values {
-		recs[i] = &kgo.Record{Value: v, Partition: int32(i) % c.Partitions}
+		recs[i] = &kgo.Record{Value: v, Partition: part(v)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -121,5 +128,28 @@ func (c *Cluster) WaitCommitted(t testing.TB, group string, timeout time.Duratio
 			t.Fatalf("group %s committed %v, the partitions end at %v", group, got, ends)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitMembers waits until the group has n members, each assigned a
+// partition at least, and fails the test after timeout.
+func (c *Cluster) WaitMembers(t testing.TB, group string, n int, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := c.WaitGroupInfo(ctx, group, func(gi *kfake.GroupInfo) bool {
+		if gi.State != "Stable" || len(gi.Members) != n {
+			return false
+		}
+		for i := range gi.Members {
+			if gi.Members[i].NumAssigned() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		gi := c.GroupInfo(group)
+		t.Fatalf("group %s has not %d members with partitions: %+v (%v)", group, n, gi, err)
 	}
 }
