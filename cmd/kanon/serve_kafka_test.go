@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"hash/crc32"
 	"io"
@@ -103,13 +102,6 @@ func TestServeKafkaReplicasKill(t *testing.T) {
 	kc.WaitCommitted(t, "kanon", 30*time.Second)
 	b.stop(t)
 
-	if k := os.Getenv("KANON_TEST_KEEP"); k != "" {
-		os.WriteFile(filepath.Join(k, "events.log"), append(bytes.Join(lines, []byte("\n")), '\n'), 0o600)
-		for _, f := range []string{alertsA, alertsB} {
-			b, _ := os.ReadFile(f)
-			os.WriteFile(filepath.Join(k, filepath.Base(f)), b, 0o600)
-		}
-	}
 	want := scanAlertIDs(t, bin, lines)
 	got := replicaAlerts(t, alertsA, alertsB)
 	if len(want) == 0 || !slices.Equal(got, want) {

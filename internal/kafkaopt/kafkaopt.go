@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,13 +72,15 @@ func SplitBrokers(s string) ([]string, error) {
 	return out, nil
 }
 
-// ValidBroker checks one broker address, HOST:PORT.
+// ValidBroker checks one broker address, HOST:PORT with a port number.
 func ValidBroker(b string) error {
 	host, port, err := net.SplitHostPort(b)
-	if err != nil || host == "" || port == "" {
-		return fmt.Errorf("broker %q is not HOST:PORT", b)
+	if err == nil && validHost(host) {
+		if n, perr := strconv.Atoi(port); perr == nil && n > 0 && n < 1<<16 && port[0] != '0' && port[0] != '+' {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("broker %q is not HOST:PORT", b)
 }
 
 // Opts returns the client options of c: seed brokers, client id kanon,
@@ -125,4 +128,21 @@ func (c *Config) Opts() ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("sasl: %w", ValidSASL(c.SASL))
 	}
 	return append(opts, kgo.SASL(mech)), nil
+}
+
+// validHost reports whether h is an IP address or a DNS name.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
