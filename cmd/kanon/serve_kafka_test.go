@@ -15,6 +15,9 @@ import (
 
 	"github.com/kanon-dev/kanon/internal/source/kafka/kafkatest"
 	"github.com/kanon-dev/kanon/internal/state/redis/redistest"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // replicaAlerts reads the alert files of replicas (deliveries): the
@@ -162,4 +165,45 @@ func minus(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// kanon serve --source eventhubs://: the AKS sample as Event Hubs
+// delivers it (the {"records":[...]} envelope, here on kfake with TLS and
+// SASL PLAIN as Event Hubs' Kafka endpoint has them) raises the alerts
+// kanon scan raises on the sample file; a wrong connection string stops
+// serve with an error that says so.
+func TestServeEventHubs(t *testing.T) {
+	bin := kanonBinary(t)
+	const conn = "Endpoint=sb://kanon-test.servicebus.windows.net/;SharedAccessKeyName=kanon-listen;SharedAccessKey=a2Fub24=;EntityPath=aks-audit"
+	kc := kafkatest.StartTLS(t, "aks-audit", 2, []kfake.Opt{kfake.EnableSASL(), kfake.Superuser("PLAIN", "$ConnectionString", conn)},
+		kgo.SASL(plain.Auth{User: "$ConnectionString", Pass: conn}.AsMechanism()))
+	sample, err := os.ReadFile("../../../shared/anchors/cloud-samples/aks-records.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.Produce(t, sample)
+	dir := t.TempDir()
+	connFile, alerts := filepath.Join(dir, "eventhubs-connection"), filepath.Join(dir, "alerts.ndjson")
+	os.WriteFile(connFile, []byte(conn+"\n"), 0o600)
+	src := "eventhubs://kanon-test/aks-audit?group=kanon&connection_string_file=" + connFile + "&broker=" + kc.Addr() + "&ca_file=" + kc.CAFile
+	p := startServe(t, bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--no-state", "--source", src, "--output", "file:"+alerts)
+	base := "http://" + p.waitAddr(t)
+	kc.WaitCommitted(t, "kanon", 30*time.Second)
+	waitReady(t, base)
+	p.stop(t)
+	want := scanAlertIDs(t, bin, [][]byte{sample})
+	if got := replicaAlerts(t, alerts); len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("Event Hubs alerts %v, scan alerts %v", got, want)
+	}
+
+	os.WriteFile(connFile, []byte(strings.Replace(conn, "a2Fub24=", "d3Jvbmc=", 1)), 0o600)
+	p = startServe(t, bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--no-state", "--source", src, "--output", "file:"+alerts)
+	select {
+	case err := <-p.done:
+		if err == nil || !strings.Contains(p.log(), "wrong username or password") {
+			t.Fatalf("serve with a wrong connection string: %v\n%s", err, p.log())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve with a wrong connection string did not stop\n%s", p.log())
+	}
 }
