@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -162,24 +160,10 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 			log.Warn("credential files not watched: SIGHUP reloads them", "err", err)
 		}
 	}
-	inputErrs := make(chan error, len(srcs))
-	inputsDone := make(chan struct{})
-	if startErr == nil {
-		var wg sync.WaitGroup
-		for i, src := range srcs {
-			if in := names[i]; i >= len(c.Inputs) {
-				log.Info("reading", "source", in)
-			} else if in != "-" {
-				log.Info("following", "path", in)
-			}
-			wg.Go(func() {
-				if err := src.Run(ctx, d); err != nil && !errors.Is(err, run.ErrClosed) {
-					inputErrs <- fmt.Errorf("input %s: %w", names[i], err)
-				}
-			})
-		}
-		go func() { wg.Wait(); close(inputsDone) }()
+	if startErr != nil {
+		srcs, names = nil, nil // nothing runs
 	}
+	in := c.startInputs(ctx, d, srcs, names, log)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -194,7 +178,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	}
 	var streamsDone <-chan struct{}
 	if len(servers) == 0 && c.StreamsOnly() {
-		streamsDone = inputsDone
+		streamsDone = in.done
 	}
 	inputEnded := false // the inputs ended: the open runs close
 loop:
@@ -209,7 +193,7 @@ loop:
 			break loop
 		case <-ctx.Done():
 			break loop
-		case err := <-inputErrs:
+		case err := <-in.errs:
 			runErr = err
 		case err := <-srvErrs:
 			runErr = err
@@ -240,6 +224,7 @@ loop:
 			log.Info("open windows and groups checkpointed for the next run", "state", where)
 		}
 	}
+	in.waitSources(sctx)
 	errs := []error{runErr, derr, shutdownOutputs(), store.Close()}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("kanon serve stopped", "err", err)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/kanon-dev/kanon/internal/ingest/aks"
 	"github.com/kanon-dev/kanon/internal/ingest/eks"
@@ -128,4 +130,49 @@ func (c *serveConfig) sources(stdin io.Reader, log *slog.Logger) (srcs []run.Sou
 		srcs, names = append(srcs, src), append(names, raw)
 	}
 	return srcs, names, health, err
+}
+
+// runningInputs are the inputs started: errs gets their errors, done is
+// closed once all have returned, sources once those of URLs have.
+type runningInputs struct {
+	errs    chan error
+	done    chan struct{}
+	sources chan struct{}
+}
+
+// startInputs runs each input on d until ctx ends.
+func (c *serveConfig) startInputs(ctx context.Context, d *run.Driver, srcs []run.Source, names []string, log *slog.Logger) *runningInputs {
+	in := &runningInputs{errs: make(chan error, len(srcs)), done: make(chan struct{}), sources: make(chan struct{})}
+	var all, urls sync.WaitGroup
+	for i, src := range srcs {
+		url := i >= len(c.Inputs)
+		if url {
+			log.Info("reading", "source", names[i])
+			urls.Add(1)
+		} else if names[i] != "-" {
+			log.Info("following", "path", names[i])
+		}
+		all.Go(func() {
+			if url {
+				defer urls.Done()
+			}
+			if err := src.Run(ctx, d); err != nil && !errors.Is(err, run.ErrClosed) {
+				in.errs <- fmt.Errorf("input %s: %w", names[i], err)
+			}
+		})
+	}
+	go func() { all.Wait(); close(in.done) }()
+	go func() { urls.Wait(); close(in.sources) }()
+	return in
+}
+
+// waitSources waits, until ctx ends, for the sources of URLs to return
+// once their context ended: a Kafka source commits its last offsets and
+// leaves its group then. Followed files and standard input are not
+// waited for (a read of standard input cannot be interrupted).
+func (in *runningInputs) waitSources(ctx context.Context) {
+	select {
+	case <-in.sources:
+	case <-ctx.Done():
+	}
 }
