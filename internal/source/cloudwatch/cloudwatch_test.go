@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,12 +15,11 @@ import (
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/event"
 	"github.com/kanon-dev/kanon/internal/ingest/formats"
-	"github.com/kanon-dev/kanon/internal/rule"
 	"github.com/kanon-dev/kanon/internal/run"
 	"github.com/kanon-dev/kanon/internal/source/cloudwatch/cloudwatchtest"
+	"github.com/kanon-dev/kanon/internal/source/sourcetest"
 	"github.com/kanon-dev/kanon/internal/state"
 	"github.com/kanon-dev/kanon/internal/state/mem"
-	"github.com/kanon-dev/kanon/rules"
 )
 
 func exampleLines(t *testing.T) []string {
@@ -39,53 +37,6 @@ func exampleLines(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-func builtinRules(t *testing.T) []*rule.Compiled {
-	t.Helper()
-	rs, err := rule.LoadFS(rules.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on []*rule.Rule
-	for _, r := range rs {
-		if r.IsEnabled() {
-			on = append(on, r)
-		}
-	}
-	c, err := rule.CompileAll(on)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// scanIDs is kanon scan of the records (JSON lines): the distinct alert
-// ids, sorted.
-func scanIDs(t *testing.T, records []string) []string {
-	t.Helper()
-	var col alert.Collector
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: &col, Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: strings.NewReader(strings.Join(records, "\n"))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return distinct(col.Alerts)
-}
-
-func distinct(as []*alert.Alert) []string {
-	var ids []string
-	for _, a := range as {
-		ids = append(ids, a.ID)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
 }
 
 // subscription is the scan's record of a stream's events: the payload a
@@ -144,7 +95,7 @@ func startLive(t *testing.T, store state.Store, src *Source) *live {
 	pol := run.LivePolicy(time.Hour)
 	pol.IdleCheck = time.Hour
 	l := &live{col: &alert.Collector{}, done: make(chan error, 1), order: &order{}}
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Store: store, Sink: l.col, Policy: pol,
+	d, err := run.New(run.Config{Rules: sourcetest.BuiltinRules(t), Registry: formats.Registry(), Store: store, Sink: l.col, Policy: pol,
 		Dedup: run.DefaultDedup, Logger: slog.New(slog.DiscardHandler), Observers: []run.Observer{l.order}})
 	if err != nil {
 		t.Fatal(err)
@@ -269,11 +220,11 @@ func TestCloudWatchPollingMatchesScanAcrossRestart(t *testing.T) {
 	l2 := startLive(t, store, newSource(t, endpoint))
 	l2.waitEvents(t, int64(len(rest)))
 	l2.stop(t, true)
-	all := append(distinct(l.col.Alerts), distinct(l2.col.Alerts)...)
+	all := append(sourcetest.Distinct(l.col.Alerts), sourcetest.Distinct(l2.col.Alerts)...)
 	slices.Sort(all)
 	// The scan reads the same events in the order they were polled (an
 	// injected failure puts a stream's page after the other stream's).
-	want := scanIDs(t, append(l.order.payloads(t), l2.order.payloads(t)...))
+	want := sourcetest.ScanIDs(t, []byte(strings.Join(append(l.order.payloads(t), l2.order.payloads(t)...), "\n")))
 	if n := len(l.order.payloads(t)) + len(l2.order.payloads(t)); n < 4 {
 		t.Fatalf("%d runs of one stream's events", n)
 	}

@@ -4,25 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	gps "cloud.google.com/go/pubsub/v2"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
-	"github.com/kanon-dev/kanon/internal/alert"
-	"github.com/kanon-dev/kanon/internal/ingest/formats"
-	"github.com/kanon-dev/kanon/internal/rule"
-	"github.com/kanon-dev/kanon/internal/run"
-	"github.com/kanon-dev/kanon/internal/state"
+	"github.com/kanon-dev/kanon/internal/source/sourcetest"
 	"github.com/kanon-dev/kanon/internal/state/mem"
-	"github.com/kanon-dev/kanon/rules"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -101,111 +94,6 @@ func gkeEntries(t *testing.T) [][]byte {
 	return out
 }
 
-func builtinRules(t *testing.T) []*rule.Compiled {
-	t.Helper()
-	rs, err := rule.LoadFS(rules.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on []*rule.Rule
-	for _, r := range rs {
-		if r.IsEnabled() {
-			on = append(on, r)
-		}
-	}
-	c, err := rule.CompileAll(on)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func distinct(as []*alert.Alert) []string {
-	var ids []string
-	for _, a := range as {
-		ids = append(ids, a.ID)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
-
-// scanIDs is kanon scan of the records (one JSON value a line).
-func scanIDs(t *testing.T, records [][]byte) []string {
-	t.Helper()
-	var col alert.Collector
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Sink: &col, Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(bytes.Join(records, []byte("\n")))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return distinct(col.Alerts)
-}
-
-// failingStore fails the commits while fail is set.
-type failingStore struct {
-	state.Store
-	fail atomic.Bool
-}
-
-func (s *failingStore) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) error) error {
-	if s.fail.Load() {
-		return errors.New("disk full (injected)")
-	}
-	return s.Store.Update(ctx, now, fn)
-}
-
-type live struct {
-	d      *run.Driver
-	col    *alert.Collector
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startLive(t *testing.T, store state.Store, src *Source) *live {
-	t.Helper()
-	pol := run.LivePolicy(time.Hour)
-	pol.IdleCheck = time.Hour
-	l := &live{col: &alert.Collector{}, done: make(chan error, 1)}
-	d, err := run.New(run.Config{Rules: builtinRules(t), Registry: formats.Registry(), Store: store, Sink: l.col, Policy: pol,
-		Dedup: run.DefaultDedup, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	go func() { l.done <- src.Run(ctx, d) }()
-	return l
-}
-
-func (l *live) stop(t *testing.T, end bool) {
-	t.Helper()
-	l.cancel()
-	select {
-	case err := <-l.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the source did not stop")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stop := l.d.Stop
-	if end {
-		stop = l.d.Close
-	}
-	if err := stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // waitAcked waits until every message published was acknowledged.
 func (f *fake) waitAcked(t *testing.T) {
 	t.Helper()
@@ -245,10 +133,10 @@ func TestPullMatchesScan(t *testing.T) {
 		f.srv.Publish(f.topic, p, map[string]string{"logging.googleapis.com/timestamp": "2021-04-29T08:19:21Z"})
 	}
 	bad := f.srv.Publish(f.topic, []byte(`{"insertId":"cut`), nil)
-	store := &failingStore{Store: mem.New()}
-	l := startLive(t, store, f.source(t))
+	store := &sourcetest.FailingStore{Store: mem.New()}
+	l := sourcetest.StartLive(t, store, f.source(t))
 	f.waitAcked(t)
-	if st := l.d.Stats(); st.Events != 4 || st.Duplicates != 1 || st.Bad != 1 {
+	if st := l.D.Stats(); st.Events != 4 || st.Duplicates != 1 || st.Bad != 1 {
 		t.Fatalf("events %d, duplicates %d, bad %d: want 4, 1 and 1", st.Events, st.Duplicates, st.Bad)
 	}
 	if m := f.srv.Message(bad); m.Acks != 1 {
@@ -257,7 +145,7 @@ func TestPullMatchesScan(t *testing.T) {
 
 	// The store fails: the next message is not acknowledged, and is
 	// delivered again once the store is back.
-	store.fail.Store(true)
+	store.Fail.Store(true)
 	late := []int{4, 2}
 	id := f.srv.Publish(f.topic, entries[late[0]], nil)
 	deadline := time.Now().Add(20 * time.Second)
@@ -267,25 +155,25 @@ func TestPullMatchesScan(t *testing.T) {
 	if m := f.srv.Message(id); m.Acks != 0 || m.Deliveries < 2 {
 		t.Fatalf("a message whose commit failed: %d acks, %d deliveries", m.Acks, m.Deliveries)
 	}
-	store.fail.Store(false)
+	store.Fail.Store(false)
 	f.srv.Publish(f.topic, entries[late[1]], nil)
 	f.waitAcked(t)
 	for _, i := range late {
 		published = append(published, entries[i])
 	}
-	l.stop(t, false)
+	l.Stop(t, false)
 
 	// A restart on the same store: nothing is read again.
-	l2 := startLive(t, store, f.source(t))
+	l2 := sourcetest.StartLive(t, store, f.source(t))
 	time.Sleep(300 * time.Millisecond)
-	l2.stop(t, true)
-	if st := l2.d.Stats(); st.Records != 0 {
+	l2.Stop(t, true)
+	if st := l2.D.Stats(); st.Records != 0 {
 		t.Fatalf("%d records read again after a restart", st.Records)
 	}
-	got := append(distinct(l.col.Alerts), distinct(l2.col.Alerts)...)
+	got := append(sourcetest.Distinct(l.Col.Alerts), sourcetest.Distinct(l2.Col.Alerts)...)
 	slices.Sort(got)
 	got = slices.Compact(got)
-	want := scanIDs(t, published)
+	want := sourcetest.ScanIDs(t, bytes.Join(published, []byte("\n")))
 	if len(want) == 0 || !slices.Equal(got, want) {
 		t.Fatalf("pulled alerts %d, scan alerts %d:\n%v\n%v", len(got), len(want), got, want)
 	}
