@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kanon-dev/kanon/internal/alert"
@@ -28,7 +26,7 @@ func newServeCmd(io *streams) *cobra.Command {
 	var outputs []string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the rules in real time: kube-apiserver's audit webhook, EKS and GKE deliveries, followed audit log files, stdin",
+		Short: "Run the rules in real time: kube-apiserver's audit webhook, EKS, GKE and AKS deliveries, Kafka, followed audit log files, stdin",
 		Long: `Run the rules in real time and deliver the alerts to the outputs.
 
 Inputs: the audit webhook of kube-apiserver (--audit-webhook-config-file
@@ -42,13 +40,17 @@ Kinesis Data Firehose HTTP endpoint destination (POST /firehose, with
 --firehose-access-key) or by polling CloudWatch Logs (--source
 cloudwatch://REGION/LOG_GROUP); GKE through a Pub/Sub push subscription
 (POST /pubsub, OIDC tokens checked with --pubsub-audience) or a pull
-subscription (--source pubsub://PROJECT/SUBSCRIPTION). A NATS JetStream
-stream: --source nats://HOST:PORT/STREAM?consumer=NAME, a durable pull
-consumer that replicas on one --store redis:// share (--replica names each;
-default: the host name). Each delivery is
-acknowledged only once its alerts and state are durable, and a delivery
-sent again is recognised by its id. See docs/eks.md, docs/gke.md and
-docs/aks.md.
+subscription (--source pubsub://PROJECT/SUBSCRIPTION); AKS through Event
+Hubs' Kafka endpoint (--source eventhubs://NAMESPACE/HUB?group=NAME&
+connection_string_file=PATH). Any Kafka topic of audit logs: --source
+kafka://BROKER[,BROKER]/TOPIC?group=NAME (tls=, ca_file=, sasl=, username=,
+password_file= or password_env=, cluster=); a NATS JetStream stream:
+--source nats://HOST:PORT/STREAM?consumer=NAME, a durable pull consumer
+the replicas share. Each delivery is acknowledged
+(an offset committed) only once its alerts and state are durable, and a
+delivery sent again raises nothing twice. Replicas on one Redis store
+(--store redis://..., --replica NAME) share a Kafka consumer group. See
+docs/eks.md, docs/gke.md and docs/aks.md.
 
 The configuration file (--config, YAML) has a key for every flag; flags
 given on the command line override it. --check validates the configuration,
@@ -140,10 +142,10 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 		return fail(err)
 	}
 	d, err := run.New(run.Config{
-		Replica: replica, Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
+		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
 		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, Decoders: run.DefaultDecoders(),
-		Metrics: reg, Logger: log,
+		Metrics: reg, Logger: log, Replica: replica,
 		OnBad: func(input string, b ingest.BadRecord) { log.Warn("bad record", "input", input, "err", b) },
 	})
 	if err != nil {
@@ -152,7 +154,11 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	}
 	log.Info("kanon serve started", "rules", len(compiled), "state", where, "replica", replica, "outputs", len(c.Outputs))
 
-	servers, startErr := c.Webhook.Start(d, cert, tokens, log)
+	srcs, names, startErr := c.sources(io.in, log)
+	servers, err := c.Webhook.Start(d, cert, tokens, log)
+	if startErr == nil {
+		startErr = err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if len(servers) > 0 {
@@ -161,33 +167,10 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 			log.Warn("credential files not watched: SIGHUP reloads them", "err", err)
 		}
 	}
-	srcs := c.Sources(io.in)
-	names := append([]string(nil), c.Inputs...)
-	for _, raw := range c.SourceURLs {
-		src, err := cloudSource(raw, int(c.MaxRecordBytes), log)
-		if err != nil && startErr == nil {
-			startErr = err
-		}
-		srcs, names = append(srcs, src), append(names, raw)
+	if startErr != nil {
+		srcs, names = nil, nil // nothing runs
 	}
-	inputErrs := make(chan error, len(srcs))
-	inputsDone := make(chan struct{})
-	if startErr == nil {
-		var wg sync.WaitGroup
-		for i, src := range srcs {
-			if in := names[i]; i >= len(c.Inputs) {
-				log.Info("reading", "source", in)
-			} else if in != "-" {
-				log.Info("following", "path", in)
-			}
-			wg.Go(func() {
-				if err := src.Run(ctx, d); err != nil && !errors.Is(err, run.ErrClosed) {
-					inputErrs <- fmt.Errorf("input %s: %w", names[i], err)
-				}
-			})
-		}
-		go func() { wg.Wait(); close(inputsDone) }()
-	}
+	in := c.startInputs(ctx, d, srcs, names, log)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -202,7 +185,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	}
 	var streamsDone <-chan struct{}
 	if len(servers) == 0 && c.StreamsOnly() {
-		streamsDone = inputsDone
+		streamsDone = in.done
 	}
 	inputEnded := false // the inputs ended: the open runs close
 loop:
@@ -217,7 +200,7 @@ loop:
 			break loop
 		case <-ctx.Done():
 			break loop
-		case err := <-inputErrs:
+		case err := <-in.errs:
 			runErr = err
 		case err := <-srvErrs:
 			runErr = err
@@ -248,6 +231,7 @@ loop:
 			log.Info("open windows and groups checkpointed for the next run", "state", where)
 		}
 	}
+	in.waitSources(sctx)
 	errs := []error{runErr, derr, shutdownOutputs(), store.Close()}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("kanon serve stopped", "err", err)

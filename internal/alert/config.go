@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kanon-dev/kanon/internal/kafkaopt"
 )
 
 // Output types accepted in OutputConfig.Type.
@@ -374,24 +376,20 @@ func (c *OutputConfig) Validate() error {
 			bad("brokers", "missing; a kafka output needs its seed brokers (HOST:PORT)")
 		}
 		for i, b := range c.Brokers {
-			if _, _, err := net.SplitHostPort(b); err != nil {
+			if err := kafkaopt.ValidBroker(b); err != nil {
 				bad(fmt.Sprintf("brokers[%d]", i), "%q is not HOST:PORT", b)
 			}
 		}
 		if c.Topic == "" {
 			bad("topic", "missing; a kafka output needs a topic")
 		}
-		switch c.SASL {
-		case "":
-			if c.Username != "" {
-				bad("sasl", "missing; a username and password need a SASL mechanism (plain, scram-sha-256, scram-sha-512)")
-			}
-		case "plain", "scram-sha-256", "scram-sha-512":
-			if c.Username == "" {
-				bad("username", "missing; SASL needs a username and password")
-			}
-		default:
-			bad("sasl", "%q is not one of plain, scram-sha-256, scram-sha-512", c.SASL)
+		switch err := kafkaopt.ValidSASL(c.SASL); {
+		case err != nil:
+			bad("sasl", "%v", err)
+		case c.SASL == "" && c.Username != "":
+			bad("sasl", "missing; a username and password need a SASL mechanism (%s)", kafkaopt.Mechanisms)
+		case c.SASL != "" && c.Username == "":
+			bad("username", "missing; SASL needs a username and password")
 		}
 	case TypeNATS:
 		if c.URL == "" {

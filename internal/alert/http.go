@@ -312,3 +312,10 @@ func joinJSON(prefix string, batch []entry, suffix string) []byte {
 // tlsDefaultConfig is the TLS configuration of a connection that asks
 // for TLS without a CA bundle: the system roots.
 func tlsDefaultConfig() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
+
+// TLSClientConfig is the TLS configuration of a client that trusts the
+// CA bundle caFile (PEM) or, with insecure, any certificate; nil when
+// neither is set (the system roots). Outputs and sources share it.
+func TLSClientConfig(caFile string, insecure bool) (*tls.Config, error) {
+	return tlsClientConfig(caFile, insecure)
+}

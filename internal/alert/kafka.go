@@ -8,11 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kanon-dev/kanon/internal/kafkaopt"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // KafkaDeliveryKeyHeader is the record header that holds the alert's
@@ -54,55 +52,33 @@ func newKafkaTransport(typ, name string, c kafkaConfig) (*kafkaTransport, error)
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.brokers...),
-		kgo.ClientID("kanon"),
-		kgo.DefaultProduceTopic(c.topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(5 * time.Millisecond),
-		kgo.ProduceRequestTimeout(c.timeout),
-		kgo.RecordDeliveryTimeout(c.timeout),
-		kgo.DialTimeout(c.timeout),
-		kgo.UnknownTopicRetries(-1),
-	}
+	kc := kafkaopt.Config{Brokers: c.brokers, TLS: c.tls, SASL: c.sasl, Username: c.username, DialTimeout: c.timeout}
 	if c.tls {
 		tc, err := tlsClientConfig(c.caFile, c.insecureSkipVerify)
 		if err != nil {
 			return nil, errf("%w", err)
 		}
-		if tc == nil {
-			tc = tlsDefaultConfig()
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+		kc.TLSConfig = tc
 	}
 	if c.sasl != "" {
 		pass, err := newSecretValue(c.password)
 		if err != nil {
 			return nil, errf("password: %w", err)
 		}
-		user := c.username
-		var mech sasl.Mechanism
-		switch c.sasl {
-		case "plain":
-			mech = plain.Plain(func(context.Context) (plain.Auth, error) {
-				p, err := pass.get()
-				return plain.Auth{User: user, Pass: p}, err
-			})
-		case "scram-sha-256", "scram-sha-512":
-			fn := func(context.Context) (scram.Auth, error) {
-				p, err := pass.get()
-				return scram.Auth{User: user, Pass: p}, err
-			}
-			if c.sasl == "scram-sha-256" {
-				mech = scram.Sha256(fn)
-			} else {
-				mech = scram.Sha512(fn)
-			}
-		default:
-			return nil, errf("sasl: %q is not one of plain, scram-sha-256, scram-sha-512", c.sasl)
-		}
-		opts = append(opts, kgo.SASL(mech))
+		kc.Password = pass.get
 	}
+	opts, err := kc.Opts()
+	if err != nil {
+		return nil, errf("%w", err)
+	}
+	opts = append(opts,
+		kgo.DefaultProduceTopic(c.topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProduceRequestTimeout(c.timeout),
+		kgo.RecordDeliveryTimeout(c.timeout),
+		kgo.UnknownTopicRetries(-1),
+	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, errf("%w", err)

@@ -242,3 +242,18 @@ func (s *Stream) skipLong(buf []byte, recs []Record) ([]Record, error) {
 		}
 	}
 }
+
+// FrameBytes frames data, one whole input held in memory (a broker's
+// message), as a Stream frames a file: line by line, a value spanning
+// lines or a top-level array followed across them, a value cut by the end
+// of data reported in its place. The records alias data; their origins
+// are name and the line within data. maxBytes limits one record
+// (0: DefaultMaxRecordBytes).
+func FrameBytes(name string, data []byte, maxBytes int, out []Record) []Record {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxRecordBytes
+	}
+	s := Stream{name: name, opts: StreamOptions{MaxRecordBytes: maxBytes}, fr: NewFramer(name, maxBytes)}
+	out = s.frame(data, out)
+	return s.fr.End(out)
+}

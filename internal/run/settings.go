@@ -19,7 +19,8 @@ import (
 type Settings struct {
 	// Inputs are followed files, and "-" for standard input.
 	Inputs []string `yaml:"inputs"`
-	// SourceURLs are sources named by URL (cloudwatch://, pubsub://, nats://),
+	// SourceURLs are sources named by URL (cloudwatch://, pubsub://,
+	// nats://, kafka://, eventhubs://),
 	// built by kanon serve from packages outside run (internal/source/*).
 	SourceURLs []string `yaml:"sources"`
 	// Format forces one input format.
@@ -71,7 +72,7 @@ func DefaultSettings() Settings {
 // flags' defaults); formats are the names --format takes.
 func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.StringArrayVar(&s.Inputs, "input", s.Inputs, "follow the audit log `PATH` as it is written, or - for standard input (repeatable) (key inputs)")
-	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a delivery: cloudwatch://REGION/LOG_GROUP, pubsub://PROJECT/SUBSCRIPTION or nats://HOST:PORT/STREAM?consumer=NAME (repeatable) (key sources)")
+	fs.StringArrayVar(&s.SourceURLs, "source", s.SourceURLs, "read a source `URL`: cloudwatch://REGION/LOG_GROUP, pubsub://PROJECT/SUBSCRIPTION, nats://HOST:PORT/STREAM?consumer=NAME, kafka://BROKER[,BROKER]/TOPIC?group=NAME, eventhubs://NAMESPACE/HUB?group=NAME&connection_string_file=PATH (repeatable) (key sources)")
 	fs.StringVar(&s.Format, "format", s.Format, "input format: auto, "+strings.Join(formats, ", ")+" (key format)")
 	fs.StringVar(&s.TailFrom, "tail-from", s.TailFrom, "where to start a followed file with no stored position: start or end (key tail_from)")
 	fs.DurationVar(&s.TailPoll, "tail-poll", s.TailPoll, "how often a followed file is checked at its end (key tail_poll)")

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-
 	"log/slog"
 	"slices"
 	"strings"
@@ -146,11 +145,6 @@ func (l *live) stop(t *testing.T, end bool) {
 
 const group = "/aws/eks/prod-eks/cluster"
 
-// scanIDs is kanon scan of the records (JSON lines).
-func scanIDs(t *testing.T, records []string) []string {
-	return sourcetest.ScanIDs(t, []byte(strings.Join(records, "\n")))
-}
-
 func newSource(t *testing.T, endpoint string) *Source {
 	t.Helper()
 	c, err := ParseURL("cloudwatch://eu-west-1/aws/eks/prod-eks/cluster?poll=20ms&since=87600h&endpoint=" + endpoint)
@@ -226,11 +220,11 @@ func TestCloudWatchPollingMatchesScanAcrossRestart(t *testing.T) {
 	l2 := startLive(t, store, newSource(t, endpoint))
 	l2.waitEvents(t, int64(len(rest)))
 	l2.stop(t, true)
-	all := append(sourcetest.IDs(l.col.Alerts), sourcetest.IDs(l2.col.Alerts)...)
+	all := append(sourcetest.Distinct(l.col.Alerts), sourcetest.Distinct(l2.col.Alerts)...)
 	slices.Sort(all)
 	// The scan reads the same events in the order they were polled (an
 	// injected failure puts a stream's page after the other stream's).
-	want := scanIDs(t, append(l.order.payloads(t), l2.order.payloads(t)...))
+	want := sourcetest.ScanIDs(t, []byte(strings.Join(append(l.order.payloads(t), l2.order.payloads(t)...), "\n")))
 	if n := len(l.order.payloads(t)) + len(l2.order.payloads(t)); n < 4 {
 		t.Fatalf("%d runs of one stream's events", n)
 	}

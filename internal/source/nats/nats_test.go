@@ -168,7 +168,7 @@ func TestFetchMatchesScan(t *testing.T) {
 	if st := l2.D.Stats(); st.Records != 0 {
 		t.Fatalf("%d records read again after a restart", st.Records)
 	}
-	got := append(sourcetest.IDs(l.Col.Alerts), sourcetest.IDs(l2.Col.Alerts)...)
+	got := append(sourcetest.Distinct(l.Col.Alerts), sourcetest.Distinct(l2.Col.Alerts)...)
 	slices.Sort(got)
 	got = slices.Compact(got)
 	want := sourcetest.ScanIDs(t, data)

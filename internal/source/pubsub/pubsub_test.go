@@ -94,11 +94,6 @@ func gkeEntries(t *testing.T) [][]byte {
 	return out
 }
 
-// scanIDs is kanon scan of the records (one JSON value a line).
-func scanIDs(t *testing.T, records [][]byte) []string {
-	return sourcetest.ScanIDs(t, bytes.Join(records, []byte("\n")))
-}
-
 // waitAcked waits until every message published was acknowledged.
 func (f *fake) waitAcked(t *testing.T) {
 	t.Helper()
@@ -175,10 +170,10 @@ func TestPullMatchesScan(t *testing.T) {
 	if st := l2.D.Stats(); st.Records != 0 {
 		t.Fatalf("%d records read again after a restart", st.Records)
 	}
-	got := append(sourcetest.IDs(l.Col.Alerts), sourcetest.IDs(l2.Col.Alerts)...)
+	got := append(sourcetest.Distinct(l.Col.Alerts), sourcetest.Distinct(l2.Col.Alerts)...)
 	slices.Sort(got)
 	got = slices.Compact(got)
-	want := scanIDs(t, published)
+	want := sourcetest.ScanIDs(t, bytes.Join(published, []byte("\n")))
 	if len(want) == 0 || !slices.Equal(got, want) {
 		t.Fatalf("pulled alerts %d, scan alerts %d:\n%v\n%v", len(got), len(want), got, want)
 	}

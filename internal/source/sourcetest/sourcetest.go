@@ -1,7 +1,7 @@
-// Package sourcetest holds what the tests of kanon's sources share: the
-// built-in rules, kanon scan's alerts of the same records to compare with,
-// a serve-like driver that runs one source on a store, and a store whose
-// commits fail on demand.
+// Package sourcetest holds what tests of the sources in internal/source
+// share: the built-in rules, kanon scan of an input to compare a source's
+// alerts with, a state store whose commits fail on demand, and a live
+// driver running one source.
 package sourcetest
 
 import (
@@ -22,7 +22,7 @@ import (
 	"github.com/kanon-dev/kanon/rules"
 )
 
-// BuiltinRules compiles the enabled rules of the built-in pack.
+// BuiltinRules are the enabled rules of the built-in pack, compiled.
 func BuiltinRules(t testing.TB) []*rule.Compiled {
 	t.Helper()
 	rs, err := rule.LoadFS(rules.FS, ".")
@@ -42,19 +42,19 @@ func BuiltinRules(t testing.TB) []*rule.Compiled {
 	return c
 }
 
-// IDs returns the distinct ids of as, sorted.
-func IDs(as []*alert.Alert) []string {
-	out := make([]string, 0, len(as))
+// Distinct returns the distinct ids of alerts, sorted.
+func Distinct(as []*alert.Alert) []string {
+	var ids []string
 	for _, a := range as {
-		out = append(out, a.ID)
+		ids = append(ids, a.ID)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
-// ScanIDs is kanon scan of data (what a file holding it would give): the
-// distinct alert ids, sorted.
-func ScanIDs(t testing.TB, data []byte) []string {
+// ScanIDs is kanon scan of input (a file's content): the distinct alert
+// ids, sorted.
+func ScanIDs(t testing.TB, input []byte) []string {
 	t.Helper()
 	var col alert.Collector
 	d, err := run.New(run.Config{Rules: BuiltinRules(t), Registry: formats.Registry(), Sink: &col, Policy: run.TestPolicy(), Dedup: run.DefaultDedup})
@@ -62,31 +62,33 @@ func ScanIDs(t testing.TB, data []byte) []string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data)}); err != nil {
+	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(input)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return IDs(col.Alerts)
+	return Distinct(col.Alerts)
 }
 
-// FailingStore fails the commits while Fail is set.
+// FailingStore fails its commits while Fail is set.
 type FailingStore struct {
 	state.Store
 	Fail atomic.Bool
+	// Failed counts the commits failed.
+	Failed atomic.Int64
 }
 
-// Update fails while Fail is set.
+// Update implements state.Store.
 func (s *FailingStore) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) error) error {
 	if s.Fail.Load() {
+		s.Failed.Add(1)
 		return errors.New("disk full (injected)")
 	}
 	return s.Store.Update(ctx, now, fn)
 }
 
-// Live is a serve-like driver (live policy, an hour's lateness, no idle
-// check) running one source on a store, its alerts collected.
+// Live is a live driver (serve's policy) running one source.
 type Live struct {
 	D      *run.Driver
 	Col    *alert.Collector
@@ -94,14 +96,22 @@ type Live struct {
 	done   chan error
 }
 
-// StartLive starts src on a new driver on store.
+// StartLive starts a driver on store with the built-in rules and runs src
+// on it.
 func StartLive(t testing.TB, store state.Store, src run.Source) *Live {
+	t.Helper()
+	return StartReplica(t, store, "", src)
+}
+
+// StartReplica is StartLive for a driver that shares store with others as
+// replica (run.Config.Replica).
+func StartReplica(t testing.TB, store state.Store, replica string, src run.Source) *Live {
 	t.Helper()
 	pol := run.LivePolicy(time.Hour)
 	pol.IdleCheck = time.Hour
 	l := &Live{Col: &alert.Collector{}, done: make(chan error, 1)}
 	d, err := run.New(run.Config{Rules: BuiltinRules(t), Registry: formats.Registry(), Store: store, Sink: l.Col, Policy: pol,
-		Dedup: run.DefaultDedup, Logger: slog.New(slog.DiscardHandler)})
+		Dedup: run.DefaultDedup, Replica: replica, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +122,11 @@ func StartLive(t testing.TB, store state.Store, src run.Source) *Live {
 	return l
 }
 
-// Stop stops the source and then the driver: with end, as at the end of
-// the inputs (open runs closed); otherwise as serve's SIGTERM (handed
-// over).
+// Done is the source's result, once it has returned.
+func (l *Live) Done() <-chan error { return l.done }
+
+// Stop stops the source, then the driver: Close (the end of the input:
+// the open runs close) if end, else Stop (they are handed over).
 func (l *Live) Stop(t testing.TB, end bool) {
 	t.Helper()
 	l.cancel()
@@ -123,7 +135,7 @@ func (l *Live) Stop(t testing.TB, end bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the source did not stop")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
