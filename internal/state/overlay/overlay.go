@@ -126,14 +126,19 @@ func (o *Store) Get(ctx context.Context, key []byte, now time.Time) ([]byte, err
 		return nil, state.ErrClosed
 	}
 	p, ok := o.lookup(key)
-	o.mu.Unlock()
 	if !ok {
+		o.mu.Unlock()
 		return o.base.Get(ctx, key, now)
 	}
 	if p.deleted || !state.Live(p.exp, state.UnixNano(now)) {
+		o.mu.Unlock()
 		return nil, state.ErrNotFound
 	}
-	return append(make([]byte, 0, len(p.val)), p.val...), nil
+	// Copied under the lock: a replaced value's storage is reused by the
+	// next write (take), which may be another goroutine's.
+	v := append(make([]byte, 0, len(p.val)), p.val...)
+	o.mu.Unlock()
+	return v, nil
 }
 
 // Update implements state.Store: the writes stay in memory until they are
