@@ -64,10 +64,15 @@ import (
 // batch is that of settling. The deliveries of groups and the closing of
 // runs are rarer and take a transaction each.
 //
-// What is not shared: the max_signals counts of runs (each replica counts
-// its own hits, as for non-aggregating ES|QL rules), and the choice of
-// the event that raises a new term when two replicas see its first events
-// out of order (the one whose transaction commits first raises it).
+// The hits of scheduled KQL and new_terms rules take their max_signals
+// slot in the same transaction, from run counts shared by the replicas
+// (counts.go): together they raise at most max_signals alerts per run.
+//
+// What is not shared: the max_signals counts of scheduled ES|QL rules
+// without STATS (each replica counts its own hits), and the choice of the
+// event that raises a new term, or of the hits a full run raises, when
+// replicas see events out of order (the one whose transaction commits
+// first wins).
 
 // DefaultOutboxLease is how long an outbox entry belongs to the replica
 // that wrote it before another may deliver it (Options.OutboxLease).
@@ -104,10 +109,15 @@ type claimResult struct {
 	// suppressed: the alert was raised before; known: the term was not
 	// new after all; joined: the alert joined an open group.
 	suppressed, known, joined bool
-	updates                   int64     // group updates among deliver
-	end                       time.Time // the group's end (dedup)
-	id                        string    // the group's id (dedup)
-	at                        time.Time // the alert's event time (dedup)
+	// dropped: the hit found every run that reads it full (max_signals,
+	// shared: counts.go); run is the end of the run it counts in, or of
+	// the first that reads it when dropped.
+	dropped bool
+	run     int64
+	updates int64     // group updates among deliver
+	end     time.Time // the group's end (dedup)
+	id      string    // the group's id (dedup)
+	at      time.Time // the alert's event time (dedup)
 }
 
 // outboxed is an alert decided and written to the outbox under key.
@@ -321,13 +331,60 @@ func (e *Engine) Redeliver(ctx context.Context) (int, error) {
 	return n, c.forget(ctx)
 }
 
+// claimHit queues the decision of alert a, the hit at event time at of a
+// rule whose runs count max_signals on the shared store (sharesSignals):
+// unless it was raised before, it takes a slot in a run that reads it,
+// then is raised or joins its group; with every such run full it is
+// dropped.
+func (b *base) claimHit(a *alert.Alert, at time.Time) error {
+	if b.dedup != nil && b.keyOf == a {
+		return b.dedup.claimGroup(a, b.key, at, true)
+	}
+	b.claimAlert(a, at, true)
+	return nil
+}
+
+// takeSlot is the part of a hit's decision that takes its run's slot
+// (sharedSlot): it sets res.run, and res.dropped when every run is full,
+// else a's window.
+func (b *base) takeSlot(tx state.Tx, a *alert.Alert, at time.Time, res *claimResult) error {
+	end, ok, err := sharedSlot(tx, b, at)
+	if err != nil {
+		return err
+	}
+	res.run, res.dropped = end, !ok
+	a.Window = nil
+	if ok {
+		a.Window = b.window(end)
+	}
+	return nil
+}
+
+// dropped is done's part for a hit that found its runs full.
+func (b *base) dropped(ctx context.Context, a *alert.Alert, res *claimResult) error {
+	return b.drop(ctx, res.run, 1, func() []*alert.Alert { return []*alert.Alert{a} })
+}
+
 // claimAlert queues the decision to raise a, an alert at event time at of
-// a rule without a dedup key: raised unless its id is marked.
-func (b *base) claimAlert(a *alert.Alert, at time.Time) {
+// a rule without a dedup key: raised unless its id is marked, and, if
+// slot, only when a run that reads it has room (claimHit).
+func (b *base) claimAlert(a *alert.Alert, at time.Time, slot bool) {
 	c := b.eng.claims
-	idKey := b.ids.AppendKey(nil, []byte(a.ID))
+	keys := [][]byte{b.ids.AppendKey(nil, []byte(a.ID))}
+	if slot {
+		keys = append(keys, sharedCountsKey(b))
+	}
 	c.add(claim{
 		decide: func(tx state.Tx, wall time.Time, res *claimResult) error {
+			if slot {
+				if _, raised, err := b.ids.RaisedTx(tx, []byte(a.ID), at); err != nil || raised {
+					res.suppressed = raised
+					return err
+				}
+				if err := b.takeSlot(tx, a, at, res); err != nil || res.dropped {
+					return err
+				}
+			}
 			first, err := b.ids.MarkAtTx(tx, []byte(a.ID), at)
 			if err != nil || !first {
 				res.suppressed = !first
@@ -336,24 +393,32 @@ func (b *base) claimAlert(a *alert.Alert, at time.Time) {
 			return c.outbox(tx, b, a, 0, at, wall, res)
 		},
 		done: func(ctx context.Context, res *claimResult) error {
-			if res.suppressed {
+			switch {
+			case res.suppressed:
 				b.stats.Suppressed++
 				return nil
+			case res.dropped:
+				return b.dropped(ctx, a, res)
 			}
 			b.stats.Alerts++
 			return c.deliver(ctx, b, res)
 		},
-	}, idKey)
+	}, keys...)
 }
 
 // claimGroup queues the decision of alert a at event time at, of a rule
-// with a dedup key: what dedup.add does alone, in the shared transaction.
-func (d *dedup) claimGroup(a *alert.Alert, key string, at time.Time) error {
+// with a dedup key: what dedup.add does alone, in the shared transaction;
+// if slot, only when a run that reads it has room (claimHit).
+func (d *dedup) claimGroup(a *alert.Alert, key string, at time.Time, slot bool) error {
 	b := d.b
 	c := b.eng.claims
 	sample, err := alert.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
+	}
+	keys := [][]byte{b.ids.AppendKey(nil, []byte(a.ID)), d.groups.AppendKey(nil, []byte(key))}
+	if slot {
+		keys = append(keys, sharedCountsKey(b))
 	}
 	c.add(claim{
 		decide: func(tx state.Tx, wall time.Time, res *claimResult) error {
@@ -361,16 +426,28 @@ func (d *dedup) claimGroup(a *alert.Alert, key string, at time.Time) error {
 				res.suppressed = raised
 				return err
 			}
+			sample := sample
+			if slot {
+				if err := b.takeSlot(tx, a, at, res); err != nil || res.dropped {
+					return err
+				}
+				if sample, err = alert.Marshal(a); err != nil { // with its window
+					return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
+				}
+			}
 			return d.decideGroup(tx, a, key, sample, at, wall, res)
 		},
 		done: func(ctx context.Context, res *claimResult) error {
-			if res.suppressed {
+			switch {
+			case res.suppressed:
 				b.stats.Suppressed++
 				return nil
+			case res.dropped:
+				return b.dropped(ctx, a, res)
 			}
 			return d.grouped(ctx, key, res)
 		},
-	}, b.ids.AppendKey(nil, []byte(a.ID)), d.groups.AppendKey(nil, []byte(key)))
+	}, keys...)
 	return nil
 }
 
@@ -470,8 +547,9 @@ func (d *dedup) claimDeliver(ctx context.Context, key []byte, id string) error {
 // claimTerm queues the decision of the term term of the event at event
 // time at: it is recorded, and alert a (nil: nothing to raise, the term is
 // only learned) is raised if the transaction finds the term new and the
-// alert not raised. undo gives back the run's max_signals slot of an alert
-// not raised.
+// alert not raised. undo, if not nil, gives back the run's max_signals
+// slot of an alert not raised; without it (sharesSignals) the alert takes
+// its slot in the transaction, once the term is found new.
 func (r *newTermsRunner) claimTerm(term []byte, at time.Time, a *alert.Alert, undo func()) error {
 	c := r.eng.claims
 	term = bytes.Clone(term)
@@ -490,6 +568,10 @@ func (r *newTermsRunner) claimTerm(term []byte, at time.Time, a *alert.Alert, un
 		}
 		keys = append(keys, r.dedup.groups.AppendKey(nil, []byte(group)))
 	}
+	slot := a != nil && undo == nil
+	if slot {
+		keys = append(keys, sharedCountsKey(r.base))
+	}
 	c.add(claim{
 		decide: func(tx state.Tx, wall time.Time, res *claimResult) error {
 			raised := false
@@ -506,17 +588,29 @@ func (r *newTermsRunner) claimTerm(term []byte, at time.Time, a *alert.Alert, un
 			switch {
 			case raised:
 				res.suppressed = true
+				return nil
 			case !isNew:
 				res.known = true
-			case grouped:
-				return r.dedup.decideGroup(tx, a, group, sample, at, wall, res)
-			default:
-				if _, err := r.ids.MarkAtTx(tx, []byte(a.ID), at); err != nil {
+				return nil
+			}
+			sample := sample
+			if slot {
+				if err := r.takeSlot(tx, a, at, res); err != nil || res.dropped {
 					return err
 				}
-				return c.outbox(tx, r.base, a, 0, at, wall, res)
+				if grouped {
+					if sample, err = alert.Marshal(a); err != nil { // with its window
+						return fmt.Errorf("rule %s: cannot encode alert %s: %w", r.rule.ID, a.ID, err)
+					}
+				}
 			}
-			return nil
+			if grouped {
+				return r.dedup.decideGroup(tx, a, group, sample, at, wall, res)
+			}
+			if _, err := r.ids.MarkAtTx(tx, []byte(a.ID), at); err != nil {
+				return err
+			}
+			return c.outbox(tx, r.base, a, 0, at, wall, res)
 		},
 		done: func(ctx context.Context, res *claimResult) error {
 			if a == nil {
@@ -524,9 +618,13 @@ func (r *newTermsRunner) claimTerm(term []byte, at time.Time, a *alert.Alert, un
 			}
 			switch {
 			case res.suppressed:
-				r.stats.Suppressed++ // its slot stays taken, as alone
+				r.stats.Suppressed++ // a slot it took locally stays taken, as alone
 			case res.known:
-				undo() // another replica, or an earlier event of the batch, saw it first
+				if undo != nil {
+					undo() // another replica, or an earlier event of the batch, saw it first
+				}
+			case res.dropped:
+				return r.dropped(ctx, a, res)
 			case grouped:
 				return r.dedup.grouped(ctx, group, res)
 			default:

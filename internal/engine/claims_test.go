@@ -288,3 +288,93 @@ func TestReplicasCloseRunOnce(t *testing.T) {
 	}
 	compareClaims(t, run, want)
 }
+
+// TestReplicasShareMaxSignals gives two replicas on one Redis the hits of
+// one run of a rule capped at max_signals (lowered to 3 for Elastic's
+// query rule, 2 for its new_terms rule), the first half to one and the
+// second to the other, evaluated at the same time. Together they raise
+// what one engine raises alone: the first max_signals hits of the run,
+// the others dropped and counted so. Counting each its own run (as
+// before the counts were shared), they raise max_signals each.
+func TestReplicasShareMaxSignals(t *testing.T) {
+	srv := redistest.Start(t)
+	ev := func(i int, ua string) stEv {
+		return stEv{id: fmt.Sprintf("e%d", i), at: stT0.Add(time.Duration(i) * time.Second), ua: ua}
+	}
+	var evs []stEv
+	for i := range 8 {
+		evs = append(evs, ev(i+1, fmt.Sprintf("scanner/%d", i+1)))
+	}
+	for _, c := range []struct {
+		name, rule string
+		max        int
+	}{
+		{"query", "elastic-k8s-anonymous-request-authorized", 3},
+		{"new terms", seed001, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			capped := func() []*rule.Compiled {
+				r := stRule(t, c.rule)
+				r.Schedule.MaxSignals = c.max
+				return []*rule.Compiled{r}
+			}
+			alone := alone(t, capped(), evs...)
+			want := deliveries(alone)
+			if len(want) != c.max {
+				t.Fatalf("one engine raised\n%s\nwant max_signals (%d) alerts", strings.Join(want, "\n"), c.max)
+			}
+			var dropped int64
+			run := func(claims bool) []string {
+				stores := redisReplicas(t, srv, 2)
+				clk := &clock{t: time.Now()}
+				a := newReplica(t, capped(), stores[0], "a", claims, clk)
+				b := newReplica(t, capped(), stores[1], "b", claims, clk)
+				a.read(evs[:4]...)
+				b.read(evs[4:]...)
+				a.settle()
+				b.settle()
+				a.closeInput()
+				b.closeInput()
+				dropped = 0
+				for _, r := range []*replica{a, b} {
+					dropped += r.h.eng.Stats().Rules[c.rule].Dropped
+				}
+				return deliveries(append(a.sink.Alerts, b.sink.Alerts...))
+			}
+			compareClaims(t, run, want)
+			run(true)
+			if want := int64(len(evs) - c.max); dropped != want {
+				t.Errorf("the replicas dropped %d hits at max_signals, one engine %d", dropped, want)
+			}
+
+			// Settling at the same time, the replicas' transactions
+			// conflict on the run's count: which hits are raised depends
+			// on which commits first, how many does not. The events sent
+			// again to the other replica take no second slot.
+			stores := redisReplicas(t, srv, 2)
+			clk := &clock{t: time.Now()}
+			a := newReplica(t, capped(), stores[0], "a", true, clk)
+			b := newReplica(t, capped(), stores[1], "b", true, clk)
+			a.read(evs[0], evs[2], evs[4], evs[6])
+			b.read(evs[1], evs[3], evs[5], evs[7])
+			done := make(chan error, 2)
+			for _, r := range []*replica{a, b} {
+				go func() { done <- r.h.eng.Settle(context.Background()) }()
+			}
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.settle()
+			b.settle()
+			b.read(evs[0], evs[2], evs[4], evs[6])
+			b.settle()
+			a.closeInput()
+			b.closeInput()
+			if got := deliveries(append(a.sink.Alerts, b.sink.Alerts...)); len(got) != c.max {
+				t.Errorf("replicas settling at once raised %d alerts, want max_signals (%d):\n%s", len(got), c.max, strings.Join(got, "\n"))
+			}
+		})
+	}
+}

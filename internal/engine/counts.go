@@ -19,11 +19,11 @@ import (
 // rule's meta entry of the windows namespace (state.WindowMeta, with no
 // closed-run watermark), written by Checkpoint when they changed and
 // restored by New; WindowsRebuild (a scan, which reads its input again)
-// deletes them and keeps none. So a serve restarted in the middle of a run raises no
-// more of that run's alerts than an uninterrupted one would. The entry
-// carries a fingerprint of the rule's query and schedule; one made with
-// another is deleted, as a stale ES|QL run is. Replicas keep a slot each
-// (max_signals is per replica).
+// deletes them and keeps none. So a serve restarted in the middle of a
+// run raises no more of that run's alerts than an uninterrupted one
+// would. The entry carries a fingerprint of the rule's query and
+// schedule; one made with another is deleted, as a stale ES|QL run is.
+// Replicas share the entry instead (below).
 
 // runCounts is the durable part of a KQL rule's run counter.
 type runCounts struct {
@@ -50,8 +50,8 @@ func countsFingerprint(b *base) uint64 {
 // restores runs and the rule has a cap, and has stale counts deleted when
 // it rebuilds them.
 func (e *Engine) trackCounts(b *base, c *runCounter) {
-	if !e.persist() || b.rule.Schedule.MaxSignals <= 0 {
-		return
+	if !e.persist() || b.rule.Schedule.MaxSignals <= 0 || e.claims != nil {
+		return // replicas share their counts (below)
 	}
 	if e.opts.Windows != WindowsRestore {
 		e.counts = append(e.counts, &runCounts{b: b, c: &runCounter{}, fp: countsFingerprint(b), rebuild: true})
@@ -130,4 +130,84 @@ func (rc *runCounts) restore(val []byte) error {
 	}
 	rc.c.counts = counts
 	return nil
+}
+
+// Run counts shared by replicas.
+//
+// Replicas (Options.Shared) count the alerts of their scheduled KQL and
+// new_terms rules against max_signals together: the count of every run
+// of a rule is in one entry of the shared store, the rule's meta entry
+// of the windows namespace without a replica's slot (the layout of
+// runCounts, so an engine alone on that store would read it as its own),
+// and the decision of a hit takes its run's slot in the transaction that
+// marks its alert raised (claims.go). Two replicas that see hits of one
+// run at once therefore raise at most max_signals of them between them,
+// as one engine would; which hits those are follows the order in which
+// the replicas' transactions commit (one engine: the order it reads
+// them). A hit whose alert was raised before (an event delivered again)
+// takes no slot: its first decision took it. The scheduled ES|QL rules
+// without STATS still count per replica (their slot of the meta entry).
+
+// sharesSignals reports whether b's hits at t take their max_signals
+// slot in the replicas' shared transaction (sharedSlot) rather than from
+// the engine's own counter.
+func (b *base) sharesSignals(t time.Time) bool {
+	return b.eng.claims != nil && b.ids != nil && b.maxSignals() > 0 && !t.IsZero()
+}
+
+// sharedCountsKey is the key of the shared run counts of b's rule.
+func sharedCountsKey(b *base) []byte {
+	return state.AppendWindowMetaKey(nil, b.rule.ID)
+}
+
+// sharedSlot counts a hit at t of b's rule in tx, against the shared
+// counts of the runs that read it, as runCounter.take does alone: it
+// returns the end of the run it counts in and true, or the end of the
+// first run that reads it and false when every one of them is full.
+// Counts stored by another version of the rule are started again; counts
+// of runs that ended more than the lookback and WindowRetention before
+// the newest are forgotten.
+func sharedSlot(tx state.Tx, b *base, t time.Time) (int64, bool, error) {
+	key := sharedCountsKey(b)
+	fp := countsFingerprint(b)
+	counts := map[int64]uint64{}
+	val, err := tx.Get(key)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+	case err != nil:
+		return 0, false, err
+	default:
+		if m, err := state.DecodeWindowMeta(val); err == nil && m.Fingerprint == fp {
+			for _, c := range m.Counts {
+				counts[c.End] = c.Count
+			}
+		} else if err != nil {
+			b.ruleError(fmt.Errorf("rule %s: %w: its shared run counts (%v) started again", b.rule.ID, errStaleWindow, err))
+		}
+	}
+	limit := uint64(b.maxSignals())
+	first, ok := b.sched.FirstRun(t), false
+	b.sched.Runs(t, func(end int64) bool {
+		if counts[end] < limit {
+			counts[end]++
+			first, ok = end, true
+			return false
+		}
+		return true
+	})
+	if !ok {
+		return first, false, nil
+	}
+	keep := b.sched.Lookback + WindowRetention
+	var horizon int64
+	for end := range counts {
+		horizon = max(horizon, end)
+	}
+	meta := state.WindowMeta{Fingerprint: fp, Counts: make([]state.WindowCount, 0, len(counts))}
+	for _, end := range sortedKeys(counts) {
+		if end >= horizon-int64(keep) {
+			meta.Counts = append(meta.Counts, state.WindowCount{End: end, Count: counts[end]})
+		}
+	}
+	return first, true, tx.Put(key, state.AppendWindowMeta(nil, meta), time.Unix(0, horizon).Add(keep))
 }

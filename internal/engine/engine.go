@@ -456,9 +456,9 @@ func (b *base) emitWith(ctx context.Context, a *alert.Alert, at time.Time, commi
 		// A replica: decided with the batch's other decisions, on the
 		// shared store (claims.go).
 		if b.dedup != nil && b.keyOf == a {
-			return b.dedup.claimGroup(a, b.key, at)
+			return b.dedup.claimGroup(a, b.key, at, false)
 		}
-		b.claimAlert(a, at)
+		b.claimAlert(a, at, false)
 		return nil
 	}
 	if _, raised, err := b.ids.Raised(ctx, []byte(a.ID), at); err != nil {
@@ -631,6 +631,11 @@ func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 	}
 	q.stats.Matched++
 	id := eventAlertID(q.rule.ID, e, "")
+	if q.sharesSignals(e.Time()) {
+		// A replica: the hit takes its run's slot in the batch's
+		// decisions on the shared store (counts.go).
+		return q.claimHit(q.eventAlert(e, id), e.Time())
+	}
 	end, ok := q.take(&q.runs, e.Time())
 	if !ok {
 		return q.dropEvent(ctx, e, id, end)

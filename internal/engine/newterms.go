@@ -124,6 +124,12 @@ func (r *newTermsRunner) term(ctx context.Context, e *event.Event, t time.Time) 
 	if seen && !t.Before(ti.FirstSeen) && t.Sub(ti.LastSeen) < r.slack {
 		return nil // known and recorded recently: nothing to write
 	}
+	if !seen && !r.eng.opts.LearnOnly && r.sharesSignals(t) {
+		// A replica: the term is recorded, and its alert takes its run's
+		// slot and is raised, by the batch's decisions on the shared
+		// store (claims.go, counts.go).
+		return r.claimTerm(r.key, t, r.termAlert(e), nil)
+	}
 	var end int64
 	ok := false
 	if !seen && !r.eng.opts.LearnOnly {

@@ -42,8 +42,9 @@ import (
 // and holds them empty, so that they close with its watermark.
 //
 // What replicas do not share: the per-run alert counts of non-aggregating
-// ES|QL rules (max_signals is per replica), and the closed-run watermark
-// (each replica's own, in its own meta slot).
+// ES|QL rules (max_signals is per replica for them; KQL rules share theirs,
+// counts.go), and the closed-run watermark (each replica's own, in its
+// own meta slot).
 
 // replicaRuns is what an ES|QL runner keeps to share its runs.
 type replicaRuns struct {
