@@ -78,12 +78,20 @@ func ParseURL(raw string) (*Config, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("source %s: "+format, append([]any{raw}, args...)...)
 	}
-	u, err := url.Parse(raw)
+	// The brokers are cut off before url.Parse, which takes one host: a
+	// list of them, IPv6 literals among them ([::1]:9092,[::1]:9093), is
+	// not a URL's host.
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, bad("want %s://BROKER[,BROKER]/TOPIC?group=NAME", Scheme)
+	}
+	hosts, tail, _ := strings.Cut(rest, "/")
+	if strings.Contains(hosts, "@") {
+		return nil, bad("credentials do not go in the URL: use password_file= or password_env=")
+	}
+	u, err := url.Parse(scheme + "://brokers/" + tail)
 	if err != nil {
 		return nil, bad("%v", err)
-	}
-	if u.User != nil {
-		return nil, bad("credentials do not go in the URL: use password_file= or password_env=")
 	}
 	if u.Fragment != "" || u.Opaque != "" {
 		return nil, bad("want %s://BROKER[,BROKER]/TOPIC?group=NAME", Scheme)
@@ -117,7 +125,7 @@ func ParseURL(raw string) (*Config, error) {
 		Start: DefaultStart, MaxRecords: DefaultMaxRecords}
 	switch u.Scheme {
 	case Scheme:
-		if c.Brokers, err = kafkaopt.SplitBrokers(u.Host); err != nil {
+		if c.Brokers, err = kafkaopt.SplitBrokers(hosts); err != nil {
 			return nil, bad("%v", err)
 		}
 		for k, dst := range map[string]*bool{"tls": &c.TLS, "insecure_skip_verify": &c.InsecureSkipVerify} {
@@ -129,8 +137,8 @@ func ParseURL(raw string) (*Config, error) {
 		}
 		c.SASL, c.Username, c.PasswordFile, c.PasswordEnv = one["sasl"], one["username"], one["password_file"], one["password_env"]
 	case EventHubsScheme:
-		host := u.Host
-		if host == "" || strings.ContainsAny(host, ":,") {
+		host := hosts
+		if host == "" || strings.ContainsAny(host, ":,[]%?#") {
 			return nil, bad("want %s://NAMESPACE/HUB", EventHubsScheme)
 		}
 		if !strings.Contains(host, ".") {

@@ -20,6 +20,15 @@ func TestParseURL(t *testing.T) {
 	if !reflect.DeepEqual(c, &Config{Brokers: []string{"b1:9092", "b2:9093"}, Topic: "audit", Group: "kanon", Start: DefaultStart, MaxRecords: DefaultMaxRecords}) {
 		t.Fatalf("%+v", c)
 	}
+	c = f("kafka://[::1]:9092,[2001:db8::7]:9093,b3:9094/audit?group=kanon", "")
+	if !reflect.DeepEqual(c.Brokers, []string{"[::1]:9092", "[2001:db8::7]:9093", "b3:9094"}) {
+		t.Fatalf("IPv6 brokers: %+v", c.Brokers)
+	}
+	if back, err := ParseURL(c.URL()); err != nil || !reflect.DeepEqual(back, c) {
+		t.Fatalf("%s: %+v %v", c.URL(), back, err)
+	}
+	f("kafka://[::1:9092/audit?group=g", `broker "[::1:9092" is not HOST:PORT`)
+	f("kafka://b:9092,/audit?group=g", `broker "" is not HOST:PORT`)
 	c = f("kafka://b:9093/audit?group=kanon&tls=true&ca_file=/ca.pem&sasl=scram-sha-512&username=kanon&password_env=PW&cluster=prod&start=latest&max_records=10&session_timeout=10s", "")
 	if !c.TLS || c.CAFile != "/ca.pem" || c.SASL != "scram-sha-512" || c.Username != "kanon" || c.PasswordEnv != "PW" ||
 		c.Cluster != "prod" || c.Start != "latest" || c.MaxRecords != 10 || c.SessionTimeout != 10*time.Second {
@@ -67,7 +76,7 @@ func FuzzParseURL(f *testing.F) {
 		"kafka://b:9093/audit?group=kanon&tls=true&ca_file=/ca.pem&insecure_skip_verify=true&sasl=scram-sha-256&username=k&password_file=/p&cluster=c&start=latest&max_records=9&session_timeout=7s",
 		"eventhubs://contoso/aks-audit?group=kanon&connection_string_file=/etc/eh&cluster=aks-1",
 		"eventhubs://contoso/hub?group=g&connection_string_env=EH&broker=127.0.0.1:1&ca_file=/ca",
-		"kafka://[::1]:9092/t?group=g", "kafka://%zz/t", "kafka://b:1/t?group=%", "",
+		"kafka://[::1]:9092/t?group=g", "kafka://[::1]:1,[fe80::2]:2/t?group=g", "kafka://%zz/t", "kafka://b:1/t?group=%", "",
 	} {
 		f.Add(s)
 	}
