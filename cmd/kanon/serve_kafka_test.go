@@ -146,6 +146,32 @@ func TestServeKafkaReadiness(t *testing.T) {
 	p.stop(t)
 }
 
+// kanon serve's /readyz fails while its Redis store does not answer,
+// says so, and passes again once it answers.
+func TestServeRedisReadiness(t *testing.T) {
+	bin := kanonBinary(t)
+	rs := redistest.Start(t)
+	p := startServe(t, bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--store", "redis://"+rs.Addr+"/0?prefix=readiness",
+		"--state-dir", t.TempDir(), "--output", "file:"+filepath.Join(t.TempDir(), "alerts.ndjson"))
+	base := "http://" + p.waitAddr(t)
+	waitReady(t, base)
+	rs.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body, err := getBody(base + "/readyz")
+		if err == nil && code == 503 && strings.Contains(body, "state store") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz with Redis down: %d %q %v", code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rs.Restart(t) // a Redis again, where the old one was
+	waitReady(t, base)
+	p.stop(t)
+}
+
 func getBody(url string) (int, string, error) {
 	resp, err := http.Get(url)
 	if err != nil {

@@ -31,6 +31,7 @@ type Server struct {
 	exited chan struct{} // closed when the process has exited
 	once   sync.Once
 	tls    *tls.Config // how ping connects to a TLS server
+	extra  []string    // Start's extra arguments, for Restart
 }
 
 // Start starts a redis-server for tb and stops it when tb's cleanups run.
@@ -62,6 +63,26 @@ func start(bin, dir string, extra []string, tc *tlsFiles) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startOn(bin, dir, port, extra, tc)
+}
+
+// Restart starts a new, empty redis-server of tb where s was (its port),
+// once s was stopped: a Redis that comes back for clients that kept its
+// address. It fails tb if the port was taken meanwhile.
+func (s *Server) Restart(tb testing.TB) *Server {
+	tb.Helper()
+	s.Stop()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	n, _ := strconv.Atoi(port)
+	srv, err := startOn(s.cmd.Path, tb.TempDir(), n, s.extra, nil)
+	if err != nil {
+		tb.Fatalf("cannot start redis-server again: %v", err)
+	}
+	tb.Cleanup(srv.Stop)
+	return srv
+}
+
+func startOn(bin, dir string, port int, extra []string, tc *tlsFiles) (*Server, error) {
 	args := []string{"--port", strconv.Itoa(port)}
 	if tc != nil {
 		args = []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", tc.cert,
@@ -77,7 +98,7 @@ func start(bin, dir string, extra []string, tc *tlsFiles) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot run %s: %w", bin, err)
 	}
-	srv := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, cmd: cmd, log: log, exited: make(chan struct{})}
+	srv := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, cmd: cmd, log: log, exited: make(chan struct{}), extra: extra}
 	if tc != nil {
 		srv.CAFile, srv.tls = tc.ca, tc.client
 	}
