@@ -27,6 +27,9 @@
 //	-bodies F      fraction of events with request/response bodies (default 0.10)
 //	-clusters N    number of simulated clusters (default 4)
 //	-nodes N       kubelets per cluster (default 12)
+//	-bursts B      anonymous enumeration bursts per hour of event time (default 0):
+//	               one source IP and user agent asking for 10 to 24 distinct API
+//	               paths within a minute, logged at level Request
 //
 // A summary (events, bytes, mean size, ratios, time taken) goes to standard
 // error. Exit status: 0 on success, 1 on a usage or I/O error.
@@ -83,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&p.opts.BodyRatio, "bodies", p.opts.BodyRatio, "fraction of events with request/response bodies")
 	fs.IntVar(&p.opts.Clusters, "clusters", p.opts.Clusters, "number of simulated clusters")
 	fs.IntVar(&p.opts.NodesPerCluster, "nodes", p.opts.NodesPerCluster, "kubelets per cluster")
+	fs.Float64Var(&p.opts.Bursts, "bursts", p.opts.Bursts, "anonymous enumeration bursts per hour of event time (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}

@@ -77,12 +77,38 @@ func TestRunEventList(t *testing.T) {
 	}
 }
 
+func TestRunBursts(t *testing.T) {
+	opts := loadgen.DefaultOptions(2000, 5)
+	opts.Rate, opts.Bursts = 5, 20
+	var want bytes.Buffer
+	if _, err := loadgen.Generate(&want, opts); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-n", "2000", "-seed", "5", "-rate", "5", "-bursts", "20"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !bytes.Equal(stdout.Bytes(), want.Bytes()) {
+		t.Error("-bursts output differs from loadgen.Generate with Bursts")
+	}
+	bursts := 0
+	for _, l := range bytes.Split(want.Bytes(), []byte("\n")) {
+		if bytes.Contains(l, []byte(`"level":"Request"`)) && bytes.Contains(l, []byte(`"username":"system:anonymous"`)) {
+			bursts++
+		}
+	}
+	if bursts == 0 {
+		t.Error("no anonymous Request-level event: no burst")
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-n", "-1"},
 		{"-start", "yesterday"},
 		{"-anonymous", "2"},
 		{"-eventlist", "-3"},
+		{"-bursts", "-1"},
 		{"-nosuchflag"},
 		{"extra"},
 		{"-o", filepath.Join(t.TempDir(), "missing", "dir", "x.log")},
