@@ -31,6 +31,13 @@
 //	               one source IP and user agent asking for 10 to 24 distinct API
 //	               paths within a minute, logged at level Request
 //
+// For load tests of kanon serve on NATS JetStream (bench/replicas.sh):
+//
+//	-nats URL      publish to a JetStream subject, nats://HOST:PORT/SUBJECT, instead
+//	               of writing: JSON lines, -per-message events a message, each
+//	               acknowledged by the stream that captures the subject
+//	-per-message N events per message with -nats (default 100)
+//
 // A summary (events, bytes, mean size, ratios, time taken) goes to standard
 // error. Exit status: 0 on success, 1 on a usage or I/O error.
 //
@@ -59,11 +66,14 @@ type params struct {
 	output    string
 	gzip      bool
 	eventList int
+	// nats, if set, is nats://HOST:PORT/SUBJECT: publish there instead.
+	nats       string
+	perMessage int
 }
 
 // newParams returns the defaults.
 func newParams() params {
-	return params{opts: loadgen.DefaultOptions(10_000, 1)}
+	return params{opts: loadgen.DefaultOptions(10_000, 1), perMessage: 100}
 }
 
 func main() {
@@ -87,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.opts.Clusters, "clusters", p.opts.Clusters, "number of simulated clusters")
 	fs.IntVar(&p.opts.NodesPerCluster, "nodes", p.opts.NodesPerCluster, "kubelets per cluster")
 	fs.Float64Var(&p.opts.Bursts, "bursts", p.opts.Bursts, "anonymous enumeration bursts per hour of event time (0: none)")
+	fs.StringVar(&p.nats, "nats", "", "publish to this JetStream subject, nats://HOST:PORT/SUBJECT, instead of writing")
+	fs.IntVar(&p.perMessage, "per-message", p.perMessage, "events per message with -nats")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -104,19 +116,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kanon-loadgen: -eventlist must not be negative, got %d\n", p.eventList)
 		return 1
 	}
+	if p.nats != "" && (p.eventList > 0 || p.gzip || p.output != "") {
+		fmt.Fprintf(stderr, "kanon-loadgen: -nats publishes JSON lines: it takes no -o, -gzip or -eventlist\n")
+		return 1
+	}
+	if p.perMessage <= 0 {
+		fmt.Fprintf(stderr, "kanon-loadgen: -per-message must be positive, got %d\n", p.perMessage)
+		return 1
+	}
 	if err := p.opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "kanon-loadgen: %v\n", err)
 		return 1
 	}
 	began := time.Now()
-	st, err := p.write(stdout)
+	write, verb := p.write, "wrote"
+	if p.nats != "" {
+		write, verb = func(io.Writer) (loadgen.Stats, error) { return p.publish() }, "published"
+	}
+	st, err := write(stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "kanon-loadgen: %v\n", err)
 		return 1
 	}
 	elapsed := time.Since(began)
-	fmt.Fprintf(stderr, "wrote %d events, %d bytes before compression (mean event %.0f B, anonymous %.2f %%, with bodies %.2f %%) in %v (%.0f events/s)\n",
-		st.Events, st.Bytes, st.MeanSize(), 100*st.AnonymousRatio(), 100*st.BodyRatio(), elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds())
+	fmt.Fprintf(stderr, "%s %d events, %d bytes before compression (mean event %.0f B, anonymous %.2f %%, with bodies %.2f %%) in %v (%.0f events/s)\n",
+		verb, st.Events, st.Bytes, st.MeanSize(), 100*st.AnonymousRatio(), 100*st.BodyRatio(), elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds())
 	return 0
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/loadgen"
+	"github.com/kanon-dev/kanon/internal/natstest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestRunWritesGeneratedLog(t *testing.T) {
@@ -116,6 +119,62 @@ func TestRunErrors(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 1 || stderr.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want 1 and a message", args, code, stderr.String())
+		}
+	}
+}
+
+// -nats publishes the log to a JetStream subject (a real nats-server),
+// -per-message lines a message, in order: the messages are the log.
+func TestRunNATS(t *testing.T) {
+	srv := natstest.StartNATS(t)
+	srv.JetStream(t, func(ctx context.Context, js jetstream.JetStream) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT", Subjects: []string{"audit.>"}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	opts := loadgen.DefaultOptions(1050, 6)
+	opts.Bursts = 100
+	var want bytes.Buffer
+	if _, err := loadgen.Generate(&want, opts); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-n", "1050", "-seed", "6", "-bursts", "100", "-nats", srv.URL() + "/audit.lab", "-per-message", "100"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "published 1050 events") {
+		t.Errorf("stdout %d bytes, summary %q", stdout.Len(), stderr.String())
+	}
+	var got bytes.Buffer
+	msgs := 0
+	srv.JetStream(t, func(ctx context.Context, js jetstream.JetStream) {
+		s, err := js.Stream(ctx, "AUDIT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); ; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if err != nil {
+				break
+			}
+			if m.Subject != "audit.lab" || bytes.Count(m.Data, []byte("\n")) > 100 {
+				t.Fatalf("message %d: subject %s, %d lines", seq, m.Subject, bytes.Count(m.Data, []byte("\n")))
+			}
+			got.Write(m.Data)
+			msgs++
+		}
+	})
+	if msgs != 11 || !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Errorf("%d messages holding %d bytes; want 11 holding the %d bytes of the log", msgs, got.Len(), want.Len())
+	}
+	for _, args := range [][]string{
+		{"-nats", "http://127.0.0.1:4222/audit"},
+		{"-nats", "nats://127.0.0.1:4222/"},
+		{"-nats", srv.URL() + "/audit.lab", "-gzip"},
+		{"-nats", srv.URL() + "/audit.lab", "-per-message", "0"},
+	} {
+		if code := run(args, &stdout, &stderr); code != 1 {
+			t.Errorf("%q: exit %d, want 1", args, code)
 		}
 	}
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/loadgen"
+)
+
+// publishTimeout bounds the wait for the stream's acknowledgements.
+const publishTimeout = 2 * time.Minute
+
+// natsTarget is the server and subject of -nats nats://HOST:PORT/SUBJECT.
+func natsTarget(raw string) (server, subject string, err error) {
+	u, err := url.Parse(raw)
+	if err == nil && (u.Scheme != "nats" && u.Scheme != "tls" || u.Host == "") {
+		err = errors.New("want nats://HOST:PORT/SUBJECT")
+	}
+	if err == nil {
+		subject = strings.TrimPrefix(u.Path, "/")
+		if subject == "" || strings.ContainsAny(subject, " /*>") {
+			err = fmt.Errorf("want nats://HOST:PORT/SUBJECT, a subject such as audit.lab, got %q", subject)
+		}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("cannot parse -nats %q: %w", raw, err)
+	}
+	return u.Scheme + "://" + u.Host, subject, nil
+}
+
+// publish generates the log and publishes it to a JetStream subject,
+// p.perMessage events (JSON lines) a message, and waits until the stream
+// has stored every message.
+func (p params) publish() (loadgen.Stats, error) {
+	server, subject, err := natsTarget(p.nats)
+	if err != nil {
+		return loadgen.Stats{}, err
+	}
+	g, err := loadgen.NewGenerator(p.opts)
+	if err != nil {
+		return loadgen.Stats{}, err
+	}
+	nc, err := alert.NATSDial{URL: server}.Connect()
+	if err != nil {
+		return loadgen.Stats{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(publishTimeout))
+	if err != nil {
+		return loadgen.Stats{}, fmt.Errorf("cannot use JetStream: %w", err)
+	}
+	var acks []jetstream.PubAckFuture
+	for done := 0; done < p.opts.Events; {
+		var msg []byte // owned by the publisher until acknowledged
+		for n := min(p.perMessage, p.opts.Events-done); n > 0; n-- {
+			msg = g.AppendEvent(msg)
+			done++
+		}
+		f, err := js.PublishAsync(subject, msg)
+		if err != nil {
+			return g.Stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
+		}
+		acks = append(acks, f)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(publishTimeout):
+		return g.Stats(), fmt.Errorf("%s: %d messages not acknowledged after %v", subject, js.PublishAsyncPending(), publishTimeout)
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return g.Stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
+		}
+	}
+	return g.Stats(), nil
+}
