@@ -37,6 +37,8 @@
 //	               of writing: JSON lines, -per-message events a message, each
 //	               acknowledged by the stream that captures the subject
 //	-per-message N events per message with -nats (default 100)
+//	-nats-stream S create the JetStream stream S capturing the subject, unless a
+//	               stream of that name exists
 //
 // A summary (events, bytes, mean size, ratios, time taken) goes to standard
 // error. Exit status: 0 on success, 1 on a usage or I/O error.
@@ -68,6 +70,7 @@ type params struct {
 	eventList int
 	// nats, if set, is nats://HOST:PORT/SUBJECT: publish there instead.
 	nats       string
+	natsStream string
 	perMessage int
 }
 
@@ -98,6 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.opts.NodesPerCluster, "nodes", p.opts.NodesPerCluster, "kubelets per cluster")
 	fs.Float64Var(&p.opts.Bursts, "bursts", p.opts.Bursts, "anonymous enumeration bursts per hour of event time (0: none)")
 	fs.StringVar(&p.nats, "nats", "", "publish to this JetStream subject, nats://HOST:PORT/SUBJECT, instead of writing")
+	fs.StringVar(&p.natsStream, "nats-stream", "", "with -nats: create this JetStream stream of the subject unless it exists")
 	fs.IntVar(&p.perMessage, "per-message", p.perMessage, "events per message with -nats")
 	if err := fs.Parse(args); err != nil {
 		return 1

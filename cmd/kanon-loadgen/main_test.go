@@ -124,14 +124,10 @@ func TestRunErrors(t *testing.T) {
 }
 
 // -nats publishes the log to a JetStream subject (a real nats-server),
-// -per-message lines a message, in order: the messages are the log.
+// -per-message lines a message, in order: the messages are the log, in
+// the stream -nats-stream created.
 func TestRunNATS(t *testing.T) {
 	srv := natstest.StartNATS(t)
-	srv.JetStream(t, func(ctx context.Context, js jetstream.JetStream) {
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT", Subjects: []string{"audit.>"}}); err != nil {
-			t.Fatal(err)
-		}
-	})
 	opts := loadgen.DefaultOptions(1050, 6)
 	opts.Bursts = 100
 	var want bytes.Buffer
@@ -139,7 +135,7 @@ func TestRunNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-n", "1050", "-seed", "6", "-bursts", "100", "-nats", srv.URL() + "/audit.lab", "-per-message", "100"}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"-n", "1050", "-seed", "6", "-bursts", "100", "-nats", srv.URL() + "/audit.lab", "-nats-stream", "AUDIT", "-per-message", "100"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "published 1050 events") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -36,7 +37,8 @@ func natsTarget(raw string) (server, subject string, err error) {
 
 // publish generates the log and publishes it to a JetStream subject,
 // p.perMessage events (JSON lines) a message, and waits until the stream
-// has stored every message.
+// has stored every message. With p.natsStream, the stream of that name
+// capturing the subject is created first unless it exists.
 func (p params) publish() (loadgen.Stats, error) {
 	server, subject, err := natsTarget(p.nats)
 	if err != nil {
@@ -54,6 +56,14 @@ func (p params) publish() (loadgen.Stats, error) {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return loadgen.Stats{}, fmt.Errorf("cannot use JetStream: %w", err)
+	}
+	if p.natsStream != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: p.natsStream, Subjects: []string{subject}})
+		cancel()
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return loadgen.Stats{}, fmt.Errorf("cannot create stream %s: %w", p.natsStream, err)
+		}
 	}
 	var acks []jetstream.PubAckFuture
 	for done := 0; done < p.opts.Events; {
