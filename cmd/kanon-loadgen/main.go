@@ -37,6 +37,8 @@
 //	               of writing: JSON lines, -per-message events a message, each
 //	               acknowledged by the stream that captures the subject
 //	-per-message N events per message with -nats (default 100)
+//	-from FILE     with -nats: publish the lines of FILE (say, a log written
+//	               with -o) instead of generating
 //	-nats-stream S create the JetStream stream S capturing the subject, unless a
 //	               stream of that name exists
 //
@@ -71,6 +73,7 @@ type params struct {
 	// nats, if set, is nats://HOST:PORT/SUBJECT: publish there instead.
 	nats       string
 	natsStream string
+	from       string // with nats: publish this file's lines instead
 	perMessage int
 }
 
@@ -102,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&p.opts.Bursts, "bursts", p.opts.Bursts, "anonymous enumeration bursts per hour of event time (0: none)")
 	fs.StringVar(&p.nats, "nats", "", "publish to this JetStream subject, nats://HOST:PORT/SUBJECT, instead of writing")
 	fs.StringVar(&p.natsStream, "nats-stream", "", "with -nats: create this JetStream stream of the subject unless it exists")
+	fs.StringVar(&p.from, "from", "", "with -nats: publish the lines of this file (a log written with -o) instead of generating")
 	fs.IntVar(&p.perMessage, "per-message", p.perMessage, "events per message with -nats")
 	if err := fs.Parse(args); err != nil {
 		return 1
@@ -122,6 +126,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if p.nats != "" && (p.eventList > 0 || p.gzip || p.output != "") {
 		fmt.Fprintf(stderr, "kanon-loadgen: -nats publishes JSON lines: it takes no -o, -gzip or -eventlist\n")
+		return 1
+	}
+	if p.from != "" && p.nats == "" {
+		fmt.Fprintf(stderr, "kanon-loadgen: -from needs -nats\n")
 		return 1
 	}
 	if p.perMessage <= 0 {

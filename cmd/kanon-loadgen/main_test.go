@@ -141,33 +141,47 @@ func TestRunNATS(t *testing.T) {
 	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "published 1050 events") {
 		t.Errorf("stdout %d bytes, summary %q", stdout.Len(), stderr.String())
 	}
-	var got bytes.Buffer
-	msgs := 0
-	srv.JetStream(t, func(ctx context.Context, js jetstream.JetStream) {
-		s, err := js.Stream(ctx, "AUDIT")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); ; seq++ {
-			m, err := s.GetMsg(ctx, seq)
+	stored := func(stream string) ([]byte, int) {
+		var got bytes.Buffer
+		msgs := 0
+		srv.JetStream(t, func(ctx context.Context, js jetstream.JetStream) {
+			s, err := js.Stream(ctx, stream)
 			if err != nil {
-				break
+				t.Fatal(err)
 			}
-			if m.Subject != "audit.lab" || bytes.Count(m.Data, []byte("\n")) > 100 {
-				t.Fatalf("message %d: subject %s, %d lines", seq, m.Subject, bytes.Count(m.Data, []byte("\n")))
+			for seq := uint64(1); ; seq++ {
+				m, err := s.GetMsg(ctx, seq)
+				if err != nil {
+					break
+				}
+				if n := bytes.Count(m.Data, []byte("\n")); n > 100 || !bytes.HasSuffix(m.Data, []byte("\n")) {
+					t.Fatalf("message %d of %s: %d lines, not ending a line", seq, stream, n)
+				}
+				got.Write(m.Data)
+				msgs++
 			}
-			got.Write(m.Data)
-			msgs++
-		}
-	})
-	if msgs != 11 || !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Errorf("%d messages holding %d bytes; want 11 holding the %d bytes of the log", msgs, got.Len(), want.Len())
+		})
+		return got.Bytes(), msgs
+	}
+	if got, msgs := stored("AUDIT"); msgs != 11 || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("%d messages holding %d bytes; want 11 holding the %d bytes of the log", msgs, len(got), want.Len())
+	}
+	// -from publishes a file's lines.
+	path := filepath.Join(t.TempDir(), "audit.log")
+	os.WriteFile(path, want.Bytes(), 0o600)
+	if code := run([]string{"-nats", srv.URL() + "/file.lab", "-nats-stream", "FILE", "-from", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-from: exit %d: %s", code, stderr.String())
+	}
+	if got, msgs := stored("FILE"); msgs != 11 || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("-from: %d messages holding %d bytes; want 11 holding the %d bytes of the file", msgs, len(got), want.Len())
 	}
 	for _, args := range [][]string{
 		{"-nats", "http://127.0.0.1:4222/audit"},
 		{"-nats", "nats://127.0.0.1:4222/"},
 		{"-nats", srv.URL() + "/audit.lab", "-gzip"},
 		{"-nats", srv.URL() + "/audit.lab", "-per-message", "0"},
+		{"-from", path},
+		{"-nats", srv.URL() + "/audit.lab", "-from", path + ".missing"},
 	} {
 		if code := run(args, &stdout, &stderr); code != 1 {
 			t.Errorf("%q: exit %d, want 1", args, code)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -35,7 +38,7 @@ func natsTarget(raw string) (server, subject string, err error) {
 	return u.Scheme + "://" + u.Host, subject, nil
 }
 
-// publish generates the log and publishes it to a JetStream subject,
+// publish generates the log (or reads p.from) and publishes it to a JetStream subject,
 // p.perMessage events (JSON lines) a message, and waits until the stream
 // has stored every message. With p.natsStream, the stream of that name
 // capturing the subject is created first unless it exists.
@@ -44,7 +47,7 @@ func (p params) publish() (loadgen.Stats, error) {
 	if err != nil {
 		return loadgen.Stats{}, err
 	}
-	g, err := loadgen.NewGenerator(p.opts)
+	next, stats, err := p.messages()
 	if err != nil {
 		return loadgen.Stats{}, err
 	}
@@ -66,29 +69,89 @@ func (p params) publish() (loadgen.Stats, error) {
 		}
 	}
 	var acks []jetstream.PubAckFuture
-	for done := 0; done < p.opts.Events; {
-		var msg []byte // owned by the publisher until acknowledged
-		for n := min(p.perMessage, p.opts.Events-done); n > 0; n-- {
-			msg = g.AppendEvent(msg)
-			done++
+	for {
+		msg, err := next()
+		if err != nil {
+			return stats(), err
+		}
+		if msg == nil {
+			break
 		}
 		f, err := js.PublishAsync(subject, msg)
 		if err != nil {
-			return g.Stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
+			return stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
 		}
 		acks = append(acks, f)
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(publishTimeout):
-		return g.Stats(), fmt.Errorf("%s: %d messages not acknowledged after %v", subject, js.PublishAsyncPending(), publishTimeout)
+		return stats(), fmt.Errorf("%s: %d messages not acknowledged after %v", subject, js.PublishAsyncPending(), publishTimeout)
 	}
 	for _, f := range acks {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return g.Stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
+			return stats(), fmt.Errorf("cannot publish to %s: %w", subject, err)
 		}
 	}
-	return g.Stats(), nil
+	return stats(), nil
+}
+
+// messages returns a function giving the next message to publish (nil
+// after the last) and one giving the statistics of what it gave: the
+// generated log, or with p.from the lines of that file.
+func (p params) messages() (next func() ([]byte, error), stats func() loadgen.Stats, err error) {
+	if p.from == "" {
+		g, err := loadgen.NewGenerator(p.opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		done := 0
+		return func() ([]byte, error) {
+			var msg []byte // a slice of its own: the publisher holds it until acknowledged
+			for n := min(p.perMessage, p.opts.Events-done); n > 0; n-- {
+				msg = g.AppendEvent(msg)
+				done++
+			}
+			return msg, nil
+		}, g.Stats, nil
+	}
+	f, err := os.Open(p.from)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot publish: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	var st loadgen.Stats
+	eof := false
+	return func() ([]byte, error) {
+			var msg []byte
+			for n := 0; n < p.perMessage && !eof; n++ {
+				line, err := br.ReadSlice('\n')
+				for errors.Is(err, bufio.ErrBufferFull) {
+					msg = append(msg, line...)
+					line, err = br.ReadSlice('\n')
+				}
+				msg = append(msg, line...)
+				if len(line) > 0 {
+					st.Events++
+				}
+				if err == io.EOF {
+					eof = true
+					f.Close()
+					break
+				}
+				if err != nil {
+					return nil, fmt.Errorf("cannot read %s: %w", p.from, err)
+				}
+			}
+			st.Bytes += int64(len(msg))
+			st.EventBytes = st.Bytes
+			if len(msg) == 0 {
+				return nil, nil
+			}
+			return msg, nil
+		}, func() loadgen.Stats {
+			return st
+		}, nil
 }
