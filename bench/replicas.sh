@@ -69,10 +69,12 @@ loadgen=$dir/bin/kanon-loadgen
 rport=$(freeport)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
 pids+=($!)
+redis_pid=$!
 nport=$(freeport)
 mport=$(freeport)
 nats-server -a 127.0.0.1 -p "$nport" -m "$mport" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
 pids+=($!)
+nats_pid=$!
 waitport "$rport"
 waitport "$nport"
 waitport "$mport"
@@ -138,6 +140,12 @@ acked() {
 	echo "replicas: stream $1: $f of $2 messages acknowledged" >&2
 	exit 1
 }
+# cpu PID... prints the CPU seconds (user and system) the processes used.
+cpu() {
+	local t=0 p
+	for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+	calc "$t / $(getconf CLK_TCK)"
+}
 hwm() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 # commands prints the commands Redis has run, but for this script's own
 # (INFO, and SCAN of the outbox keys).
@@ -146,7 +154,7 @@ commands() {
 }
 
 msgs=$(((events + 99) / 100))
-printf '\n%-9s %-8s %10s %9s %-22s %14s %s\n' replicas order events/s drain-s "peak RSS MB each" "redis cmd/ev" "alerts = scan's"
+printf '\n%-8s %-8s %9s %7s %-16s %12s %-16s %s\n' replicas order events/s drain-s "peak RSS MB" "redis cmd/ev" "CPU s kanon/redis/nats" "alerts = scan's"
 # bench NAME REPLICAS ORDER [kill]: one run on a stream of its own.
 # ORDER is "ordered" (max_ack_pending=1, batch=1: one message in flight
 # in the whole stream, as kanon scan reads it) or "parallel" (each
@@ -171,8 +179,10 @@ bench() {
 		pid[$1]=$!
 		pids+=($!)
 	}
-	local c0 t0 t1
+	local c0 t0 t1 r0 n0
 	c0=$(commands)
+	r0=$(cpu "$redis_pid")
+	n0=$(cpu "$nats_pid")
 	t0=$(date +%s.%N)
 	for i in $(seq "$n"); do start "r$i"; done
 	if [ -n "$kill" ]; then
@@ -185,6 +195,10 @@ bench() {
 	fi
 	drained "$stream"
 	t1=$(date +%s.%N)
+	local r1 n1 k1
+	r1=$(cpu "$redis_pid")
+	n1=$(cpu "$nats_pid")
+	k1=$(cpu "${pid[@]}")
 	"$loadgen" -nats "nats://127.0.0.1:$nport/bench.$name" -from "$dir/closing.log" 2>>"$run/publish.txt"
 	drained "$stream"
 	# Alerts a killed replica decided and did not deliver are delivered
@@ -209,8 +223,9 @@ bench() {
 	fi
 	local label=$n
 	[ -n "$kill" ] && label="3-1+1"
-	printf '%-9s %-8s %10.0f %9.1f %-22s %14.1f %s\n' "$label" "$order" "$(calc "$events / ($t1 - $t0)")" \
-		"$(calc "$t1 - $t0")" "$(IFS=,; echo "${rss[*]}")" "$(calc "($c1 - $c0) / $events")" "$same"
+	printf '%-8s %-8s %9.0f %7.1f %-16s %12.2f %-22s %s\n' "$label" "$order" "$(calc "$events / ($t1 - $t0)")" \
+		"$(calc "$t1 - $t0")" "$(IFS=,; echo "${rss[*]}")" "$(calc "($c1 - $c0) / $events")" \
+		"$(printf '%.1f/%.1f/%.1f' "$k1" "$(calc "$r1 - $r0")" "$(calc "$n1 - $n0")")" "$same"
 }
 
 for order in parallel ordered; do
