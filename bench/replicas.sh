@@ -9,7 +9,9 @@
 #   bench/replicas.sh
 #   BENCH_EVENTS=200000 bench/replicas.sh
 #
-# Environment: BENCH_EVENTS (events, default 100000), BENCH_KEEP=1 (keep
+# Environment: BENCH_EVENTS (events, default 100000), BENCH_BATCH
+# (messages a replica fetches at a time in parallel runs, default 16; a
+# message is 100 events), BENCH_KEEP=1 (keep
 # the work directory: logs, alerts), KANON_BIN (a kanon binary to measure
 # instead of the one built here).
 #
@@ -158,7 +160,7 @@ printf '\n%-8s %-8s %9s %7s %-16s %12s %-16s %s\n' replicas order events/s drain
 # bench NAME REPLICAS ORDER [kill]: one run on a stream of its own.
 # ORDER is "ordered" (max_ack_pending=1, batch=1: one message in flight
 # in the whole stream, as kanon scan reads it) or "parallel" (each
-# replica fetches 16 messages at a time).
+# replica fetches BENCH_BATCH messages at a time).
 bench() {
 	local name=$1 n=$2 order=$3 kill=${4:-} stream params store run i p
 	stream=BENCH_$name
@@ -168,7 +170,7 @@ bench() {
 	if [ "$order" = ordered ]; then
 		params="consumer=kanon&max_ack_pending=1&batch=1&ack_wait=5s&max_wait=200ms"
 	else
-		params="consumer=kanon&batch=16&ack_wait=5s&max_wait=200ms"
+		params="consumer=kanon&batch=${BENCH_BATCH:-16}&ack_wait=5s&max_wait=200ms"
 	fi
 	store="redis://127.0.0.1:$rport/0?prefix=$name"
 	local -A pid=()
