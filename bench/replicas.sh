@@ -114,30 +114,33 @@ printf 'kanon scan: %d events in %.1f s (%.0f events/s), %d distinct alert ids, 
 jq -r 'select(.dropped != true) | .rule.id' "$dir/scan.ndjson" | sort | uniq -c | sed 's/^/  alerts (deliveries) /'
 
 # consumer STREAM prints the kanon consumer's pending, ack-pending and
-# acknowledged messages from nats-server's monitoring endpoint.
+# acknowledged messages, and the time of its last acknowledgement, from
+# nats-server's monitoring endpoint.
 consumer() {
 	curl -s "http://127.0.0.1:$mport/jsz?consumers=true" | jq -r --arg s "$1" \
 		'[.account_details[]?.stream_detail[]? | select(.name == $s) | .consumer_detail[]? | select(.name == "kanon")][0]
-		 | if . == null then "-1 -1 0" else "\(.num_pending) \(.num_ack_pending) \(.ack_floor.stream_seq)" end'
+		 | if . == null then "-1 -1 0 -" else "\(.num_pending) \(.num_ack_pending) \(.ack_floor.stream_seq) \(.ack_floor.last_active)" end'
 }
-# drained STREAM waits until every message is acknowledged.
+# drained STREAM waits until every message is acknowledged and prints
+# when the last was, in seconds since the epoch: the drain time does not
+# depend on how often this asks (seldom, to leave the CPUs to kanon).
 drained() {
-	local p a f
-	for _ in $(seq 6000); do
-		read -r p a f < <(consumer "$1")
-		if [ "$p" = 0 ] && [ "$a" = 0 ]; then return; fi
-		sleep 0.05
+	local p a f at
+	for _ in $(seq 3000); do
+		read -r p a f at < <(consumer "$1")
+		if [ "$p" = 0 ] && [ "$a" = 0 ]; then date -d "$at" +%s.%N; return; fi
+		sleep 0.2
 	done
 	echo "replicas: stream $1 not drained (pending $p, ack pending $a)" >&2
 	exit 1
 }
 # acked STREAM N waits until N messages are acknowledged.
 acked() {
-	local p a f
+	local p a f at
 	for _ in $(seq 6000); do
-		read -r p a f < <(consumer "$1")
+		read -r p a f at < <(consumer "$1")
 		if [ "$f" -ge "$2" ]; then return; fi
-		sleep 0.02
+		sleep 0.05
 	done
 	echo "replicas: stream $1: $f of $2 messages acknowledged" >&2
 	exit 1
@@ -195,14 +198,13 @@ bench() {
 		acked "$stream" $((msgs / 2))
 		start r4
 	fi
-	drained "$stream"
-	t1=$(date +%s.%N)
+	t1=$(drained "$stream")
 	local r1 n1 k1
 	r1=$(cpu "$redis_pid")
 	n1=$(cpu "$nats_pid")
 	k1=$(cpu "${pid[@]}")
 	"$loadgen" -nats "nats://127.0.0.1:$nport/bench.$name" -from "$dir/closing.log" 2>>"$run/publish.txt"
-	drained "$stream"
+	drained "$stream" >/dev/null
 	# Alerts a killed replica decided and did not deliver are delivered
 	# by another once their lease (a minute) has passed.
 	for _ in $(seq 1800); do
