@@ -214,7 +214,17 @@ bench() {
 	local rss=()
 	for i in $(printf '%s\n' "${!pid[@]}" | sort); do rss+=("$(hwm "${pid[$i]}")"); done
 	for i in "${!pid[@]}"; do kill -TERM "${pid[$i]}"; done
-	for i in "${!pid[@]}"; do wait "${pid[$i]}" || { echo "replicas: $i exited with $?" >&2; cat "$run/$i.log" >&2; exit 1; }; done
+	for i in "${!pid[@]}"; do
+		for _ in $(seq 600); do kill -0 "${pid[$i]}" 2>/dev/null || break; sleep 0.1; done
+		if kill -0 "${pid[$i]}" 2>/dev/null; then
+			echo "replicas: $i did not stop within a minute of SIGTERM" >&2
+			kill -QUIT "${pid[$i]}"
+			sleep 1
+			tail -n 200 "$run/$i.log" >&2
+			exit 1
+		fi
+		wait "${pid[$i]}" || { echo "replicas: $i exited with $?" >&2; tail -n 50 "$run/$i.log" >&2; exit 1; }
+	done
 	local c1 same
 	c1=$(commands)
 	ids "$run"/r*.ndjson >"$run/ids"
