@@ -54,12 +54,14 @@ freeport() {
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
 	done
 }
+# waitport PORT LOG waits until something listens on PORT.
 waitport() {
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return; fi
 		sleep 0.1
 	done
-	echo "replicas: nothing listens on port $1" >&2
+	echo "replicas: nothing listens on port $1 after 30 s; $2:" >&2
+	tail -n 20 "$2" >&2
 	exit 1
 }
 
@@ -77,9 +79,9 @@ mport=$(freeport)
 nats-server -a 127.0.0.1 -p "$nport" -m "$mport" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
 pids+=($!)
 nats_pid=$!
-waitport "$rport"
-waitport "$nport"
-waitport "$mport"
+waitport "$rport" "$dir/redis.log"
+waitport "$nport" "$dir/nats.log"
+waitport "$mport" "$dir/nats.log"
 rcli() { redis-cli -p "$rport" "$@"; }
 
 # The stream's events, and an event four days after them that closes
