@@ -38,7 +38,8 @@
 //	               acknowledged by the stream that captures the subject
 //	-per-message N events per message with -nats (default 100)
 //	-from FILE     with -nats: publish the lines of FILE (say, a log written
-//	               with -o) instead of generating
+//	               with -o) instead of generating; the summary then counts
+//	               lines and bytes only
 //	-nats-stream S create the JetStream stream S capturing the subject, unless a
 //	               stream of that name exists
 //
@@ -49,6 +50,8 @@
 //
 //	kanon-loadgen -n 100000 -gzip -o audit.log.gz
 //	kanon-loadgen -n 50000 -eventlist 400 -o webhook-bodies.jsonl
+//	kanon-loadgen -n 100000 -rate 20 -anonymous 0.005 -bursts 12 -o enumerations.log
+//	kanon-loadgen -n 100000 -bursts 12 -nats nats://127.0.0.1:4222/audit.lab -nats-stream AUDIT
 package main
 
 import (
