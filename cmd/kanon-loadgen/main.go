@@ -27,6 +27,21 @@
 //	-bodies F      fraction of events with request/response bodies (default 0.10)
 //	-clusters N    number of simulated clusters (default 4)
 //	-nodes N       kubelets per cluster (default 12)
+//	-bursts B      anonymous enumeration bursts per hour of event time (default 0):
+//	               one source IP and user agent asking for 10 to 24 distinct API
+//	               paths within a minute, logged at level Request
+//
+// For load tests of kanon serve on NATS JetStream (bench/replicas.sh):
+//
+//	-nats URL      publish to a JetStream subject, nats://HOST:PORT/SUBJECT, instead
+//	               of writing: JSON lines, -per-message events a message, each
+//	               acknowledged by the stream that captures the subject
+//	-per-message N events per message with -nats (default 100)
+//	-from FILE     with -nats: publish the lines of FILE (say, a log written
+//	               with -o) instead of generating; the summary then counts
+//	               lines and bytes only
+//	-nats-stream S create the JetStream stream S capturing the subject, unless a
+//	               stream of that name exists
 //
 // A summary (events, bytes, mean size, ratios, time taken) goes to standard
 // error. Exit status: 0 on success, 1 on a usage or I/O error.
@@ -35,6 +50,8 @@
 //
 //	kanon-loadgen -n 100000 -gzip -o audit.log.gz
 //	kanon-loadgen -n 50000 -eventlist 400 -o webhook-bodies.jsonl
+//	kanon-loadgen -n 100000 -rate 20 -anonymous 0.005 -bursts 12 -o enumerations.log
+//	kanon-loadgen -n 100000 -bursts 12 -nats nats://127.0.0.1:4222/audit.lab -nats-stream AUDIT
 package main
 
 import (
@@ -56,11 +73,16 @@ type params struct {
 	output    string
 	gzip      bool
 	eventList int
+	// nats, if set, is nats://HOST:PORT/SUBJECT: publish there instead.
+	nats       string
+	natsStream string
+	from       string // with nats: publish this file's lines instead
+	perMessage int
 }
 
 // newParams returns the defaults.
 func newParams() params {
-	return params{opts: loadgen.DefaultOptions(10_000, 1)}
+	return params{opts: loadgen.DefaultOptions(10_000, 1), perMessage: 100}
 }
 
 func main() {
@@ -83,6 +105,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&p.opts.BodyRatio, "bodies", p.opts.BodyRatio, "fraction of events with request/response bodies")
 	fs.IntVar(&p.opts.Clusters, "clusters", p.opts.Clusters, "number of simulated clusters")
 	fs.IntVar(&p.opts.NodesPerCluster, "nodes", p.opts.NodesPerCluster, "kubelets per cluster")
+	fs.Float64Var(&p.opts.Bursts, "bursts", p.opts.Bursts, "anonymous enumeration bursts per hour of event time (0: none)")
+	fs.StringVar(&p.nats, "nats", "", "publish to this JetStream subject, nats://HOST:PORT/SUBJECT, instead of writing")
+	fs.StringVar(&p.natsStream, "nats-stream", "", "with -nats: create this JetStream stream of the subject unless it exists")
+	fs.StringVar(&p.from, "from", "", "with -nats: publish the lines of this file (a log written with -o) instead of generating")
+	fs.IntVar(&p.perMessage, "per-message", p.perMessage, "events per message with -nats")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -100,19 +127,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kanon-loadgen: -eventlist must not be negative, got %d\n", p.eventList)
 		return 1
 	}
+	if p.nats != "" && (p.eventList > 0 || p.gzip || p.output != "") {
+		fmt.Fprintf(stderr, "kanon-loadgen: -nats publishes JSON lines: it takes no -o, -gzip or -eventlist\n")
+		return 1
+	}
+	if p.from != "" && p.nats == "" {
+		fmt.Fprintf(stderr, "kanon-loadgen: -from needs -nats\n")
+		return 1
+	}
+	if p.perMessage <= 0 {
+		fmt.Fprintf(stderr, "kanon-loadgen: -per-message must be positive, got %d\n", p.perMessage)
+		return 1
+	}
 	if err := p.opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "kanon-loadgen: %v\n", err)
 		return 1
 	}
 	began := time.Now()
-	st, err := p.write(stdout)
+	write, verb := p.write, "wrote"
+	if p.nats != "" {
+		write, verb = func(io.Writer) (loadgen.Stats, error) { return p.publish() }, "published"
+	}
+	st, err := write(stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "kanon-loadgen: %v\n", err)
 		return 1
 	}
 	elapsed := time.Since(began)
-	fmt.Fprintf(stderr, "wrote %d events, %d bytes before compression (mean event %.0f B, anonymous %.2f %%, with bodies %.2f %%) in %v (%.0f events/s)\n",
-		st.Events, st.Bytes, st.MeanSize(), 100*st.AnonymousRatio(), 100*st.BodyRatio(), elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds())
+	fmt.Fprintf(stderr, "%s %d events, %d bytes before compression (mean event %.0f B, anonymous %.2f %%, with bodies %.2f %%) in %v (%.0f events/s)\n",
+		verb, st.Events, st.Bytes, st.MeanSize(), 100*st.AnonymousRatio(), 100*st.BodyRatio(), elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds())
 	return 0
 }
 

@@ -143,16 +143,7 @@ func TestServeNATSReplicas(t *testing.T) {
 	for _, d := range sameRaised(t, got, want) {
 		t.Errorf("group differs from scan's: %s", d)
 	}
-	again := 0
-	for key, fs := range where {
-		if len(fs) == 1 {
-			continue
-		}
-		if len(fs) > 2 || !slices.Contains(fs, files["r1"]) {
-			t.Fatalf("delivery %s written by %v: decided twice", key, fs)
-		}
-		again++
-	}
+	again := decidedOnce(t, where, files["r1"])
 	var served []string
 	for _, name := range []string{"r1", "r2", "r3", "r4"} {
 		n := 0

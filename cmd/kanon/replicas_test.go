@@ -32,14 +32,8 @@ const replicaLateness = "48h"
 func replicaEvents(t *testing.T) [][]byte {
 	t.Helper()
 	lines, _ := handoverEvents()
-	var last map[string]any
-	if err := json.Unmarshal(lines[len(lines)-1], &last); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2025, 6, 6, 8, 0, 0, 0, time.UTC).Format(time.RFC3339Nano)
-	last["auditID"], last["requestReceivedTimestamp"], last["stageTimestamp"] = "replicas-closing", at, at
-	b, _ := json.Marshal(last)
-	return append(slices.Clone(lines), b)
+	at := time.Date(2025, 6, 6, 8, 0, 0, 0, time.UTC)
+	return append(slices.Clone(lines), closingEvent(t, lines[len(lines)-1], "replicas-closing", at))
 }
 
 // bytesJoinLines is the lines as a log: each ended by a line break.
@@ -59,13 +53,18 @@ type raised struct {
 	members  map[string]int64  // rule and key: the alerts of its groups, whatever their ids
 	esql     []string          // the ids of the enumeration rule's (ES|QL) alerts, also in alerts
 	docs     []int64
+	rules    map[string]int // rule: its alerts not grouped and its groups
+	// dropped counts the hits kanon scan --dropped-hits output marked
+	// "dropped": not raised, their run being at max_signals.
+	dropped int
 }
 
 // raisedBy reads NDJSON alerts.
 func raisedBy(t *testing.T, ndjson []byte) raised {
 	t.Helper()
-	r := raised{groups: map[string]string{}, counts: map[string]int64{}, groupIDs: map[string]string{}, members: map[string]int64{}}
+	r := raised{groups: map[string]string{}, counts: map[string]int64{}, groupIDs: map[string]string{}, members: map[string]int64{}, rules: map[string]int{}}
 	byID := map[string]int64{}
+	ruleOf := map[string]string{}
 	for _, l := range bytes.Split(ndjson, []byte("\n")) {
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
@@ -75,8 +74,9 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 			Rule struct {
 				ID string `json:"id"`
 			} `json:"rule"`
-			Fields map[string]any `json:"fields"`
-			Group  *struct {
+			Fields  map[string]any `json:"fields"`
+			Dropped bool           `json:"dropped"`
+			Group   *struct {
 				Key       string `json:"key"`
 				Count     int64  `json:"count"`
 				FirstSeen string `json:"first_seen"`
@@ -85,12 +85,17 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 		if err := json.Unmarshal(l, &a); err != nil {
 			t.Fatalf("alert line %q: %v", l, err)
 		}
+		if a.Dropped {
+			r.dropped++
+			continue
+		}
 		if a.Group != nil {
 			k := a.Rule.ID + " " + a.Group.Key
 			if a.Group.Count > byID[a.ID] {
 				r.members[k] += a.Group.Count - byID[a.ID]
 				byID[a.ID] = a.Group.Count
 			}
+			ruleOf[k] = a.Rule.ID
 			if a.Group.Count >= r.counts[k] {
 				r.counts[k] = a.Group.Count
 				r.groups[k] = a.Group.FirstSeen
@@ -98,6 +103,7 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 			}
 		} else {
 			r.alerts = append(r.alerts, a.ID)
+			ruleOf[a.ID] = a.Rule.ID
 			if a.Rule.ID == enumerationRule {
 				r.esql = append(r.esql, a.ID)
 			}
@@ -109,17 +115,21 @@ func raisedBy(t *testing.T, ndjson []byte) raised {
 	}
 	r.alerts, r.esql = distinct(r.alerts), distinct(r.esql)
 	slices.Sort(r.docs)
+	for _, rule := range ruleOf {
+		r.rules[rule]++
+	}
 	return r
 }
 
-// scanRaised is kanon scan of the lines.
+// scanRaised is kanon scan of the lines, with the hits it dropped at
+// max_signals counted (--dropped-hits), not raised.
 func scanRaised(t *testing.T, bin string, lines [][]byte) raised {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "replicas.log")
 	if err := os.WriteFile(path, bytesJoinLines(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "scan", "-o", "jsonl", "-q", path).Output()
+	out, err := exec.Command(bin, "scan", "-o", "jsonl", "-q", "--dropped-hits", path).Output()
 	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
 		t.Fatalf("kanon scan: %v", err)
 	}
@@ -162,8 +172,8 @@ func replicaAlerts(t *testing.T, files ...string) (raised, map[string][]string) 
 }
 
 // sameRaised fails the test unless the replicas raised what scan raised:
-// the same alerts, the same groups (rule, key and first event), the same
-// enumeration counts. It returns how the groups' final counts and ids
+// the same alerts (new terms among them), the same groups (rule, key and
+// first event), the same enumeration counts, as many of each rule. It returns how the groups' final counts and ids
 // differ from scan's, if they do.
 func sameRaised(t *testing.T, got, want raised) []string {
 	t.Helper()
@@ -178,6 +188,9 @@ func sameRaised(t *testing.T, got, want raised) []string {
 	}
 	if !slices.Equal(got.docs, want.docs) {
 		t.Errorf("enumeration counts: replicas %v, scan %v", got.docs, want.docs)
+	}
+	if !maps.Equal(got.rules, want.rules) {
+		t.Errorf("alerts and groups per rule: replicas %v, scan %v", got.rules, want.rules)
 	}
 	var differ []string
 	for _, k := range slices.Sorted(maps.Keys(want.groups)) {

@@ -38,6 +38,30 @@
 // paths and kube-public/cluster-info; they get 200, 401, 403 or 404
 // depending on the path and the cluster.
 //
+// # Enumeration bursts
+//
+// Options.Bursts (zero by default) adds anonymous enumeration bursts, a
+// Poisson process of that many per hour of event time: one internet
+// address and one tool's user agent (kube-hunter, peirates, curl, ...,
+// each burst with a version of its own, so most bring a user agent never
+// seen before) ask one cluster for 10 to 24 distinct API paths within a
+// minute: lists of pods, secrets, nodes, RBAC objects, CRDs and more,
+// kube-public/cluster-info, /version, /openapi/v2 and
+// /.well-known/openid-configuration. They are logged at level Request,
+// with no body (reads have none), and answered as the cluster's
+// anonymous setup dictates: 401 where anonymous authentication is
+// limited to health endpoints (only /version answers), elsewhere 403
+// with the forbid decision, but 200 for /version and the issuer
+// discovery, and 200, 403 or 404 for cluster-info. These are the
+// requests Elastic's rule "Kubernetes Potential Endpoint Permission
+// Enumeration Attempt by Anonymous User Detected" counts (more than five
+// URIs and three resources, fewer than 50 documents, a failure): it
+// never fires on the rest of the traffic, whose anonymous events are at
+// level Metadata. Burst requests count in Options.Events and are merged
+// with the traffic by time; they are drawn from a random source of their
+// own, so the events between them are the bytes of the same log without
+// bursts, and Bursts=0 gives the log of earlier versions.
+//
 // Most events are at level Metadata and stage ResponseComplete; watches
 // also log ResponseStarted, and a few requests log RequestReceived.
 // Options.BodyRatio of the events (10 % by default) are at level Request

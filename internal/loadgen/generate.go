@@ -53,11 +53,15 @@ type Generator struct {
 	r        *rand.Rand
 	opts     Options
 	clusters []*cluster
-	clock    time.Time // arrival time of the last event, before jitter
-	n        int       // events generated
-	normal   personaTable
-	bodies   personaTable
-	anon     personaTable
+	clock    time.Time // arrival time of the last or next event, before jitter
+	n        int       // events generated, bursts aside
+	// due says clock is the arrival of the next event, drawn already
+	// because bursts are merged by arrival time.
+	due    bool
+	bursts *burstPlan // nil without bursts
+	normal personaTable
+	bodies personaTable
+	anon   personaTable
 	// bodyCut is the probability that an authenticated event has a body.
 	bodyCut float64
 	buf     bytes.Buffer
@@ -121,15 +125,29 @@ func NewGenerator(opts Options) (*Generator, error) {
 	for i := range opts.Clusters {
 		g.clusters = append(g.clusters, newCluster(g.r, i, opts.NodesPerCluster))
 	}
+	if opts.Bursts > 0 {
+		g.bursts = newBurstPlan(seed, opts.Bursts, opts.Start)
+	}
 	g.enc = json.NewEncoder(&g.buf)
 	return g, nil
 }
 
-// next builds the next event.
+// next builds the next event: the traffic's next arrival, or the next
+// request of a burst when that comes first. Bursts draw from a random
+// source of their own, so the traffic between them is the same bytes
+// with and without bursts.
 func (g *Generator) next() *auditv1.Event {
-	if g.n > 0 {
+	if !g.due && g.n > 0 {
 		g.clock = g.clock.Add(time.Duration(g.r.ExpFloat64() / g.opts.Rate * float64(time.Second)))
 	}
+	g.due = true
+	if g.bursts != nil && g.bursts.peek(g.clusters).Before(g.clock) {
+		e, x := g.bursts.pop()
+		e.StageTimestamp = metav1.NewMicroTime(x.now)
+		e.RequestReceivedTimestamp = metav1.NewMicroTime(x.now.Add(-x.latency))
+		return e
+	}
+	g.due = false
 	g.n++
 	// Up to 2 ms of jitter: neighbours may be out of order by that much,
 	// as in a real log, where requests finish in a different order than

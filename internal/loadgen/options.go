@@ -54,6 +54,12 @@ type Options struct {
 	// NodesPerCluster is the number of kubelets in each cluster
 	// (DefaultNodesPerCluster if zero).
 	NodesPerCluster int
+	// Bursts is the mean number of anonymous enumeration bursts per hour
+	// of event time (zero: none). A burst is one source IP and user agent
+	// asking one cluster for 10 to 24 distinct API paths within a minute,
+	// logged at level Request; its events count in Events and are
+	// interleaved with the rest of the traffic by time.
+	Bursts float64
 }
 
 // DefaultOptions returns the options of the project's benchmark logs for
@@ -88,6 +94,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: anonymous ratio %v plus body ratio %v exceeds 1", ErrInvalidOptions, o.AnonymousRatio, o.BodyRatio)
 	case o.Clusters < 0 || o.Clusters > MaxClusters:
 		return fmt.Errorf("%w: clusters must be in [1, %d], got %d", ErrInvalidOptions, MaxClusters, o.Clusters)
+	case math.IsNaN(o.Bursts) || math.IsInf(o.Bursts, 0) || o.Bursts < 0:
+		return fmt.Errorf("%w: bursts must be a number of bursts per hour, zero or more, got %v", ErrInvalidOptions, o.Bursts)
 	case o.NodesPerCluster < 0 || o.NodesPerCluster > MaxNodesPerCluster:
 		return fmt.Errorf("%w: nodes per cluster must be in [1, %d], got %d", ErrInvalidOptions, MaxNodesPerCluster, o.NodesPerCluster)
 	}

@@ -33,6 +33,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"ratios above 1 together", func(o *Options) { o.AnonymousRatio, o.BodyRatio = 0.6, 0.6 }, false},
 		{"too many clusters", func(o *Options) { o.Clusters = MaxClusters + 1 }, false},
 		{"negative nodes", func(o *Options) { o.NodesPerCluster = -1 }, false},
+		{"bursts", func(o *Options) { o.Bursts = 12 }, true},
+		{"negative bursts", func(o *Options) { o.Bursts = -1 }, false},
+		{"NaN bursts", func(o *Options) { o.Bursts = math.NaN() }, false},
+		{"infinite bursts", func(o *Options) { o.Bursts = math.Inf(1) }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,8 +63,14 @@ type Driver struct {
 	checks    []healthCheck   // what Readiness checks besides (health.go)
 	ctx       context.Context // the driver's goroutine's: never canceled
 
-	mu       sync.RWMutex
-	closed   bool
+	mu     sync.RWMutex
+	closed bool
+	// sending counts the submissions between their check of closed and
+	// their job's queueing (or giving up): they register under mu, so
+	// that none starts once closed is set, and the driver waits for them
+	// before its last drain of the queue. They wait for room without mu:
+	// the driver takes mu to count each batch it finishes.
+	sending  sync.WaitGroup
 	endInput bool // Close, not Stop
 	closeErr error
 	fatal    error // a strict run's first bad record, or a failed commit of a batch run
@@ -300,13 +306,18 @@ func (d *Driver) TrySubmit(b *Batch) error {
 
 func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
 	switch {
 	case d.fatal != nil:
-		return d.fatal
+		err := d.fatal
+		d.mu.RUnlock()
+		return err
 	case d.closed:
+		d.mu.RUnlock()
 		return ErrClosed
 	}
+	d.sending.Add(1)
+	d.mu.RUnlock()
+	defer d.sending.Done()
 	if j.received.IsZero() {
 		j.received = d.cfg.Now()
 	}

@@ -90,6 +90,9 @@ func (d *Driver) loop() {
 			if committing {
 				finish(<-done)
 			}
+			// Submissions under way queue their job or give up (quit is
+			// closed); none starts any more.
+			d.sending.Wait()
 			for drained := false; !drained; {
 				select {
 				case j := <-d.jobs:
