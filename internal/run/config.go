@@ -68,6 +68,9 @@ const (
 	DefaultGroupEvents = 50000
 	DefaultGroupDelay  = 100 * time.Millisecond
 	DefaultQueueSize   = 64
+	// DefaultQueueBytes bounds the input bytes of the batches a driver
+	// holds (Config.QueueBytes).
+	DefaultQueueBytes = 64 << 20
 	DefaultDedup       = ingest.DefaultDedupCapacity
 	// DefaultLiveLateness is serve's lateness.
 	DefaultLiveLateness = 30 * time.Second
@@ -152,6 +155,13 @@ type Config struct {
 	// QueueSize bounds the batches waiting for the driver
 	// (0: DefaultQueueSize).
 	QueueSize int
+	// QueueBytes bounds the input bytes (Batch.Bytes) of the batches the
+	// driver holds, from their submission until they are done: waiting,
+	// evaluated, or committing (0: DefaultQueueBytes). A batch's records
+	// hold its bytes until then, so this bounds the memory of a source
+	// that reads ahead of the driver whatever its batches' size. A batch
+	// larger than the bound waits until the driver holds nothing else.
+	QueueBytes int64
 	// RuleMemoryBudget bounds the open runs of one windowed rule
 	// (0: rule.MemoryBudget).
 	RuleMemoryBudget int64
@@ -212,6 +222,9 @@ func (c *Config) validate() error {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
 	}
 	if c.MaxRecordBytes <= 0 {
 		c.MaxRecordBytes = ingest.DefaultMaxRecordBytes

@@ -18,6 +18,7 @@ import (
 	"github.com/kanon-dev/kanon/internal/state/mem"
 	"github.com/kanon-dev/kanon/internal/state/overlay"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Errors of Submit; test with errors.Is.
@@ -54,6 +55,17 @@ type Driver struct {
 	ov   *overlay.Store
 	own  state.Store // the memory store made for a Config without one
 	jobs chan *job
+	// held bounds the bytes of the batches submitted and not done
+	// (Config.QueueBytes); a job's weight is released when it is done.
+	held *semaphore.Weighted
+	// closing is canceled when the driver starts closing (quit).
+	closing     context.Context
+	stopClosing context.CancelFunc
+	// starved is set, and wake signalled, when a Submit waits for bytes
+	// held: the driver then commits without waiting for CommitEvery, so
+	// that the batches it holds are done and their bytes given back.
+	starved atomic.Bool
+	wake    chan struct{}
 	// decodeQ feeds the decoding goroutines (Config.Decoders), in the
 	// order of jobs; decodeCfg is what they decode with.
 	decodeQ   chan *job
@@ -124,6 +136,7 @@ type job struct {
 	b        *Batch
 	rules    []*rule.Compiled
 	received time.Time
+	weight   int64    // its part of Driver.held
 	dec      *decoded // being decoded by a decoding goroutine, if any
 	res      Result
 	reply    chan Result // reloads
@@ -134,9 +147,11 @@ func New(cfg Config) (*Driver, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, jobs: make(chan *job, cfg.QueueSize),
+	d := &Driver{cfg: cfg, log: cfg.Logger, jobs: make(chan *job, cfg.QueueSize), held: semaphore.NewWeighted(cfg.QueueBytes),
 		quit: make(chan struct{}), done: make(chan struct{}), ctx: context.Background()}
 	d.dec = &decoder{d: d}
+	d.closing, d.stopClosing = context.WithCancel(context.Background())
+	d.wake = make(chan struct{}, 1)
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -321,6 +336,12 @@ func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 	if j.received.IsZero() {
 		j.received = d.cfg.Now()
 	}
+	if j.kind == jobBatch {
+		j.weight = min(max(j.b.Bytes, 1), d.cfg.QueueBytes)
+		if err := d.hold(ctx, j, wait); err != nil {
+			return err
+		}
+	}
 	if j.kind == jobBatch && d.decodeQ != nil {
 		j.dec = getDecoded()
 	}
@@ -340,6 +361,7 @@ func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 	}
 	if !wait {
 		j.dec = nil
+		d.release(j)
 		return ErrBusy
 	}
 	select {
@@ -347,10 +369,55 @@ func (d *Driver) submit(ctx context.Context, j *job, wait bool) error {
 		return queued()
 	case <-ctx.Done():
 		j.dec = nil
+		d.release(j)
 		return ctx.Err()
 	case <-d.quit:
 		j.dec = nil
+		d.release(j)
 		return ErrClosed
+	}
+}
+
+// hold takes j's weight of the bytes the driver may hold (QueueBytes),
+// waiting for it if wait, until ctx ends or the driver closes (whose last
+// drain waits for the submissions under way); without wait it returns
+// ErrBusy at once if they are taken.
+func (d *Driver) hold(ctx context.Context, j *job, wait bool) error {
+	j.weight = min(max(j.b.Bytes, 1), d.cfg.QueueBytes)
+	if !wait {
+		if !d.held.TryAcquire(j.weight) {
+			j.weight = 0
+			return ErrBusy
+		}
+	} else if !d.held.TryAcquire(j.weight) {
+		d.starved.Store(true)
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+		actx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(d.closing, cancel)
+		err := d.held.Acquire(actx, j.weight)
+		stop()
+		cancel()
+		if err != nil {
+			j.weight = 0
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return ErrClosed
+		}
+	}
+	d.m.queueBytes.Add(float64(j.weight))
+	return nil
+}
+
+// release gives back j's weight, once j is done or not queued.
+func (d *Driver) release(j *job) {
+	if j.weight > 0 {
+		d.held.Release(j.weight)
+		d.m.queueBytes.Sub(float64(j.weight))
+		j.weight = 0
 	}
 }
 
@@ -438,6 +505,7 @@ func (d *Driver) shut(ctx context.Context, end bool) error {
 	d.closed, d.endInput = true, end
 	d.mu.Unlock()
 	close(d.quit)
+	d.stopClosing()
 	select {
 	case <-d.done:
 	case <-ctx.Done():

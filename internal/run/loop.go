@@ -44,6 +44,7 @@ func (d *Driver) loop() {
 		}
 		inFlight, waiting = waiting, nil
 		d.dirty = false
+		d.starved.Store(false)
 		committing, started = true, d.cfg.Now()
 		d.lastCommit = started
 		go func() {
@@ -66,7 +67,7 @@ func (d *Driver) loop() {
 	}
 	due := func() bool {
 		return !committing && (len(waiting) > 0 || d.dirty || d.ov.Pending() > 0) &&
-			(pol.CommitEvery <= 0 || d.cfg.Now().Sub(d.lastCommit) >= pol.CommitEvery)
+			(pol.CommitEvery <= 0 || d.cfg.Now().Sub(d.lastCommit) >= pol.CommitEvery || d.starved.Load())
 	}
 	for {
 		select {
@@ -77,6 +78,10 @@ func (d *Driver) loop() {
 			}
 		case err := <-done:
 			finish(err)
+			if due() {
+				start()
+			}
+		case <-d.wake:
 			if due() {
 				start()
 			}
@@ -217,6 +222,7 @@ func (d *Driver) ack(group []*job, err error) {
 		case j.b != nil && j.b.Done != nil:
 			j.b.Done(j.res)
 		}
+		d.release(j) // its records are no longer read
 	}
 }
 

@@ -34,6 +34,7 @@ type metrics struct {
 	alertDelay *prometheus.HistogramVec // type, since
 	commitTime prometheus.Histogram
 	queue      prometheus.Gauge
+	queueBytes prometheus.Gauge
 	rules      prometheus.Gauge
 	reloads    *prometheus.CounterVec // result
 	rotations  *prometheus.CounterVec // path, kind
@@ -81,11 +82,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kanon_commit_seconds", Help: "Time to flush the outputs and commit the state of a group of batches.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18)})
 	m.queue = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kanon_pipeline_queue_depth", Help: "Batches waiting for the driver."})
+	m.queueBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kanon_pipeline_queue_bytes", Help: "Input bytes of the batches the driver holds, from submission until done (bounded by queue_bytes)."})
 	m.rules = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kanon_rules_loaded", Help: "Rules the engine runs."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kanon_rule_reloads_total", Help: "Rule reloads by result (ok, refused)."}, []string{"result"})
 	m.rotations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kanon_tail_rotations_total", Help: "Rotations of followed files."}, []string{"path", "kind"})
 	for _, c := range []prometheus.Collector{m.received, m.evaluated, m.bad, m.skipped, m.alerts, m.ruleErrors, m.late, m.drops, m.evalTime, m.alertDelay,
-		m.commitTime, m.queue, m.rules, m.reloads, m.rotations} {
+		m.commitTime, m.queue, m.queueBytes, m.rules, m.reloads, m.rotations} {
 		f(c)
 	}
 	for _, r := range []string{"ok", "refused"} {

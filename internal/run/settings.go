@@ -39,6 +39,8 @@ type Settings struct {
 	GroupUpdates     bool          `yaml:"group_updates"`
 	GroupUpdateEvery time.Duration `yaml:"group_update_interval"`
 	QueueSize        int           `yaml:"queue_size"`
+	// QueueBytes is Config.QueueBytes.
+	QueueBytes alert.ByteSize `yaml:"queue_bytes"`
 	// Replica is Config.Replica: this serve's name among the replicas on
 	// a shared store (ReplicaName gives the default).
 	Replica string `yaml:"replica"`
@@ -65,7 +67,8 @@ const DefaultGroupUpdateEvery = time.Minute
 // DefaultSettings are serve's defaults.
 func DefaultSettings() Settings {
 	return Settings{Format: "auto", TailFrom: "start", TailPoll: tail.DefaultPoll, MaxRecordBytes: ingest.DefaultMaxRecordBytes,
-		Lateness: DefaultLiveLateness, GroupUpdates: true, GroupUpdateEvery: DefaultGroupUpdateEvery, QueueSize: DefaultQueueSize}
+		Lateness: DefaultLiveLateness, GroupUpdates: true, GroupUpdateEvery: DefaultGroupUpdateEvery, QueueSize: DefaultQueueSize,
+		QueueBytes: DefaultQueueBytes}
 }
 
 // RegisterFlags registers a flag per key, bound to s (whose values are the
@@ -82,6 +85,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.BoolVar(&s.GroupUpdates, "group-updates", s.GroupUpdates, "deliver the first alert of a dedup group at once, then the group again with its count when it closes (key group_updates); false: once, when it closes")
 	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
+	fs.Var(&s.QueueBytes, "queue-bytes", "input bytes of the batches the engine holds until they are durable; more get 429, and broker sources wait (key queue_bytes)")
 	fs.StringVar(&s.Replica, "replica", s.Replica, "this serve's `NAME` among the replicas sharing a redis:// store (key replica; default on a shared store: the host name)")
 }
 
@@ -112,7 +116,7 @@ func (s *Settings) Validate(reg *ingest.Registry) error {
 	for _, v := range []struct {
 		key string
 		n   int64
-	}{{"max_record_bytes", int64(s.MaxRecordBytes)}, {"queue_size", int64(s.QueueSize)}, {"tail_poll", int64(s.TailPoll)}} {
+	}{{"max_record_bytes", int64(s.MaxRecordBytes)}, {"queue_size", int64(s.QueueSize)}, {"queue_bytes", int64(s.QueueBytes)}, {"tail_poll", int64(s.TailPoll)}} {
 		if v.n <= 0 {
 			bad("%s: must be positive", v.key)
 		}
