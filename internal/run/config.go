@@ -71,7 +71,7 @@ const (
 	// DefaultQueueBytes bounds the input bytes of the batches a driver
 	// holds (Config.QueueBytes).
 	DefaultQueueBytes = 64 << 20
-	DefaultDedup       = ingest.DefaultDedupCapacity
+	DefaultDedup      = ingest.DefaultDedupCapacity
 	// DefaultLiveLateness is serve's lateness.
 	DefaultLiveLateness = 30 * time.Second
 	// DefaultCommitTimeout bounds one commit (outputs flushed, store
