@@ -159,7 +159,8 @@ func (s *replicaSet) start(name string) {
 	s.t.Helper()
 	s.files[name] = filepath.Join(s.dir, name+".ndjson")
 	p := startServe(s.t, s.bin, true, "--listen", "", "--insecure-listen", "127.0.0.1:0", "--state-dir", filepath.Join(s.dir, name),
-		"--store", s.store, "--replica", name, "--lateness", replicaLateness, "--source", s.source, "--output", "file:"+s.files[name])
+		"--store", s.store, "--replica", name, "--lateness", replicaLateness, "--source", s.source, "--output", "file:"+s.files[name],
+		"--outbox-lease", "15s") // the killed replica's undelivered alerts wait 15 s, not a minute
 	s.bases[name] = "http://" + p.waitAddr(s.t)
 	s.procs[name] = p
 	s.names = append(s.names, name)
@@ -251,7 +252,7 @@ func (s *replicaSet) finish(want raised, killed string) {
 		served = append(served, fmt.Sprintf("%s %d", name, n))
 	}
 	s.t.Logf("%d alerts (%d enumeration), %d groups as scan; deliveries per replica: %s; %d delivered again after the kill; "+
-		"outbox empty after %v (the killed replica's undelivered alerts wait for their lease, engine.DefaultOutboxLease); peak RSS %s",
+		"outbox empty after %v (the killed replica's undelivered alerts wait for their lease); peak RSS %s",
 		len(got.alerts), len(got.esql), len(got.groups), strings.Join(served, ", "), again, outbox.Round(time.Millisecond), strings.Join(rss, ", "))
 }
 

@@ -144,7 +144,7 @@ func runServe(ctx context.Context, io *streams, c *serveConfig) error {
 	d, err := run.New(run.Config{
 		Rules: compiled, Registry: registry(), Store: store, Sink: outs, Policy: c.Policy(),
 		Format: c.Format, MaxRecordBytes: int(c.MaxRecordBytes), Dedup: run.DefaultDedup,
-		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, QueueBytes: int64(c.QueueBytes), Decoders: run.DefaultDecoders(),
+		LearnOnly: c.LearnOnly, GroupUpdates: c.GroupUpdates, GroupUpdateEvery: c.GroupUpdateEvery, QueueSize: c.QueueSize, QueueBytes: int64(c.QueueBytes), OutboxLease: c.OutboxLease, Decoders: run.DefaultDecoders(),
 		Metrics: reg, Logger: log, Replica: replica,
 		OnBad: func(input string, b ingest.BadRecord) { log.Warn("bad record", "input", input, "err", b) },
 	})

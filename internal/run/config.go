@@ -143,6 +143,10 @@ type Config struct {
 	// (engine.Options.Replica and Shared). Empty: the driver is alone with
 	// its store. Needs Store.
 	Replica string
+	// OutboxLease is how long the alerts a replica decided are left to it
+	// to deliver before another replica delivers them (0:
+	// engine.DefaultOutboxLease): the delay of a killed replica's alerts.
+	OutboxLease time.Duration
 	// NoPrefilter reads every event in full and evaluates it, without the
 	// prefilter derived from the rules (internal/prefilter): the alerts are
 	// the same, more slowly (for checking exactly that).

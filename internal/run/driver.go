@@ -204,7 +204,7 @@ func (d *Driver) newEngine(rules []*rule.Compiled) (*engine.Engine, error) {
 	}
 	return engine.New(rules, engine.Options{
 		Sink: driverSink{d}, Store: d.ov, Materialize: d.cfg.Registry.Materialize,
-		Replica: d.cfg.Replica, Shared: shared, Now: d.cfg.Now,
+		Replica: d.cfg.Replica, Shared: shared, Now: d.cfg.Now, OutboxLease: d.cfg.OutboxLease,
 		LearnOnly: d.cfg.LearnOnly, GroupUpdates: d.cfg.GroupUpdates, GroupUpdateEvery: d.cfg.GroupUpdateEvery,
 		Windows: d.cfg.Policy.Windows, RuleMemoryBudget: d.cfg.RuleMemoryBudget, Hunt: d.drops.hunt(),
 		OnError: func(id string, err error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kanon-dev/kanon/internal/alert"
+	"github.com/kanon-dev/kanon/internal/engine"
 	"github.com/kanon-dev/kanon/internal/ingest"
 	"github.com/kanon-dev/kanon/internal/tail"
 	"github.com/spf13/pflag"
@@ -44,6 +45,8 @@ type Settings struct {
 	// Replica is Config.Replica: this serve's name among the replicas on
 	// a shared store (ReplicaName gives the default).
 	Replica string `yaml:"replica"`
+	// OutboxLease is Config.OutboxLease.
+	OutboxLease time.Duration `yaml:"outbox_lease"`
 }
 
 // ReplicaName is the replica name serve runs as: Replica if set, else,
@@ -68,7 +71,7 @@ const DefaultGroupUpdateEvery = time.Minute
 func DefaultSettings() Settings {
 	return Settings{Format: "auto", TailFrom: "start", TailPoll: tail.DefaultPoll, MaxRecordBytes: ingest.DefaultMaxRecordBytes,
 		Lateness: DefaultLiveLateness, GroupUpdates: true, GroupUpdateEvery: DefaultGroupUpdateEvery, QueueSize: DefaultQueueSize,
-		QueueBytes: DefaultQueueBytes}
+		QueueBytes: DefaultQueueBytes, OutboxLease: engine.DefaultOutboxLease}
 }
 
 // RegisterFlags registers a flag per key, bound to s (whose values are the
@@ -86,6 +89,7 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet, formats []string) {
 	fs.DurationVar(&s.GroupUpdateEvery, "group-update-interval", s.GroupUpdateEvery, "with --group-updates, also deliver an open group again while alerts join it, at most once per this much event time, with its count so far; 0: only when it opens and closes (key group_update_interval)")
 	fs.IntVar(&s.QueueSize, "queue-size", s.QueueSize, "batches waiting for the engine; more get 429 (key queue_size)")
 	fs.Var(&s.QueueBytes, "queue-bytes", "input bytes of the batches the engine holds until they are durable; more get 429, and broker sources wait (key queue_bytes)")
+	fs.DurationVar(&s.OutboxLease, "outbox-lease", s.OutboxLease, "on a shared store, how long the alerts a replica decided are left to it to deliver before another replica delivers them: the delay of a killed replica's alerts (key outbox_lease)")
 	fs.StringVar(&s.Replica, "replica", s.Replica, "this serve's `NAME` among the replicas sharing a redis:// store (key replica; default on a shared store: the host name)")
 }
 
@@ -116,7 +120,7 @@ func (s *Settings) Validate(reg *ingest.Registry) error {
 	for _, v := range []struct {
 		key string
 		n   int64
-	}{{"max_record_bytes", int64(s.MaxRecordBytes)}, {"queue_size", int64(s.QueueSize)}, {"queue_bytes", int64(s.QueueBytes)}, {"tail_poll", int64(s.TailPoll)}} {
+	}{{"max_record_bytes", int64(s.MaxRecordBytes)}, {"queue_size", int64(s.QueueSize)}, {"queue_bytes", int64(s.QueueBytes)}, {"outbox_lease", int64(s.OutboxLease)}, {"tail_poll", int64(s.TailPoll)}} {
 		if v.n <= 0 {
 			bad("%s: must be positive", v.key)
 		}
