@@ -50,17 +50,21 @@ import (
 // State. Groups live in the store (state.Groups): count, first and last
 // event times, the count last delivered and a few samples (the member
 // alerts as JSON: the first DefaultMaxSamples-1 and the latest). An entry
-// expires one period after its group ends. Once a group's samples are
-// full, an alert that joins it is counted without being encoded
-// (Groups.JoinTx), and the newest such alert of each group is written as
-// its latest sample at each Checkpoint and before the group is read for
+// expires one period after its group ends. Once the samples of a group
+// this engine holds open are full, an alert that joins it is counted
+// without being encoded, and the newest such alert of each group is
+// written as its latest sample at each Checkpoint and before the group is read for
 // delivery (the one place the samples are read): once per group per
 // commit rather than once per alert, with the same samples delivered. A
 // latest alert larger than the sample limit is not kept, and the group
 // keeps the latest sample written before it (per alert, it kept the
-// newest one under the limit). Every member alert's id is
-// marked raised in the same transaction that counts it, so a re-run over
-// the same input never counts an event twice.
+// newest one under the limit). Those alerts are added to their group's
+// count at the same time, once per group (Groups.JoinManyTx): a burst
+// rewrites its group once per commit, not once per alert. Every member
+// alert's id is marked raised as it is counted, and the driver checkpoints
+// before it commits, so a mark and its count reach the store in the same
+// commit, and a re-run over the same input never counts an event twice.
+// Replicas count each alert in its group at once (Groups.JoinTx).
 //
 // Crashes. Opening alerts follow emitWith's order (write, then commit); an
 // update is written, then its count recorded as delivered. A re-run after
@@ -89,11 +93,23 @@ type dedup struct {
 	// Checkpoint and before a group is read for delivery, instead of once
 	// per alert.
 	latest map[string]latestAlert
+	// joins are the alerts tryJoin counted in full groups this engine
+	// holds open, not yet added to their groups' counts: written with
+	// the latest samples (flushLatest), once per group per commit rather
+	// than once per alert. Each alert's id is marked raised as it comes.
+	joins map[string]pendingJoins
 	// spare is the storage of an event copy no latest alert refers to.
 	spare *heldEvent
 	// nextUpdate is the earliest watermark at which a grown group is due
 	// for an update (GroupUpdateEvery), the zero time if none is.
 	nextUpdate time.Time
+}
+
+// pendingJoins are alerts counted in a group and not yet written: how
+// many, the earliest and latest of their event times.
+type pendingJoins struct {
+	n           int64
+	first, last time.Time
 }
 
 // latestAlert is the newest alert of a full group: built, or to be built
@@ -139,7 +155,8 @@ func newDedup(b *base) (*dedup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]latestAlert{}}, nil
+	return &dedup{b: b, groups: gs, max: gs.Config().MaxSamples, open: map[string]openGroup{}, latest: map[string]latestAlert{},
+		joins: map[string]pendingJoins{}}, nil
 }
 
 // restoreOpen takes the groups stored for the rule as this engine's open
@@ -194,6 +211,32 @@ func (d *dedup) joinAs(ctx context.Context, id string, latest latestAlert, key s
 	return true, nil
 }
 
+// joinLater counts the alert with id at event time at in the group under
+// key, which this engine holds open (og, open at at) with its samples
+// full: it marks the alert raised now and adds it to the group's count
+// with the latest sample (flushLatest). Only this engine writes the
+// group until then, and every read of it comes after a flushLatest.
+func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, key string, og openGroup, at time.Time) (bool, error) {
+	if err := d.b.commit(ctx, id, at, nil); err != nil {
+		return false, err
+	}
+	pj, ok := d.joins[key]
+	switch {
+	case !ok:
+		pj.first, pj.last = at, at
+	case at.Before(pj.first):
+		pj.first = at
+	case at.After(pj.last):
+		pj.last = at
+	}
+	pj.n++
+	d.joins[key] = pj
+	d.grew(key, og)
+	d.latest[key] = latest
+	d.b.stats.Grouped++
+	return true, nil
+}
+
 // tryJoin counts the alert with id of event e at time at in its group
 // without building it, when the group is one this engine holds open and
 // its samples are full: the common case of a burst. build makes the
@@ -226,11 +269,20 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 	h.arena = h.arena[:0]
 	e.CopyTo(&h.ev, nil, &h.arena)
 	prev := d.latest[key]
-	joined, err := d.joinAs(ctx, id, latestAlert{held: h, build: func() *alert.Alert {
+	latest := latestAlert{held: h, build: func() *alert.Alert {
 		keyOf, k := b.keyOf, b.key
 		defer func() { b.keyOf, b.key = keyOf, k }()
 		return build(&h.ev)
-	}}, key, og, at, nil)
+	}}
+	var joined bool
+	var err error
+	if b.eng.opts.Replica == "" {
+		joined, err = d.joinLater(ctx, id, latest, key, og, at)
+	} else {
+		// Replicas may change the group between commits: count in it
+		// now.
+		joined, err = d.joinAs(ctx, id, latest, key, og, at, nil)
+	}
 	switch {
 	case !joined:
 		d.spare = h
@@ -246,11 +298,23 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 // sample. A sample larger than the groups' limit is not kept, and the
 // group keeps the latest sample written before it.
 func (d *dedup) flushLatest(ctx context.Context, only string) error {
-	if len(d.latest) == 0 {
+	if len(d.latest) == 0 && len(d.joins) == 0 {
 		return nil
 	}
 	if _, ok := d.latest[only]; only != "" && !ok {
-		return nil
+		if _, ok := d.joins[only]; !ok {
+			return nil
+		}
+	}
+	type join struct {
+		key, id string
+		pj      pendingJoins
+	}
+	var js []join
+	for k, pj := range d.joins {
+		if only == "" || k == only {
+			js = append(js, join{k, d.open[k].id, pj})
+		}
 	}
 	type write struct {
 		key, sample []byte
@@ -269,6 +333,15 @@ func (d *dedup) flushLatest(ctx context.Context, only string) error {
 		ws = append(ws, write{[]byte(k), b, d.open[k].id})
 	}
 	err := d.b.eng.opts.Store.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		for _, j := range js {
+			joined, err := d.groups.JoinManyTx(tx, []byte(j.key), j.id, j.pj.n, j.pj.first, j.pj.last)
+			if err != nil {
+				return err
+			}
+			if !joined {
+				return fmt.Errorf("BUG: %d alerts joined the group %s of key %q, which the store no longer holds", j.pj.n, j.id, j.key)
+			}
+		}
 		for _, w := range ws {
 			if _, err := d.groups.SetLatestTx(tx, w.key, w.id, w.sample); err != nil {
 				return err
@@ -281,8 +354,10 @@ func (d *dedup) flushLatest(ctx context.Context, only string) error {
 	}
 	if only != "" {
 		delete(d.latest, only)
+		delete(d.joins, only)
 	} else {
 		clear(d.latest)
+		clear(d.joins)
 	}
 	return nil
 }

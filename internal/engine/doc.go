@@ -31,6 +31,17 @@
 // may alert in both (each run sees part of it). With a state store, ids
 // already raised are remembered and not raised again.
 //
+// What a store keeps grows with the alerts and the matching events of
+// AlertRetention (30 days) of event time, not with the input: each raised
+// alert's id (a scheduled rule: at most MaxSignals per run), and the id of
+// every event counted in a dedup group (Panther's per-event rules), so
+// that an event read twice, beyond the driver's redelivery dedup, is never
+// counted twice. That mark is what makes a group's count exact, so it is
+// kept as long as the alert ids are, and removed by Sweep once event time
+// is AlertRetention past it (cmd/kanon's TestScanStateBoundedInEventTime).
+// A scan of a log spanning less than that keeps one mark per matching
+// event: about 120 bytes each in state/mem.
+//
 // Every alert of a scheduled rule names its run (Alert.Window, with its
 // MaxSignals); an aggregating ES|QL alert also names the events it counts
 // (Alert.Evidence, from esqleval). The hits over MaxSignals are counted

@@ -27,16 +27,56 @@ const DefaultDedupCapacity = 1 << 18
 // and a chance of about 2^-128 per event of taking a new event for a
 // repeat. The event is not kept.
 //
+// Each generation is an open-addressed table of the hashes, indexed by
+// the first of them and at most half full, so that a new event (the
+// common case) costs two probes and no map hashing; a rotation clears
+// the old table's memory in one sweep.
+//
 // A Dedup is not safe for concurrent use; use one per Reader.
 type Dedup struct {
-	cur, old map[dedupKey]struct{}
+	cur, old *dedupTable
 	half     int
 	seeds    [2]maphash.Seed
 	key      []byte
 	dropped  int64
 }
 
+// dedupKey is a key's two hashes; the zero value marks an empty slot (the
+// low bit of the second hash is always set).
 type dedupKey [2]uint64
+
+// dedupTable is one generation: a set of keys with linear probing.
+type dedupTable struct {
+	slots []dedupKey
+	mask  uint64
+	n     int
+}
+
+func newDedupTable(half int) *dedupTable {
+	size := 2
+	for size < 2*half {
+		size *= 2
+	}
+	return &dedupTable{slots: make([]dedupKey, size), mask: uint64(size - 1)}
+}
+
+// find returns the slot of k, or of the empty slot where it would go, and
+// whether k is there.
+func (t *dedupTable) find(k dedupKey) (int, bool) {
+	for i := k[0] & t.mask; ; i = (i + 1) & t.mask {
+		switch t.slots[i] {
+		case k:
+			return int(i), true
+		case dedupKey{}:
+			return int(i), false
+		}
+	}
+}
+
+func (t *dedupTable) reset() {
+	clear(t.slots)
+	t.n = 0
+}
 
 // NewDedup returns a set remembering up to capacity keys (at least 2).
 func NewDedup(capacity int) (*Dedup, error) {
@@ -44,7 +84,7 @@ func NewDedup(capacity int) (*Dedup, error) {
 		return nil, fmt.Errorf("%w: dedup capacity %d: want at least 2", ErrBadOptions, capacity)
 	}
 	half := capacity / 2
-	return &Dedup{cur: make(map[dedupKey]struct{}), old: make(map[dedupKey]struct{}), half: half,
+	return &Dedup{cur: newDedupTable(half), old: newDedupTable(half), half: half,
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}, nil
 }
 
@@ -56,18 +96,21 @@ func (s *Dedup) Duplicate(e *event.Event) bool {
 		return false
 	}
 	s.key = append(append(append(s.key[:0], e.AuditID...), 0), e.Stage...)
-	k := dedupKey{maphash.Bytes(s.seeds[0], s.key), maphash.Bytes(s.seeds[1], s.key)}
-	if _, ok := s.cur[k]; ok {
+	k := dedupKey{maphash.Bytes(s.seeds[0], s.key), maphash.Bytes(s.seeds[1], s.key) | 1}
+	i, ok := s.cur.find(k)
+	if ok {
 		s.dropped++
 		return true
 	}
-	_, seen := s.old[k]
-	if len(s.cur) >= s.half {
-		// The old generation goes; its map is reused for the new one.
-		clear(s.old)
+	_, seen := s.old.find(k)
+	if s.cur.n >= s.half {
+		// The old generation goes; its table is reused for the new one.
+		s.old.reset()
 		s.old, s.cur = s.cur, s.old
+		i, _ = s.cur.find(k)
 	}
-	s.cur[k] = struct{}{}
+	s.cur.slots[i] = k
+	s.cur.n++
 	if seen {
 		s.dropped++
 	}
@@ -75,7 +118,7 @@ func (s *Dedup) Duplicate(e *event.Event) bool {
 }
 
 // Len returns the number of keys remembered (at most the capacity).
-func (s *Dedup) Len() int { return len(s.cur) + len(s.old) }
+func (s *Dedup) Len() int { return s.cur.n + s.old.n }
 
 // Dropped returns how many events Duplicate has reported as repeats.
 func (s *Dedup) Dropped() int64 { return s.dropped }

@@ -19,12 +19,26 @@ import (
 
 // scanReport runs data through a driver with n decoding goroutines and
 // returns its alerts as JSON lines, in the order raised, and its reports
-// (bad records, warnings), in the order reported.
+// (bad records, warnings, the error that ended the input), in the order
+// reported.
 func scanReport(t *testing.T, data []byte, decoders int) (alerts, reports string, st run.Stats) {
 	return scanReportWith(t, data, decoders, false, nil)
 }
 
 func scanReportWith(t *testing.T, data []byte, decoders int, noPrefilter bool, rs []*rule.Compiled) (alerts, reports string, st run.Stats) {
+	t.Helper()
+	return scanVariant(t, data, variant{decoders: decoders, noPrefilter: noPrefilter}, rs)
+}
+
+// variant is a set of the driver's optimisations: decoding goroutines,
+// the prefilter off, and the record size limit (0: the default).
+type variant struct {
+	decoders    int
+	noPrefilter bool
+	maxRecord   int
+}
+
+func scanVariant(t testing.TB, data []byte, v variant, rs []*rule.Compiled) (alerts, reports string, st run.Stats) {
 	t.Helper()
 	var rep strings.Builder
 	pol := run.BatchPolicy()
@@ -33,16 +47,18 @@ func scanReportWith(t *testing.T, data []byte, decoders int, noPrefilter bool, r
 	if rs == nil {
 		rs = builtinRules(t)
 	}
-	d, err := run.New(run.Config{Rules: rs, Registry: formats.Registry(), Sink: col, Policy: pol, Decoders: decoders, NoPrefilter: noPrefilter,
-		Dedup:  run.DefaultDedup,
+	d, err := run.New(run.Config{Rules: rs, Registry: formats.Registry(), Sink: col, Policy: pol, Decoders: v.decoders, NoPrefilter: v.noPrefilter,
+		Dedup: run.DefaultDedup, MaxRecordBytes: v.maxRecord,
 		OnBad:  func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "bad %v\n", b) },
 		OnWarn: func(_ string, b ingest.BadRecord) { fmt.Fprintf(&rep, "warn %v\n", b) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data), BlockBytes: 8192}); err != nil {
-		t.Fatal(err)
+	if err := d.Run(ctx, &run.Files{Paths: []string{"-"}, Stdin: bytes.NewReader(data), BlockBytes: 8192, MaxRecordBytes: v.maxRecord}); err != nil {
+		// An input the driver refuses (UTF-16 text) is refused alike
+		// with every optimisation: the error is part of the reports.
+		fmt.Fprintf(&rep, "error %v\n", err)
 	}
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -97,35 +113,49 @@ func TestDecodersChangeNothing(t *testing.T) {
 		mixed.WriteByte('\n')
 	}
 	for name, data := range map[string][]byte{"bundled": ex, "generated": gen.Bytes(), "anonymous": anon.Bytes(), "mixed": mixed.Bytes()} {
-		a0, r0, s0 := scanReportWith(t, data, 0, true, nil)
-		for _, v := range []struct {
-			n  int
-			pf bool
-		}{{0, true}, {1, false}, {1, true}, {2, true}, {4, true}} {
-			n := v.n
-			a, r, s := scanReportWith(t, data, n, !v.pf, nil)
-			if a != a0 || r != r0 {
-				if r != r0 {
-					t.Logf("reports:\n%s\nwant:\n%s", r, r0)
-				} else {
-					al, bl := strings.Split(a, "\n"), strings.Split(a0, "\n")
-					for i := range min(len(al), len(bl)) {
-						if al[i] != bl[i] {
-							t.Logf("alert %d:\n%s\nwant\n%s", i, al[i], bl[i])
-							break
-						}
-					}
-				}
-				t.Fatalf("%s with %d decoders (prefilter %v): alerts or reports differ from decoding everything in the driver's goroutine", name, n, v.pf)
-			}
-			if statsText(s) != statsText(s0) {
-				t.Fatalf("%s with %d decoders (prefilter %v): stats %s, want %s", name, n, v.pf, statsText(s), statsText(s0))
-			}
-		}
-		if a0 == "" {
+		if a, _ := requireSameWithEveryOptimisation(t, name, data, 0, nil); a == "" {
 			t.Fatalf("%s: no alert", name)
 		}
 	}
+}
+
+// optimised are the variants compared with decoding everything in the
+// driver's goroutine without the prefilter.
+var optimised = []variant{{0, false, 0}, {1, true, 0}, {1, false, 0}, {2, false, 0}, {4, false, 0}, {2, true, 0}}
+
+// requireSameWithEveryOptimisation scans data without any optimisation
+// (no prefilter, decoded in the driver's goroutine) and with each of
+// optimised, all with the record size limit maxRecord, and fails unless
+// every scan raises the same alerts, byte for byte and in the same order,
+// reports the same bad records and warnings (input, line, offset,
+// message) in the same order, and counts the same. It returns the
+// unoptimised scan's alerts and reports.
+func requireSameWithEveryOptimisation(t testing.TB, name string, data []byte, maxRecord int, rs []*rule.Compiled) (alerts, reports string) {
+	t.Helper()
+	a0, r0, s0 := scanVariant(t, data, variant{noPrefilter: true, maxRecord: maxRecord}, rs)
+	for _, v := range optimised {
+		v.maxRecord = maxRecord
+		a, r, s := scanVariant(t, data, v, rs)
+		if a != a0 || r != r0 {
+			if r != r0 {
+				t.Logf("reports:\n%s\nwant:\n%s", r, r0)
+			} else {
+				al, bl := strings.Split(a, "\n"), strings.Split(a0, "\n")
+				for i := range min(len(al), len(bl)) {
+					if al[i] != bl[i] {
+						t.Logf("alert %d:\n%s\nwant\n%s", i, al[i], bl[i])
+						break
+					}
+				}
+				t.Logf("%d alerts, want %d", len(al)-1, len(bl)-1)
+			}
+			t.Fatalf("%s with %d decoders (prefilter %v): alerts or reports differ from decoding everything in the driver's goroutine", name, v.decoders, !v.noPrefilter)
+		}
+		if statsText(s) != statsText(s0) {
+			t.Fatalf("%s with %d decoders (prefilter %v): stats %s, want %s", name, v.decoders, !v.noPrefilter, statsText(s), statsText(s0))
+		}
+	}
+	return a0, r0
 }
 
 // statsText prints stats with the engine's counts by value.

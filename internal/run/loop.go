@@ -240,7 +240,7 @@ func (d *Driver) run(j *job) int {
 
 // reportBad counts a bad record and reports it to the current job.
 func (d *Driver) reportBad(input string, b ingest.BadRecord) {
-	d.m.bad.WithLabelValues(input).Inc()
+	d.m.bad.WithLabelValues(validLabel(input)).Inc()
 	if j := d.cur; j != nil {
 		j.res.Bad++
 		if len(j.res.Errors) < maxResultErrors {
@@ -324,7 +324,7 @@ func (d *Driver) runBatch(j *job) {
 		case itemBad:
 			d.reportBad(b.Input, it.bad)
 		case itemSkip:
-			d.m.skipped.WithLabelValues(b.Input).Inc()
+			d.m.skipped.WithLabelValues(validLabel(b.Input)).Inc()
 		case itemWarn:
 			d.reportWarn(b.Input, it.bad)
 		case itemStrict:

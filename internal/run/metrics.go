@@ -2,8 +2,10 @@ package run
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kanon-dev/kanon/internal/alert"
 	"github.com/kanon-dev/kanon/internal/engine"
@@ -145,6 +147,7 @@ func (m *metrics) clusterLabel(c string) string {
 	if c == "" {
 		return "_none"
 	}
+	c = validLabel(c)
 	if m.clusters[c] {
 		return c
 	}
@@ -155,10 +158,21 @@ func (m *metrics) clusterLabel(c string) string {
 	return c
 }
 
+// validLabel is s as a label value: Prometheus refuses (panics on) a
+// value that is not UTF-8, and cluster names come from the records, input
+// names from file names; each invalid byte becomes U+FFFD.
+func validLabel(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // counted adds received and evaluated events of one input and cluster.
 func (m *metrics) counted(input, cluster string, received, evaluated int) {
 	m.mu.Lock()
 	cl := m.clusterLabel(cluster)
+	input = validLabel(input)
 	k := [2]string{input, cl}
 	p, ok := m.pairs[k]
 	if !ok {

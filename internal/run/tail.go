@@ -51,7 +51,7 @@ func (t *Tail) Run(ctx context.Context, d *Driver) error {
 	var tooLong []ingest.Record
 	rot := opts.OnRotate
 	opts.OnRotate = func(path string, r tail.Rotation) {
-		d.m.rotations.WithLabelValues(path, r.String()).Inc()
+		d.m.rotations.WithLabelValues(validLabel(path), r.String()).Inc()
 		d.log.Info("followed file rotated", "path", path, "rotation", r.String())
 		if rot != nil {
 			rot(path, r)

@@ -293,6 +293,27 @@ func (gs *Groups) AddAtTx(tx Tx, key []byte, id string, sample []byte, now time.
 // writing nothing, if there is no group open at now under key. tx.Now()
 // must not be after now.
 func (gs *Groups) JoinTx(tx Tx, key []byte, now time.Time) (g Group, sampleCount int, joined bool, err error) {
+	return gs.joinTx(tx, key, 1, now, now, func(g *Group) bool { return g.OpenAt(now) })
+}
+
+// JoinManyTx counts n alerts of event times first to last (the earliest
+// and the latest) in the group of key if that group is still the one with
+// id, as n calls of JoinTx would once each had found it open at its
+// alert's time: the engine counts the alerts of a burst as they come and
+// writes them at once, when it writes the group's latest sample. It
+// reports false, writing nothing, if the group under key is not the one
+// with id.
+func (gs *Groups) JoinManyTx(tx Tx, key []byte, id string, n int64, first, last time.Time) (bool, error) {
+	if n <= 0 {
+		return false, fmt.Errorf("invalid join of %d alerts to a group of rule %q", n, gs.cfg.Rule)
+	}
+	_, _, joined, err := gs.joinTx(tx, key, n, first, last, func(g *Group) bool { return g.ID == id })
+	return joined, err
+}
+
+// joinTx adds n alerts of event times first to last to the group of key
+// if it passes ok, rewriting its head and keeping its samples.
+func (gs *Groups) joinTx(tx Tx, key []byte, n int64, first, last time.Time, ok func(*Group) bool) (g Group, sampleCount int, joined bool, err error) {
 	bp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(bp)
 	*bp = gs.AppendKey((*bp)[:0], key)
@@ -304,27 +325,27 @@ func (gs *Groups) JoinTx(tx Tx, key []byte, now time.Time) (g Group, sampleCount
 	if err != nil {
 		return Group{}, 0, false, err
 	}
-	g, n, rest, err := decodeGroupHead(v)
-	if err != nil || !g.OpenAt(now) {
+	g, samples, rest, err := decodeGroupHead(v)
+	if err != nil || !ok(&g) {
 		return Group{}, 0, false, err
 	}
-	g.Count++
-	if now.Before(g.FirstSeen) {
-		g.FirstSeen = now
+	g.Count += n
+	if first.Before(g.FirstSeen) {
+		g.FirstSeen = first
 	}
-	if now.After(g.LastSeen) {
-		g.LastSeen = now
+	if last.After(g.LastSeen) {
+		g.LastSeen = last
 	}
 	vp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(vp)
 	val := appendGroupHead((*vp)[:0], &g)
-	val = binary.AppendUvarint(val, n)
+	val = binary.AppendUvarint(val, samples)
 	val = append(val, rest...)
 	*vp = val
 	if err := tx.Put(k, val, g.End.Add(gs.cfg.Retain)); err != nil {
 		return Group{}, 0, false, err
 	}
-	return g, int(n), true, nil
+	return g, int(samples), true, nil
 }
 
 // SetLatestTx makes sample the latest sample of the group of key, if that

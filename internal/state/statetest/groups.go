@@ -248,3 +248,45 @@ func testGroupsConcurrent(t *testing.T, s state.Store) {
 		t.Fatalf("%d groups opened, count %d; want 1 and %d (alerts added)", opened, g.Count, added)
 	}
 }
+
+// testGroupsJoinMany checks JoinManyTx: the count grows by the number of
+// alerts joined, first and last seen by their earliest and latest times,
+// the samples stay, and a group that is no longer the one named joins
+// nothing.
+func testGroupsJoinMany(t *testing.T, s state.Store) {
+	gs, err := state.NewGroups(s, state.GroupsConfig{Rule: "anon", Period: time.Hour, MaxSamples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for i, id := range []string{"g1", "g2"} {
+		if err := s.Update(ctx, at(time.Duration(i)*time.Minute), func(tx state.Tx) error {
+			_, _, err := gs.AddTx(tx, k("curl"), id, k("s"+id))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var joined, other bool
+	err = s.Update(ctx, time.Time{}, func(tx state.Tx) (err error) {
+		if joined, err = gs.JoinManyTx(tx, k("curl"), "g1", 40, at(-7*time.Minute), at(50*time.Minute)); err != nil {
+			return err
+		}
+		other, err = gs.JoinManyTx(tx, k("curl"), "g2", 3, at(0), at(59*time.Minute))
+		return err
+	})
+	if err != nil || !joined || other {
+		t.Fatalf("join many: err %v, joined %t, joined a group of another id %t", err, joined, other)
+	}
+	g, found, err := gs.Get(ctx, k("curl"), at(0))
+	if err != nil || !found || g.ID != "g1" || g.Count != 42 || !g.FirstSeen.Equal(at(-7*time.Minute)) || !g.LastSeen.Equal(at(50*time.Minute)) ||
+		string(bytes.Join(g.Samples, k(","))) != "sg1,sg2" {
+		t.Fatalf("after joining 40 at once: %+v found %t, %v", g, found, err)
+	}
+	if err := s.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		_, err := gs.JoinManyTx(tx, k("curl"), "g1", 0, at(0), at(0))
+		return err
+	}); err == nil {
+		t.Error("joining 0 alerts succeeded")
+	}
+}

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store, opts ...Option) 
 		{"AlertIDs", testAlertIDs},
 		{"Groups", testGroups},
 		{"GroupsConcurrent", testGroupsConcurrent},
+		{"GroupsJoinMany", testGroupsJoinMany},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
