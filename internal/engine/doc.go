@@ -40,7 +40,7 @@
 // kept as long as the alert ids are, and removed by Sweep once event time
 // is AlertRetention past it (cmd/kanon's TestScanStateBoundedInEventTime).
 // A scan of a log spanning less than that keeps one mark per matching
-// event: about 120 bytes each in state/mem.
+// event: about 115 bytes each in state/mem.
 //
 // Every alert of a scheduled rule names its run (Alert.Window, with its
 // MaxSignals); an aggregating ES|QL alert also names the events it counts
