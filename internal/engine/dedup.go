@@ -211,15 +211,12 @@ func (d *dedup) joinAs(ctx context.Context, id string, latest latestAlert, key s
 	return true, nil
 }
 
-// joinLater counts the alert with id at event time at in the group under
-// key, which this engine holds open (og, open at at) with its samples
-// full: it marks the alert raised now and adds it to the group's count
-// with the latest sample (flushLatest). Only this engine writes the
+// joinLater counts an alert at event time at, which tryJoin has just
+// marked raised, in the group under key, which this engine holds open
+// (og, open at at) with its samples full: it is added to the group's
+// count with the latest sample (flushLatest). Only this engine writes the
 // group until then, and every read of it comes after a flushLatest.
-func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, key string, og openGroup, at time.Time) (bool, error) {
-	if err := d.b.commit(ctx, id, at, nil); err != nil {
-		return false, err
-	}
+func (d *dedup) joinLater(latest latestAlert, key string, og openGroup, at time.Time) {
 	pj, ok := d.joins[key]
 	switch {
 	case !ok:
@@ -234,7 +231,6 @@ func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, ke
 	d.grew(key, og)
 	d.latest[key] = latest
 	d.b.stats.Grouped++
-	return true, nil
 }
 
 // tryJoin counts the alert with id of event e at time at in its group
@@ -255,11 +251,30 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 	if !ok || !og.end.After(at) || og.samples < d.max {
 		return false, nil
 	}
-	if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
-		return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
-	} else if raised {
-		b.stats.Suppressed++
-		return true, nil
+	replica := b.eng.opts.Replica != ""
+	if replica {
+		if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
+			return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
+		} else if raised {
+			b.stats.Suppressed++
+			return true, nil
+		}
+	} else {
+		// The alert is marked raised now, in the look-up that finds
+		// whether it was (one transaction instead of a read and then a
+		// write), and counted in its group later (joinLater).
+		var first bool
+		err := b.eng.opts.Store.Update(ctx, at, func(tx state.Tx) (err error) {
+			first, err = b.ids.MarkUnlessLiveTx(tx, []byte(id))
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, id, err)
+		}
+		if !first {
+			b.stats.Suppressed++
+			return true, nil
+		}
 	}
 	h := d.spare
 	if h == nil {
@@ -274,10 +289,10 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 		defer func() { b.keyOf, b.key = keyOf, k }()
 		return build(&h.ev)
 	}}
-	var joined bool
+	joined := true
 	var err error
-	if b.eng.opts.Replica == "" {
-		joined, err = d.joinLater(ctx, id, latest, key, og, at)
+	if !replica {
+		d.joinLater(latest, key, og, at)
 	} else {
 		// Replicas may change the group between commits: count in it
 		// now.
