@@ -29,10 +29,14 @@ func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	}
 	q.stats.Matched++
 	id := eventAlertID(q.rule.ID, e, "")
-	if joined, err := q.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert { return q.eventAlert(x, id) }); joined || err != nil {
+	if joined, err := q.tryJoin(ctx, e, id, e.Time(), q); joined || err != nil {
 		return err
 	}
 	return q.emit(ctx, q.eventAlert(e, id), e.Time())
+}
+
+func (q *kqlEventRunner) joinedAlert(e *event.Event, id string) *alert.Alert {
+	return q.eventAlert(e, id)
 }
 
 func (q *kqlEventRunner) advance(context.Context, time.Time) error { return nil }
@@ -81,22 +85,25 @@ func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 		// Its alert may join a group without being built: then it is
 		// built, if ever, from the event again (the same row).
 		id := eventAlertID(r.rule.ID, e, "0")
-		joined, err := r.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert {
-			if r.again == nil {
-				r.again = r.rule.Program.NewEvaluator(esqleval.Env{})
-			}
-			r.again.Env.Now = x.Time()
-			rows, err := r.again.Eval(x)
-			if err != nil || len(rows) == 0 {
-				return &alert.Alert{ID: id, Timestamp: x.Time(), Rule: RuleInfo(r.rule)}
-			}
-			return r.rowAlert(x, 0, rows[0], r.lists)
-		})
+		joined, err := r.tryJoin(ctx, e, id, e.Time(), r)
 		if joined || err != nil {
 			return err
 		}
 	}
 	return r.emitRows(ctx, e, rows, r.lists, nil)
+}
+
+// joinedAlert builds the alert of an event's only row, evaluated again.
+func (r *esqlEventRunner) joinedAlert(x *event.Event, id string) *alert.Alert {
+	if r.again == nil {
+		r.again = r.rule.Program.NewEvaluator(esqleval.Env{})
+	}
+	r.again.Env.Now = x.Time()
+	rows, err := r.again.Eval(x)
+	if err != nil || len(rows) == 0 {
+		return &alert.Alert{ID: id, Timestamp: x.Time(), Rule: RuleInfo(r.rule)}
+	}
+	return r.rowAlert(x, 0, rows[0], r.lists)
 }
 
 func (r *esqlEventRunner) advance(context.Context, time.Time) error { return nil }

@@ -125,9 +125,10 @@ func (a *AlertIDs) MarkUnlessLiveTx(tx Tx, id []byte) (bool, error) {
 	if a.retention > 0 {
 		expiry = at.Add(a.retention)
 	}
-	var vb [8]byte
-	binary.BigEndian.PutUint64(vb[:], uint64(UnixNano(at)))
-	return true, tx.Put(*bp, vb[:], expiry)
+	// The value after the key in the same buffer: Put copies both.
+	n := len(*bp)
+	*bp = binary.BigEndian.AppendUint64(*bp, uint64(UnixNano(at)))
+	return true, tx.Put((*bp)[:n], (*bp)[n:], expiry)
 }
 
 // RaisedTx is Raised inside a transaction, judged at event time at (not
