@@ -66,22 +66,24 @@ func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
 
 func (r *esqlEventRunner) matches(e *event.Event) bool {
 	r.ev.Env.Now = e.Time()
-	rows, err := r.ev.Eval(e)
-	return err == nil && len(rows) > 0
+	n, err := r.ev.Count(e)
+	return err == nil && n > 0
 }
 
 func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	r.ev.Env.Now = e.Time()
-	rows, err := r.ev.Eval(e)
+	// Counted first, built only if needed: an alert that joins a group
+	// needs no row (its joinedAlert evaluates the event again).
+	n, err := r.ev.Count(e)
 	if err != nil {
 		r.ruleError(err)
 		return nil
 	}
-	if len(rows) == 0 {
+	if n == 0 {
 		return nil
 	}
 	r.stats.Matched++
-	if len(rows) == 1 {
+	if n == 1 {
 		// Its alert may join a group without being built: then it is
 		// built, if ever, from the event again (the same row).
 		id := eventAlertID(r.rule.ID, e, "0")
@@ -89,6 +91,11 @@ func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 		if joined || err != nil {
 			return err
 		}
+	}
+	rows, err := r.ev.Eval(e) // as Count found them: the evaluation is pure
+	if err != nil {
+		r.ruleError(err)
+		return nil
 	}
 	return r.emitRows(ctx, e, rows, r.lists, nil)
 }
