@@ -188,9 +188,12 @@ func (o *Store) reuse(t *tx) {
 	o.writes, t.writes = t.writes, nil
 }
 
-// maxReusedWrites bounds the map a transaction leaves for the next one: a
-// large one (a sweep's) is let go, not kept for single writes.
-const maxReusedWrites = 64
+// maxReusedWrites bounds the map a transaction leaves for the next one:
+// clear costs a map's capacity, not its length, so only a map of one group
+// (Go's maps hold up to 8 entries without a table) is kept; a larger one
+// (a checkpoint's, a sweep's) is let go rather than cleared at every
+// single write after it.
+const maxReusedWrites = 8
 
 // newWrites returns an empty map for a transaction's writes: the one the
 // last transaction left, if any. The caller holds o.mu.
