@@ -100,9 +100,26 @@ type dedup struct {
 	joins map[string]pendingJoins
 	// spare is the storage of an event copy no latest alert refers to.
 	spare *heldEvent
+	// mark is the transaction of tryJoin's marks, made once.
+	mark joinMark
 	// nextUpdate is the earliest watermark at which a grown group is due
 	// for an update (GroupUpdateEvery), the zero time if none is.
 	nextUpdate time.Time
+}
+
+// joinMark marks an alert id raised unless it was (tryJoin): update is
+// its transaction, run, as a function made once rather than a closure per
+// alert; first is set to whether it marked id.
+type joinMark struct {
+	ids    *state.AlertIDs
+	id     string
+	first  bool
+	update func(tx state.Tx) error
+}
+
+func (m *joinMark) run(tx state.Tx) (err error) {
+	m.first, err = m.ids.MarkUnlessLiveTx(tx, []byte(m.id))
+	return err
 }
 
 // pendingJoins are alerts counted in a group and not yet written: how
@@ -116,8 +133,17 @@ type pendingJoins struct {
 // from a copy of its event when it is written (tryJoin).
 type latestAlert struct {
 	a     *alert.Alert
-	build func() *alert.Alert
+	build joinedAlerts // builds the alert id of held's event, if a is nil
+	b     *base
+	id    string
 	held  *heldEvent // the copy of the event build reads, if any
+}
+
+// joinedAlerts builds the alert with id of an event whose alert joined a
+// group unbuilt (tryJoin), from a copy of the event: the per-event
+// runners, passed as themselves so that a join allocates no closure.
+type joinedAlerts interface {
+	joinedAlert(e *event.Event, id string) *alert.Alert
 }
 
 // heldEvent is a copy of an event that outlives its batch, in storage of
@@ -131,7 +157,9 @@ type heldEvent struct {
 
 func (l latestAlert) alert() *alert.Alert {
 	if l.a == nil {
-		l.a = l.build()
+		keyOf, k := l.b.keyOf, l.b.key
+		l.a = l.build.joinedAlert(&l.held.ev, l.id)
+		l.b.keyOf, l.b.key = keyOf, k
 	}
 	return l.a
 }
@@ -211,15 +239,12 @@ func (d *dedup) joinAs(ctx context.Context, id string, latest latestAlert, key s
 	return true, nil
 }
 
-// joinLater counts the alert with id at event time at in the group under
-// key, which this engine holds open (og, open at at) with its samples
-// full: it marks the alert raised now and adds it to the group's count
-// with the latest sample (flushLatest). Only this engine writes the
+// joinLater counts an alert at event time at, which tryJoin has just
+// marked raised, in the group under key, which this engine holds open
+// (og, open at at) with its samples full: it is added to the group's
+// count with the latest sample (flushLatest). Only this engine writes the
 // group until then, and every read of it comes after a flushLatest.
-func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, key string, og openGroup, at time.Time) (bool, error) {
-	if err := d.b.commit(ctx, id, at, nil); err != nil {
-		return false, err
-	}
+func (d *dedup) joinLater(latest latestAlert, key string, og openGroup, at time.Time) {
 	pj, ok := d.joins[key]
 	switch {
 	case !ok:
@@ -234,7 +259,6 @@ func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, ke
 	d.grew(key, og)
 	d.latest[key] = latest
 	d.b.stats.Grouped++
-	return true, nil
 }
 
 // tryJoin counts the alert with id of event e at time at in its group
@@ -245,21 +269,42 @@ func (d *dedup) joinLater(ctx context.Context, id string, latest latestAlert, ke
 // counted (or was raised before: suppressed); if not, the caller builds
 // the alert and emits it as usual. Events whose repeated keys read two
 // ways, and replicas deciding on a shared store, take the usual path.
-func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.Time, build func(e *event.Event) *alert.Alert) (bool, error) {
+func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.Time, build joinedAlerts) (bool, error) {
 	d := b.dedup
 	if d == nil || b.ids == nil || b.eng.claims != nil || at.IsZero() || e.Alt != nil || len(e.Ambiguous) > 0 {
 		return false, nil
 	}
-	key := b.rule.DedupTmpl.Render(e) // the template's fields are the rule's: e holds them
-	og, ok := d.open[key]
+	var kb [128]byte
+	k := b.rule.DedupTmpl.AppendRender(kb[:0], e) // the template's fields are the rule's: e holds them
+	og, ok := d.open[string(k)]
 	if !ok || !og.end.After(at) || og.samples < d.max {
 		return false, nil
 	}
-	if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
-		return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
-	} else if raised {
-		b.stats.Suppressed++
-		return true, nil
+	key := string(k)
+	replica := b.eng.opts.Replica != ""
+	if replica {
+		if _, raised, err := b.ids.Raised(ctx, []byte(id), at); err != nil {
+			return false, fmt.Errorf("rule %s: cannot look up alert %s: %w", b.rule.ID, id, err)
+		} else if raised {
+			b.stats.Suppressed++
+			return true, nil
+		}
+	} else {
+		// The alert is marked raised now, in the look-up that finds
+		// whether it was (one transaction instead of a read and then a
+		// write), and counted in its group later (joinLater).
+		d.mark.id, d.mark.first = id, false
+		if d.mark.update == nil {
+			d.mark.ids = b.ids
+			d.mark.update = d.mark.run
+		}
+		if err := b.eng.opts.Store.Update(ctx, at, d.mark.update); err != nil {
+			return false, fmt.Errorf("rule %s: cannot record alert %s: %w", b.rule.ID, id, err)
+		}
+		if !d.mark.first {
+			b.stats.Suppressed++
+			return true, nil
+		}
 	}
 	h := d.spare
 	if h == nil {
@@ -269,15 +314,11 @@ func (b *base) tryJoin(ctx context.Context, e *event.Event, id string, at time.T
 	h.arena = h.arena[:0]
 	e.CopyTo(&h.ev, nil, &h.arena)
 	prev := d.latest[key]
-	latest := latestAlert{held: h, build: func() *alert.Alert {
-		keyOf, k := b.keyOf, b.key
-		defer func() { b.keyOf, b.key = keyOf, k }()
-		return build(&h.ev)
-	}}
-	var joined bool
+	latest := latestAlert{held: h, build: build, b: b, id: id}
+	joined := true
 	var err error
-	if b.eng.opts.Replica == "" {
-		joined, err = d.joinLater(ctx, id, latest, key, og, at)
+	if !replica {
+		d.joinLater(latest, key, og, at)
 	} else {
 		// Replicas may change the group between commits: count in it
 		// now.

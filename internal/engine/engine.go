@@ -630,17 +630,18 @@ func (q *queryRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	q.stats.Matched++
-	id := eventAlertID(q.rule.ID, e, "")
 	if q.sharesSignals(e.Time()) {
 		// A replica: the hit takes its run's slot in the batch's
 		// decisions on the shared store (counts.go).
-		return q.claimHit(q.eventAlert(e, id), e.Time())
+		return q.claimHit(q.eventAlert(e, eventAlertID(q.rule.ID, e, "")), e.Time())
 	}
 	end, ok := q.take(&q.runs, e.Time())
 	if !ok {
-		return q.dropEvent(ctx, e, id, end)
+		// Hashed only if the dropped hit is delivered: most hits of a
+		// burst are over max_signals.
+		return q.dropEvent(ctx, e, func() string { return eventAlertID(q.rule.ID, e, "") }, end)
 	}
-	a := q.eventAlert(e, id)
+	a := q.eventAlert(e, eventAlertID(q.rule.ID, e, ""))
 	a.Window = q.window(end)
 	return q.emit(ctx, a, e.Time())
 }

@@ -63,14 +63,48 @@ func newESQLRunner(b *base) *esqlRunner {
 
 func (r *esqlRunner) matches(e *event.Event) bool {
 	r.ev.Env.Now = time.Unix(0, r.sched.FirstRun(e.Time())).UTC()
+	n, err := r.ev.Count(e)
+	return err == nil && n > 0
+}
+
+// evalAgain returns the rows of e that Count counted, evaluated again
+// (the evaluation is pure: the same rows).
+func (r *esqlRunner) evalAgain(e *event.Event) []esqleval.Row {
 	rows, err := r.ev.Eval(e)
-	return err == nil && len(rows) > 0
+	if err != nil {
+		r.ruleError(err)
+		return nil
+	}
+	return rows
 }
 
 func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 	t := e.Time()
 	first := r.sched.FirstRun(t)
 	r.ev.Env.Now = time.Unix(0, first).UTC()
+	p := r.rule.Program
+	if p.PerEvent() {
+		// Elastic's run of a query without STATS: its alerts count
+		// against max_signals in the runs that read the event. The rows
+		// are counted first and built only for the alerts raised (or
+		// dropped hits delivered): most hits of a burst are over
+		// max_signals.
+		n, err := r.ev.Count(e)
+		if err != nil {
+			r.ruleError(err)
+			return nil
+		}
+		if n == 0 {
+			return nil
+		}
+		r.stats.Matched++
+		end, ok := r.take(&r.counter, t)
+		if !ok {
+			return r.drop(ctx, end, 1, func() []*alert.Alert { return r.rowAlerts(e, r.evalAgain(e), r.lists) })
+		}
+		r.metaDirty = r.persist
+		return r.emitRows(ctx, e, r.evalAgain(e), r.lists, r.window(end))
+	}
 	rows, err := r.ev.Eval(e)
 	if err != nil {
 		r.ruleError(err)
@@ -80,17 +114,6 @@ func (r *esqlRunner) process(ctx context.Context, e *event.Event) error {
 		return nil
 	}
 	r.stats.Matched++
-	p := r.rule.Program
-	if p.PerEvent() {
-		// Elastic's run of a query without STATS: its alerts count
-		// against max_signals in the runs that read the event.
-		end, ok := r.take(&r.counter, t)
-		if !ok {
-			return r.drop(ctx, end, 1, func() []*alert.Alert { return r.rowAlerts(e, rows, r.lists) })
-		}
-		r.metaDirty = r.persist
-		return r.emitRows(ctx, e, rows, r.lists, r.window(end))
-	}
 	late := false
 	r.sched.Runs(t, func(end int64) bool {
 		if end <= r.closed {

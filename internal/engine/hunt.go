@@ -139,11 +139,11 @@ func (b *base) drop(ctx context.Context, end int64, n int64, build func() []*ale
 	return nil
 }
 
-// dropEvent drops the hit of event e (alert id id) in the run ending at
-// end.
-func (b *base) dropEvent(ctx context.Context, e *event.Event, id string, end int64) error {
+// dropEvent drops the hit of event e in the run ending at end; id makes
+// its alert id, called only if the hit is delivered (Hunt.DroppedHits).
+func (b *base) dropEvent(ctx context.Context, e *event.Event, id func() string, end int64) error {
 	return b.drop(ctx, end, 1, func() []*alert.Alert {
-		a := b.eventAlert(e, id)
+		a := b.eventAlert(e, id())
 		b.keyOf = nil // a dropped hit is never grouped
 		return []*alert.Alert{a}
 	})

@@ -29,10 +29,14 @@ func (q *kqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	}
 	q.stats.Matched++
 	id := eventAlertID(q.rule.ID, e, "")
-	if joined, err := q.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert { return q.eventAlert(x, id) }); joined || err != nil {
+	if joined, err := q.tryJoin(ctx, e, id, e.Time(), q); joined || err != nil {
 		return err
 	}
 	return q.emit(ctx, q.eventAlert(e, id), e.Time())
+}
+
+func (q *kqlEventRunner) joinedAlert(e *event.Event, id string) *alert.Alert {
+	return q.eventAlert(e, id)
 }
 
 func (q *kqlEventRunner) advance(context.Context, time.Time) error { return nil }
@@ -62,41 +66,51 @@ func newESQLEventRunner(b *base) (*esqlEventRunner, error) {
 
 func (r *esqlEventRunner) matches(e *event.Event) bool {
 	r.ev.Env.Now = e.Time()
-	rows, err := r.ev.Eval(e)
-	return err == nil && len(rows) > 0
+	n, err := r.ev.Count(e)
+	return err == nil && n > 0
 }
 
 func (r *esqlEventRunner) process(ctx context.Context, e *event.Event) error {
 	r.ev.Env.Now = e.Time()
-	rows, err := r.ev.Eval(e)
+	// Counted first, built only if needed: an alert that joins a group
+	// needs no row (its joinedAlert evaluates the event again).
+	n, err := r.ev.Count(e)
 	if err != nil {
 		r.ruleError(err)
 		return nil
 	}
-	if len(rows) == 0 {
+	if n == 0 {
 		return nil
 	}
 	r.stats.Matched++
-	if len(rows) == 1 {
+	if n == 1 {
 		// Its alert may join a group without being built: then it is
 		// built, if ever, from the event again (the same row).
 		id := eventAlertID(r.rule.ID, e, "0")
-		joined, err := r.tryJoin(ctx, e, id, e.Time(), func(x *event.Event) *alert.Alert {
-			if r.again == nil {
-				r.again = r.rule.Program.NewEvaluator(esqleval.Env{})
-			}
-			r.again.Env.Now = x.Time()
-			rows, err := r.again.Eval(x)
-			if err != nil || len(rows) == 0 {
-				return &alert.Alert{ID: id, Timestamp: x.Time(), Rule: RuleInfo(r.rule)}
-			}
-			return r.rowAlert(x, 0, rows[0], r.lists)
-		})
+		joined, err := r.tryJoin(ctx, e, id, e.Time(), r)
 		if joined || err != nil {
 			return err
 		}
 	}
+	rows, err := r.ev.Eval(e) // as Count found them: the evaluation is pure
+	if err != nil {
+		r.ruleError(err)
+		return nil
+	}
 	return r.emitRows(ctx, e, rows, r.lists, nil)
+}
+
+// joinedAlert builds the alert of an event's only row, evaluated again.
+func (r *esqlEventRunner) joinedAlert(x *event.Event, id string) *alert.Alert {
+	if r.again == nil {
+		r.again = r.rule.Program.NewEvaluator(esqleval.Env{})
+	}
+	r.again.Env.Now = x.Time()
+	rows, err := r.again.Eval(x)
+	if err != nil || len(rows) == 0 {
+		return &alert.Alert{ID: id, Timestamp: x.Time(), Rule: RuleInfo(r.rule)}
+	}
+	return r.rowAlert(x, 0, rows[0], r.lists)
 }
 
 func (r *esqlEventRunner) advance(context.Context, time.Time) error { return nil }

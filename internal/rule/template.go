@@ -85,29 +85,34 @@ func (t *Template) Fields(fs *event.FieldSet) {
 
 // Render renders the template for e.
 func (t *Template) Render(e *event.Event) string {
-	var b strings.Builder
+	var stack [128]byte
+	return string(t.AppendRender(stack[:0], e))
+}
+
+// AppendRender appends the template rendered for e to dst.
+func (t *Template) AppendRender(dst []byte, e *event.Event) []byte {
 	var buf [8]event.Value
 	for _, p := range t.parts {
 		if !p.isRef {
-			b.WriteString(p.lit)
+			dst = append(dst, p.lit...)
 			continue
 		}
 		vs := e.Get(p.field, buf[:0])
 		switch {
 		case len(vs) == 0 || p.index >= len(vs):
-			b.WriteString(p.def)
+			dst = append(dst, p.def...)
 		case p.index >= 0:
-			b.WriteString(vs[p.index].String())
+			dst = append(dst, vs[p.index].String()...)
 		default:
 			for i, v := range vs {
 				if i > 0 {
-					b.WriteString(", ")
+					dst = append(dst, ", "...)
 				}
-				b.WriteString(v.String())
+				dst = append(dst, v.String()...)
 			}
 		}
 	}
-	return b.String()
+	return dst
 }
 
 // TitleTemplate is a parsed title case: When (nil = always) and the template.

@@ -100,6 +100,37 @@ func (a *AlertIDs) MarkAtTx(tx Tx, id []byte, at time.Time) (bool, error) {
 	return true, tx.Put(*bp, vb[:], expiry)
 }
 
+// MarkUnlessLiveTx marks the alert id raised at tx.Now() unless tx sees a
+// live mark of it, and reports whether it marked it. It is Raised at
+// tx.Now() followed, if that said no, by MarkTx, in one look-up: a live
+// mark counts as raised, as Raised reports it, whatever the retention.
+func (a *AlertIDs) MarkUnlessLiveTx(tx Tx, id []byte) (bool, error) {
+	at := tx.Now()
+	if at.IsZero() {
+		return false, fmt.Errorf("cannot mark alert raised for rule %q: event time is zero", a.rule)
+	}
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	*bp = a.AppendKey((*bp)[:0], id)
+	switch v, err := tx.Get(*bp); {
+	case err == nil:
+		if _, err := decodeRaisedAt(v); err != nil {
+			return false, err
+		}
+		return false, nil
+	case !errors.Is(err, ErrNotFound):
+		return false, err
+	}
+	var expiry time.Time
+	if a.retention > 0 {
+		expiry = at.Add(a.retention)
+	}
+	// The value after the key in the same buffer: Put copies both.
+	n := len(*bp)
+	*bp = binary.BigEndian.AppendUint64(*bp, uint64(UnixNano(at)))
+	return true, tx.Put((*bp)[:n], (*bp)[n:], expiry)
+}
+
 // RaisedTx is Raised inside a transaction, judged at event time at (not
 // before tx.Now()).
 func (a *AlertIDs) RaisedTx(tx Tx, id []byte, at time.Time) (time.Time, bool, error) {

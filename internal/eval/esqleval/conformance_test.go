@@ -168,6 +168,12 @@ func runCase(t *testing.T, c conformanceCase) (*Table, error) {
 		err := readECS(doc, p.Fields(), func(e *event.Event) error {
 			// Each event has an origin of its own, for the evidence.
 			e.Origin = event.Origin{Name: c.file, Line: int64(i + 1)}
+			// Count counts the rows Eval builds (MV_EXPAND included).
+			rows, evalErr := ev.Eval(e)
+			want := len(rows)
+			if n, err := ev.Count(e); n != want || (err == nil) != (evalErr == nil) {
+				t.Errorf("%s:%d: event %d: Count = %d, %v; Eval gives %d rows, %v", c.file, c.line, i+1, n, err, want, evalErr)
+			}
 			if addErr = whole.AddEvent(ev, e); addErr != nil {
 				return nil
 			}

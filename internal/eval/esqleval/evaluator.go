@@ -16,6 +16,9 @@ type Evaluator struct {
 	arena []event.Value
 	cells [][]event.Value
 	rows  []Row
+	// counting: emit counts rows in n instead of building them (Count).
+	counting bool
+	n        int
 }
 
 // NewEvaluator returns an evaluator of p's per-event prefix.
@@ -57,10 +60,33 @@ func (ev *Evaluator) Eval(e *event.Event) (rows []Row, err error) {
 	return ev.rows, nil
 }
 
+// Count runs the per-event prefix on e as Eval does and returns how many
+// rows it produces, without building them: a caller that needs only the
+// count (or the rows only sometimes, evaluating again) skips copying every
+// output column of every row. It invalidates the rows of the last Eval.
+func (ev *Evaluator) Count(e *event.Event) (n int, err error) {
+	defer func() {
+		ev.counting = false
+		if r := recover(); r != nil {
+			n, err = 0, bugError(r)
+		}
+	}()
+	c := &ev.c
+	c.env = &ev.Env
+	c.ev = e
+	clear(c.loaded)
+	ev.arena = ev.arena[:0]
+	ev.cells = ev.cells[:0]
+	ev.rows = ev.rows[:0]
+	ev.counting, ev.n = true, 0
+	ev.run(0)
+	return ev.n, nil
+}
+
 // Pass reports whether e produces at least one row.
 func (ev *Evaluator) Pass(e *event.Event) (bool, error) {
-	rows, err := ev.Eval(e)
-	return len(rows) > 0, err
+	n, err := ev.Count(e)
+	return n > 0, err
 }
 
 func (ev *Evaluator) run(i int) {
@@ -89,6 +115,10 @@ func (ev *Evaluator) run(i int) {
 
 // emit appends the current row, copying its cells into the arena.
 func (ev *Evaluator) emit() {
+	if ev.counting {
+		ev.n++
+		return
+	}
 	p, c := ev.p, &ev.c
 	start := len(ev.cells)
 	for _, slot := range p.outSlots {

@@ -72,10 +72,12 @@ func (s *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 	for k, w := range tx.writes {
 		if old, ok := s.m[k]; ok {
 			s.bytes -= int64(len(k) + len(old.val))
-			delete(s.m, k)
+			if w.deleted {
+				delete(s.m, k)
+			}
 		}
-		if w != nil {
-			s.m[k] = *w
+		if !w.deleted {
+			s.m[k] = w.entry
 			s.bytes += int64(len(k) + len(w.val))
 		}
 	}
@@ -159,13 +161,19 @@ func (s *Store) Close() error {
 }
 
 // tx is a transaction: reads see the store (locked by Update) overlaid with
-// the pending writes; nil in writes is a pending delete.
+// the pending writes.
 type tx struct {
 	s      *Store
 	now    time.Time
 	nowN   int64
-	writes map[string]*entry
+	writes map[string]write
 	done   bool
+}
+
+// write is a pending write of a transaction: an entry, or a deletion.
+type write struct {
+	entry
+	deleted bool
 }
 
 func (t *tx) Now() time.Time { return t.now }
@@ -179,10 +187,8 @@ func (t *tx) Get(key []byte) ([]byte, error) {
 	}
 	e, ok := t.s.m[string(key)]
 	if w, pending := t.writes[string(key)]; pending {
-		ok = w != nil
-		if ok {
-			e = *w
-		}
+		ok = !w.deleted
+		e = w.entry
 	}
 	if !ok || !state.Live(e.exp, t.nowN) {
 		return nil, state.ErrNotFound
@@ -201,9 +207,9 @@ func (t *tx) Put(key, value []byte, expiry time.Time) error {
 		return err
 	}
 	if t.writes == nil {
-		t.writes = make(map[string]*entry)
+		t.writes = make(map[string]write)
 	}
-	t.writes[string(key)] = &entry{val: append(make([]byte, 0, len(value)), value...), exp: state.UnixNano(expiry)}
+	t.writes[string(key)] = write{entry: entry{val: append(make([]byte, 0, len(value)), value...), exp: state.UnixNano(expiry)}}
 	return nil
 }
 
@@ -215,8 +221,8 @@ func (t *tx) Delete(key []byte) error {
 		return err
 	}
 	if t.writes == nil {
-		t.writes = make(map[string]*entry)
+		t.writes = make(map[string]write)
 	}
-	t.writes[string(key)] = nil
+	t.writes[string(key)] = write{deleted: true}
 	return nil
 }

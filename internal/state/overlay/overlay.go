@@ -36,6 +36,10 @@ type Store struct {
 	// for tx.Put to reuse: a key written over and over (a dedup group
 	// counted at each alert) costs no allocation per write.
 	free [][]byte
+	// writes is an empty map for the next transaction's writes: the map
+	// of the last one, cleared, so that a transaction (one alert's mark,
+	// most often) allocates no map.
+	writes map[string]entry
 }
 
 // Bounds of Store.free.
@@ -155,6 +159,7 @@ func (o *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 	tx := &tx{o: o, ctx: ctx, now: now, nowN: state.UnixNano(now)}
 	err := fn(tx)
 	tx.done = true
+	defer o.reuse(tx)
 	if err != nil {
 		return err
 	}
@@ -168,6 +173,36 @@ func (o *Store) Update(ctx context.Context, now time.Time, fn func(tx state.Tx) 
 		o.pending[k] = w
 	}
 	return nil
+}
+
+// reuse keeps the writes map of a finished transaction, cleared, for the
+// next one. Its entries were moved to pending or dropped with the
+// transaction; the values they hold are not recycled here (a failed
+// transaction's values may still be read by its caller). The caller holds
+// o.mu.
+func (o *Store) reuse(t *tx) {
+	if t.writes == nil || len(t.writes) > maxReusedWrites {
+		return
+	}
+	clear(t.writes)
+	o.writes, t.writes = t.writes, nil
+}
+
+// maxReusedWrites bounds the map a transaction leaves for the next one:
+// clear costs a map's capacity, not its length, so only a map of one group
+// (Go's maps hold up to 8 entries without a table) is kept; a larger one
+// (a checkpoint's, a sweep's) is let go rather than cleared at every
+// single write after it.
+const maxReusedWrites = 8
+
+// newWrites returns an empty map for a transaction's writes: the one the
+// last transaction left, if any. The caller holds o.mu.
+func (o *Store) newWrites() map[string]entry {
+	if w := o.writes; w != nil {
+		o.writes = nil
+		return w
+	}
+	return map[string]entry{}
 }
 
 // tx is the transaction of Store.Update; the store's lock is held while it
@@ -214,7 +249,7 @@ func (t *tx) Put(key, value []byte, expiry time.Time) error {
 		return err
 	}
 	if t.writes == nil {
-		t.writes = map[string]entry{}
+		t.writes = t.o.newWrites()
 	}
 	t.writes[string(key)] = entry{val: append(t.o.take(len(value)), value...), exp: state.UnixNano(expiry)}
 	return nil
@@ -228,7 +263,7 @@ func (t *tx) Delete(key []byte) error {
 		return err
 	}
 	if t.writes == nil {
-		t.writes = map[string]entry{}
+		t.writes = t.o.newWrites()
 	}
 	t.writes[string(key)] = entry{deleted: true}
 	return nil
@@ -380,12 +415,15 @@ func (o *Store) writeLayer(ctx context.Context, layer map[string]entry) error {
 		return nil
 	}
 	err := o.base.Update(ctx, time.Time{}, func(tx state.Tx) error {
+		// One buffer for every key: Put and Delete copy their key.
+		var kb []byte
 		for k, p := range layer {
 			var err error
+			kb = append(kb[:0], k...)
 			if p.deleted {
-				err = tx.Delete([]byte(k))
+				err = tx.Delete(kb)
 			} else {
-				err = tx.Put([]byte(k), p.val, state.FromUnixNano(p.exp))
+				err = tx.Put(kb, p.val, state.FromUnixNano(p.exp))
 			}
 			if err != nil {
 				return err
