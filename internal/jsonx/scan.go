@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -109,21 +110,26 @@ func ReadString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 }
 
 // scanString returns the offset of the first '"', '\\' or control
-// character at or after j, or len(b). It looks at eight bytes at a time.
+// character at or after j, or len(b). It looks at sixteen, then eight bytes
+// at a time (SWAR: a byte is flagged when it equals '"' or '\\', or is
+// below 0x20; the lowest flagged byte of a word is exact, borrows only
+// flag bytes above it), and finds the byte from the flags, not by a second
+// scan.
 func scanString(b []byte, j int) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	for ; j+8 <= len(b); j += 8 {
-		x := binary.LittleEndian.Uint64(b[j:])
-		q := x ^ (ones * '"')
-		bs := x ^ (ones * '\\')
-		// A byte is "found" when it is zero in q or bs, or below 0x20 in x.
-		found := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)
-		if found&highs != 0 {
-			break
+	for ; j+16 <= len(b); j += 16 {
+		w := b[j : j+16 : j+16]
+		if f := stringFlags(binary.LittleEndian.Uint64(w)); f != 0 {
+			return j + bits.TrailingZeros64(f)>>3
 		}
+		if f := stringFlags(binary.LittleEndian.Uint64(w[8:])); f != 0 {
+			return j + 8 + bits.TrailingZeros64(f)>>3
+		}
+	}
+	if j+8 <= len(b) {
+		if f := stringFlags(binary.LittleEndian.Uint64(b[j:])); f != 0 {
+			return j + bits.TrailingZeros64(f)>>3
+		}
+		j += 8
 	}
 	for ; j < len(b); j++ {
 		if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
@@ -131,6 +137,19 @@ func scanString(b []byte, j int) int {
 		}
 	}
 	return j
+}
+
+// stringFlags returns, for the eight bytes of x (little-endian), the high
+// bit of each byte that is '"', '\\' or below 0x20, exact up to and
+// including the lowest flagged byte.
+func stringFlags(x uint64) uint64 {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return (((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)) & highs
 }
 
 func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
@@ -146,8 +165,11 @@ func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
 		case c < 0x20:
 			return nil, j, errAt(j, ErrSyntax, "control character in string")
 		case c != '\\':
-			out = append(out, c)
-			j++
+			// A run of plain bytes up to the next quote, backslash or
+			// control character, copied at once.
+			k := scanString(b, j+1)
+			out = append(out, b[j:k]...)
+			j = k
 			continue
 		}
 		if j+1 >= len(b) {
