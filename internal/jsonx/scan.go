@@ -141,15 +141,17 @@ func scanString(b []byte, j int) int {
 
 // stringFlags returns, for the eight bytes of x (little-endian), the high
 // bit of each byte that is '"', '\\' or below 0x20, exact up to and
-// including the lowest flagged byte.
+// including the lowest flagged byte. XOR with 0x02 maps '"' (0x22) to 0x20
+// and the control characters onto themselves (0x00-0x1f), so one "below
+// 0x21" test finds both, and a zero-byte test finds the backslash.
 func stringFlags(x uint64) uint64 {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
 	)
-	q := x ^ (ones * '"')
+	y := x ^ (ones * 0x02)
 	bs := x ^ (ones * '\\')
-	return (((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)) & highs
+	return (((y - ones*0x21) &^ y) | ((bs - ones) &^ bs)) & highs
 }
 
 func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
