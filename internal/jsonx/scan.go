@@ -367,7 +367,11 @@ func skip(b []byte, i, depth int, scratch *[]byte) (int, error) {
 		}
 		for {
 			var err error
-			j, err = skip(b, j, depth+1, scratch)
+			if j = SkipWS(b, j); j < len(b) && b[j] == '"' {
+				j, err = skipString(b, j)
+			} else {
+				j, err = skip(b, j, depth+1, scratch)
+			}
 			if err != nil {
 				return j, err
 			}
@@ -476,8 +480,9 @@ func skipObject(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	}
 	var ks KeySet
 	mark := len(*scratch)
-	defer func() { *scratch = (*scratch)[:mark] }()
-	return skipMembers(b, j, depth, scratch, &ks)
+	end, err := skipMembers(b, j, depth, scratch, &ks)
+	*scratch = (*scratch)[:mark]
+	return end, err
 }
 
 // skipMembers skips the members of an object from b[j] (its first key) to
@@ -510,7 +515,11 @@ func skipMembers(b []byte, j, depth int, scratch *[]byte, ks *KeySet) (int, erro
 			return j, errAt(j, ErrSyntax, "expected ':' after object key")
 		}
 		var err error
-		j, err = skip(b, j+1, depth, scratch)
+		if j = SkipWS(b, j+1); j < len(b) && b[j] == '"' {
+			j, err = skipString(b, j)
+		} else {
+			j, err = skip(b, j, depth, scratch)
+		}
 		if err != nil {
 			return j, err
 		}
@@ -604,6 +613,8 @@ func (it *ObjectIter) Next() bool {
 			var err error
 			if it.Trusted {
 				j, err = SkipUnchecked(b, it.Value)
+			} else if it.Value < len(b) && b[it.Value] == '"' {
+				j, err = skipString(b, it.Value)
 			} else {
 				j, err = skip(b, it.Value, 0, &it.Scratch)
 			}
