@@ -82,3 +82,28 @@ func FuzzFastPathsAgree(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeySet: KeySet.Add reports a key as new exactly when a map has not
+// seen it, past the small set's switch to a map too (the keys are the
+// input split at NUL bytes, and again with a suffix per key).
+func FuzzKeySet(f *testing.F) {
+	f.Add([]byte("a\x00b\x00a"))
+	f.Add([]byte("kind\x00apiVersion\x00level\x00auditID\x00stage\x00requestURI\x00verb\x00user\x00stage"))
+	f.Add(bytes.Repeat([]byte("f:x\x00"), 40))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys := bytes.Split(b, []byte{0})
+		for round := 0; round < 2; round++ {
+			var ks KeySet
+			seen := map[string]bool{}
+			for i, k := range keys {
+				if round == 1 {
+					k = append(append([]byte{}, k...), byte(i%7), byte('a'+i%3))
+				}
+				if got, want := ks.Add(k), !seen[string(k)]; got != want {
+					t.Fatalf("Add(%q) = %v, want %v (key %d)", k, got, want, i)
+				}
+				seen[string(k)] = true
+			}
+		}
+	})
+}
