@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -39,13 +40,14 @@ func errAt(off int, code error, format string, args ...any) error {
 
 // SkipWS returns the offset of the first non-whitespace byte at or after i.
 func SkipWS(b []byte, i int) int {
+	// One comparison for the usual case, a byte above ' ' (audit logs
+	// carry no whitespace between tokens); a bit test for the others.
+	const ws = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
 	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
+		if c := b[i]; c > ' ' || ws>>c&1 == 0 {
 			return i
 		}
+		i++
 	}
 	return i
 }
@@ -109,21 +111,26 @@ func ReadString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 }
 
 // scanString returns the offset of the first '"', '\\' or control
-// character at or after j, or len(b). It looks at eight bytes at a time.
+// character at or after j, or len(b). It looks at sixteen, then eight bytes
+// at a time (SWAR: a byte is flagged when it equals '"' or '\\', or is
+// below 0x20; the lowest flagged byte of a word is exact, borrows only
+// flag bytes above it), and finds the byte from the flags, not by a second
+// scan.
 func scanString(b []byte, j int) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	for ; j+8 <= len(b); j += 8 {
-		x := binary.LittleEndian.Uint64(b[j:])
-		q := x ^ (ones * '"')
-		bs := x ^ (ones * '\\')
-		// A byte is "found" when it is zero in q or bs, or below 0x20 in x.
-		found := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)
-		if found&highs != 0 {
-			break
+	for ; j+16 <= len(b); j += 16 {
+		w := b[j : j+16 : j+16]
+		if f := stringFlags(binary.LittleEndian.Uint64(w)); f != 0 {
+			return j + bits.TrailingZeros64(f)>>3
 		}
+		if f := stringFlags(binary.LittleEndian.Uint64(w[8:])); f != 0 {
+			return j + 8 + bits.TrailingZeros64(f)>>3
+		}
+	}
+	if j+8 <= len(b) {
+		if f := stringFlags(binary.LittleEndian.Uint64(b[j:])); f != 0 {
+			return j + bits.TrailingZeros64(f)>>3
+		}
+		j += 8
 	}
 	for ; j < len(b); j++ {
 		if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
@@ -131,6 +138,21 @@ func scanString(b []byte, j int) int {
 		}
 	}
 	return j
+}
+
+// stringFlags returns, for the eight bytes of x (little-endian), the high
+// bit of each byte that is '"', '\\' or below 0x20, exact up to and
+// including the lowest flagged byte. XOR with 0x02 maps '"' (0x22) to 0x20
+// and the control characters onto themselves (0x00-0x1f), so one "below
+// 0x21" test finds both, and a zero-byte test finds the backslash.
+func stringFlags(x uint64) uint64 {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	y := x ^ (ones * 0x02)
+	bs := x ^ (ones * '\\')
+	return (((y - ones*0x21) &^ y) | ((bs - ones) &^ bs)) & highs
 }
 
 func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
@@ -146,8 +168,11 @@ func unescape(b []byte, start int, scratch *[]byte) ([]byte, int, error) {
 		case c < 0x20:
 			return nil, j, errAt(j, ErrSyntax, "control character in string")
 		case c != '\\':
-			out = append(out, c)
-			j++
+			// A run of plain bytes up to the next quote, backslash or
+			// control character, copied at once.
+			k := scanString(b, j+1)
+			out = append(out, b[j:k]...)
+			j = k
 			continue
 		}
 		if j+1 >= len(b) {
@@ -343,7 +368,11 @@ func skip(b []byte, i, depth int, scratch *[]byte) (int, error) {
 		}
 		for {
 			var err error
-			j, err = skip(b, j, depth+1, scratch)
+			if j = SkipWS(b, j); j < len(b) && b[j] == '"' {
+				j, err = skipString(b, j)
+			} else {
+				j, err = skip(b, j, depth+1, scratch)
+			}
 			if err != nil {
 				return j, err
 			}
@@ -450,10 +479,74 @@ func skipObject(b []byte, i, depth int, scratch *[]byte) (int, error) {
 	if scratch == nil {
 		return skipMembers(b, j, depth, nil, nil)
 	}
-	var ks KeySet
 	mark := len(*scratch)
-	defer func() { *scratch = (*scratch)[:mark] }()
-	return skipMembers(b, j, depth, scratch, &ks)
+	end, err := skipSmallObject(b, j, depth, scratch)
+	*scratch = (*scratch)[:mark]
+	return end, err
+}
+
+// smallKeys is how many keys skipSmallObject checks by itself.
+const smallKeys = 8
+
+// skipSmallObject is skipMembers with the duplicate-key check, for the
+// usual nested object: a few keys, none escaped. It keeps their offsets in
+// b (no pointers: no write barriers, and 16 bytes a key to clear, not a
+// KeySet's 800), compared after a bloom test as KeySet does. At the first
+// escaped key, or one key too many, it hands the object over to
+// skipMembers with a KeySet of the keys seen so far, from the current key:
+// the keys, errors and offsets are those of skipMembers throughout.
+func skipSmallObject(b []byte, j, depth int, scratch *[]byte) (int, error) {
+	var offs [smallKeys]struct{ at, end int }
+	var bloom uint64
+	n := 0
+	for {
+		j = SkipWS(b, j)
+		keyAt := j
+		k := scanString(b, j+1)
+		if n == smallKeys || j >= len(b) || b[j] != '"' || k >= len(b) || b[k] != '"' {
+			var ks KeySet
+			for _, o := range offs[:n] {
+				ks.Add(b[o.at:o.end])
+			}
+			return skipMembers(b, keyAt, depth, scratch, &ks)
+		}
+		key := b[j+1 : k]
+		bit := keyBit(key)
+		if bloom&bit != 0 {
+			for _, o := range offs[:n] {
+				if string(b[o.at:o.end]) == string(key) {
+					return keyAt, errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key)
+				}
+			}
+		}
+		bloom |= bit
+		offs[n] = struct{ at, end int }{j + 1, k}
+		n++
+		j = SkipWS(b, k+1)
+		if j >= len(b) || b[j] != ':' {
+			return j, errAt(j, ErrSyntax, "expected ':' after object key")
+		}
+		var err error
+		if j = SkipWS(b, j+1); j < len(b) && b[j] == '"' {
+			j, err = skipString(b, j)
+		} else {
+			j, err = skip(b, j, depth, scratch)
+		}
+		if err != nil {
+			return j, err
+		}
+		j = SkipWS(b, j)
+		if j >= len(b) {
+			return j, errAt(j, ErrSyntax, "unterminated object")
+		}
+		if b[j] == '}' {
+			return j + 1, nil
+		}
+		if b[j] != ',' {
+			return j, errAt(j, ErrSyntax, "expected ',' or '}' in object")
+		}
+		j++
+	}
 }
 
 // skipMembers skips the members of an object from b[j] (its first key) to
@@ -472,9 +565,17 @@ func skipMembers(b []byte, j, depth int, scratch *[]byte, ks *KeySet) (int, erro
 			}
 			j = n
 		} else {
-			key, n, err := ReadString(b, j, scratch)
-			if err != nil {
-				return n, err
+			// A key without escapes (the usual case) is found by one
+			// search for its closing quote, here; others by ReadString.
+			var key []byte
+			var n int
+			if k := scanString(b, j+1); j < len(b) && b[j] == '"' && k < len(b) && b[k] == '"' {
+				key, n = b[j+1:k], k+1
+			} else {
+				var err error
+				if key, n, err = ReadString(b, j, scratch); err != nil {
+					return n, err
+				}
 			}
 			if !ks.Add(key) {
 				return keyAt, errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key)
@@ -486,7 +587,11 @@ func skipMembers(b []byte, j, depth int, scratch *[]byte, ks *KeySet) (int, erro
 			return j, errAt(j, ErrSyntax, "expected ':' after object key")
 		}
 		var err error
-		j, err = skip(b, j+1, depth, scratch)
+		if j = SkipWS(b, j+1); j < len(b) && b[j] == '"' {
+			j, err = skipString(b, j)
+		} else {
+			j, err = skip(b, j, depth, scratch)
+		}
 		if err != nil {
 			return j, err
 		}
@@ -580,6 +685,8 @@ func (it *ObjectIter) Next() bool {
 			var err error
 			if it.Trusted {
 				j, err = SkipUnchecked(b, it.Value)
+			} else if it.Value < len(b) && b[it.Value] == '"' {
+				j, err = skipString(b, it.Value)
 			} else {
 				j, err = skip(b, it.Value, 0, &it.Scratch)
 			}
@@ -603,9 +710,17 @@ func (it *ObjectIter) Next() bool {
 	}
 	it.first = false
 	keyAt := j
-	key, n, err := ReadString(b, j, &it.Scratch)
-	if err != nil {
-		return it.fail(err)
+	// A key without escapes (the usual case) is found by one search for
+	// its closing quote, here; others by ReadString.
+	var key []byte
+	var n int
+	if k := scanString(b, j+1); j < len(b) && b[j] == '"' && k < len(b) && b[k] == '"' {
+		key, n = b[j+1:k], k+1
+	} else {
+		var err error
+		if key, n, err = ReadString(b, j, &it.Scratch); err != nil {
+			return it.fail(err)
+		}
 	}
 	if !it.Trusted && !it.keys.Add(key) {
 		return it.fail(errAt(keyAt, ErrDuplicateKey, "duplicate key %q", key))

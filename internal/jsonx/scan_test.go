@@ -197,3 +197,48 @@ func FuzzSkipSyntax(f *testing.F) {
 		}
 	})
 }
+
+// scanStringRef is scanString a byte at a time: what the word-at-a-time
+// search must find.
+func scanStringRef(b []byte, j int) int {
+	for ; j < len(b); j++ {
+		if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
+			return j
+		}
+	}
+	return j
+}
+
+func TestScanString(t *testing.T) {
+	// Every byte value at every position of a 40-byte run, after every
+	// start offset: the word search and the byte search agree.
+	buf := make([]byte, 40)
+	for c := 0; c < 256; c++ {
+		for at := range buf {
+			for k := range buf {
+				buf[k] = 'a'
+			}
+			buf[at] = byte(c)
+			for j := 0; j <= len(buf); j++ {
+				if got, want := scanString(buf, j), scanStringRef(buf, j); got != want {
+					t.Fatalf("byte %#x at %d from %d: scanString = %d, want %d", c, at, j, got, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzScanString: the word-at-a-time search for '"', '\\' and control
+// bytes agrees with the byte-at-a-time one from every start offset.
+func FuzzScanString(f *testing.F) {
+	for _, s := range []string{`abcdefgh"`, "0123456789abcdef\x1f", `\\`, "\x00\x01\"\\\x7f\x80\xff#!", "aaaaaaaaaaaaaaaaaaaaaaaa\x20\x21\x22\x23"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for j := 0; j <= len(b); j++ {
+			if got, want := scanString(b, j), scanStringRef(b, j); got != want {
+				t.Fatalf("scanString(%q, %d) = %d, want %d", b, j, got, want)
+			}
+		}
+	})
+}
