@@ -3,8 +3,11 @@ package main
 import (
 	"io"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // streams are the command's standard streams (tests give buffers).
@@ -41,8 +44,36 @@ func newRootCmd(io *streams) *cobra.Command {
 		root.AddCommand(c(io))
 	}
 	finishCommands(root, io)
+	wrapHelp(root)
 	return root
 }
+
+// wrapHelp has the commands' help wrap their flags' descriptions to the
+// width of the terminal the help goes to (terminalWidth; unwrapped when
+// it is not known).
+func wrapHelp(root *cobra.Command) {
+	addHelpFunc.Do(func() {
+		cobra.AddTemplateFunc("wrappedFlagUsages", func(c *cobra.Command, fs *pflag.FlagSet) string {
+			io := &streams{out: c.OutOrStdout()}
+			if f, ok := io.out.(*os.File); ok {
+				io.outTTY = isTerminal(f)
+			}
+			if w := terminalWidth(io); w > 0 {
+				return fs.FlagUsagesWrapped(w - 1)
+			}
+			return fs.FlagUsages()
+		})
+	})
+	t := root.UsageTemplate()
+	for _, set := range []string{"LocalFlags", "InheritedFlags"} {
+		t = strings.ReplaceAll(t, "{{."+set+".FlagUsages | trimTrailingWhitespaces}}", "{{wrappedFlagUsages . ."+set+" | trimTrailingWhitespaces}}")
+	}
+	root.SetUsageTemplate(t)
+}
+
+// addHelpFunc registers wrapHelp's template function, once: cobra keeps
+// template functions in one map for every command.
+var addHelpFunc sync.Once
 
 // extraCommands are top-level commands registered by the files that
 // define them (func init in serve.go, state.go, ...), so that each command

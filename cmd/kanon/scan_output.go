@@ -40,6 +40,12 @@ func (f *outputFlags) tableWidth(io *streams) int {
 	if f.width > 0 {
 		return f.width
 	}
+	return terminalWidth(io)
+}
+
+// terminalWidth is the width of the terminal io.out writes to, else
+// $COLUMNS; 0 when neither says.
+func terminalWidth(io *streams) int {
 	if file, ok := io.out.(*os.File); ok && io.outTTY {
 		if w, _, err := term.GetSize(int(file.Fd())); err == nil && w > 0 {
 			return w
