@@ -243,6 +243,34 @@ func (s *Stream) skipLong(buf []byte, recs []Record) ([]Record, error) {
 	}
 }
 
+// FrameMessage frames data, one broker message, as kanon scan frames a
+// file of the same bytes: gzip is read, a UTF-8 byte order mark skipped,
+// UTF-16 and UTF-32 refused (a record of ErrEncoding). A message of plain
+// UTF-8 text, the usual case, is framed in place (FrameBytes): its records
+// alias data and nothing is copied, so that a message in flight is held
+// once, by its consumer. Others go through a Stream whose blocks are of
+// the message's size, not a file's.
+func FrameMessage(name string, data []byte, maxBytes int, out []Record) []Record {
+	if len(data) >= 2 && data[0] != 0 && data[1] != 0 && data[0] < 0x80 && !(data[0] == 0x1f && data[1] == 0x8b) {
+		return FrameBytes(name, data, maxBytes, out)
+	}
+	st, err := NewStream(name, bytes.NewReader(data), StreamOptions{MaxRecordBytes: maxBytes, BlockBytes: len(data) + 1})
+	if err != nil {
+		return append(out, Record{Origin: event.Origin{Name: name}, Err: err})
+	}
+	defer st.Close()
+	for {
+		var rerr error
+		_, out, rerr = st.Read(nil, out)
+		if rerr == io.EOF {
+			return out
+		}
+		if rerr != nil {
+			return append(out, Record{Origin: event.Origin{Name: name}, Err: rerr})
+		}
+	}
+}
+
 // FrameBytes frames data, one whole input held in memory (a broker's
 // message), as a Stream frames a file: line by line, a value spanning
 // lines or a top-level array followed across them, a value cut by the end

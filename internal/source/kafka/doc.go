@@ -21,7 +21,8 @@
 // # Records
 //
 // Each record's value is one input, framed as kanon scan frames a file
-// (ingest.FrameBytes): a line, or several (JSON lines), a pretty-printed
+// (ingest.FrameMessage: in place for plain text; gzip is read, a byte
+// order mark skipped): a line, or several (JSON lines), a pretty-printed
 // value, an EventList body, a top-level array; each framed record is read
 // by whatever format reads it (audit events, EventLists, EKS, GKE and
 // AKS wrappings — the {"records":[...]} envelopes of Event Hubs), so a

@@ -322,7 +322,7 @@ func (s *Source) submit(ctx context.Context, d *run.Driver, topic string, partit
 	var out []ingest.Record
 	var n int64
 	for _, r := range recs {
-		out = ingest.FrameBytes(name+strconv.FormatInt(r.Offset, 10), r.Value, s.MaxRecordBytes, out)
+		out = ingest.FrameMessage(name+strconv.FormatInt(r.Offset, 10), r.Value, s.MaxRecordBytes, out)
 		n += int64(len(r.Value))
 	}
 	select {
