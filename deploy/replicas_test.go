@@ -41,14 +41,20 @@ func TestKustomizeReplicas(t *testing.T) {
 	if i := slices.Index(c.Args, "--replica"); i < 0 || i+1 == len(c.Args) || c.Args[i+1] != "$(POD_NAME)" {
 		t.Errorf("args %v: want --replica $(POD_NAME)", c.Args)
 	}
-	podName := false
+	podName, memLimit := false, false
 	for _, e := range c.Env {
 		if e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
 			podName = true
 		}
+		if e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" {
+			memLimit = c.Resources.Limits.Memory() != nil && !c.Resources.Limits.Memory().IsZero()
+		}
 	}
 	if !podName {
 		t.Errorf("env %v: no POD_NAME from metadata.name", c.Env)
+	}
+	if !memLimit {
+		t.Errorf("env %v: no GOMEMLIMIT from the container's memory limit (%v)", c.Env, c.Resources.Limits)
 	}
 	rp := c.ReadinessProbe
 	if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || rp.HTTPGet.Port.StrVal != c.Ports[0].Name || rp.HTTPGet.Scheme != corev1.URISchemeHTTPS {
