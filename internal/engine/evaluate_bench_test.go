@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"testing"
 
 	"context"
@@ -25,27 +24,19 @@ func BenchmarkEvaluate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		anon float64
-	}{{"realistic", loadgen.DefaultAnonymousRatio}, {"anonymous", 1}} {
-		b.Run(c.name, func(b *testing.B) {
-			o := loadgen.DefaultOptions(20_000, 1)
-			o.AnonymousRatio = c.anon
-			if c.anon == 1 {
-				o.BodyRatio = 0
-			}
-			var log bytes.Buffer
-			if _, err := loadgen.Generate(&log, o); err != nil {
-				b.Fatal(err)
-			}
+	logs, err := loadgen.StageLogs(20_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range logs {
+		b.Run(c.Name, func(b *testing.B) {
 			var sink countSink
 			h := newHarness(b, rs, engine.Options{Sink: &sink, Store: mem.New()}, untilClose)
 			var evs []*event.Event
-			for i, rec := range bytes.Split(bytes.TrimSuffix(log.Bytes(), []byte("\n")), []byte("\n")) {
+			for i, rec := range c.Records {
 				evs = h.decode(evs, event.Origin{Name: "bench", Line: int64(i + 1)}, rec)
 			}
-			b.SetBytes(int64(log.Len()))
+			b.SetBytes(int64(len(c.Log)))
 			b.ReportAllocs()
 			for b.Loop() {
 				sink.n = 0

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -119,4 +120,39 @@ func (o Options) withDefaults() Options {
 		o.NodesPerCluster = DefaultNodesPerCluster
 	}
 	return o
+}
+
+// StageLog is one of the logs kanon's per-stage benchmarks run on.
+type StageLog struct {
+	// Name is the benchmark's sub-name: "realistic" or "anonymous".
+	Name string
+	// Log is the generated log, one JSON event a line.
+	Log []byte
+	// Records are Log's lines, without their newlines (aliasing Log).
+	Records [][]byte
+}
+
+// StageLogs generates the per-stage benchmarks' logs of events events
+// (seed 1): a realistic one (the default options) and one where every
+// event is anonymous and carries no body, so that every event is fully
+// read and evaluated by rules about anonymous access.
+func StageLogs(events int) ([]StageLog, error) {
+	var out []StageLog
+	for _, c := range []struct {
+		name string
+		anon float64
+	}{{"realistic", DefaultAnonymousRatio}, {"anonymous", 1}} {
+		o := DefaultOptions(events, 1)
+		o.AnonymousRatio = c.anon
+		if c.anon == 1 {
+			o.BodyRatio = 0
+		}
+		var log bytes.Buffer
+		if _, err := Generate(&log, o); err != nil {
+			return nil, err
+		}
+		recs := bytes.Split(bytes.TrimSuffix(log.Bytes(), []byte("\n")), []byte("\n"))
+		out = append(out, StageLog{Name: c.name, Log: log.Bytes(), Records: recs})
+	}
+	return out, nil
 }

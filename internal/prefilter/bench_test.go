@@ -1,7 +1,6 @@
 package prefilter_test
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/kanon-dev/kanon/internal/loadgen"
@@ -24,23 +23,15 @@ func BenchmarkCandidate(b *testing.B) {
 	if p == nil {
 		b.Fatal("no prefilter for the built-in pack")
 	}
-	for _, c := range []struct {
-		name string
-		anon float64
-	}{{"realistic", loadgen.DefaultAnonymousRatio}, {"anonymous", 1}} {
-		b.Run(c.name, func(b *testing.B) {
-			o := loadgen.DefaultOptions(20_000, 1)
-			o.AnonymousRatio = c.anon
-			if c.anon == 1 {
-				o.BodyRatio = 0
-			}
-			var log bytes.Buffer
-			if _, err := loadgen.Generate(&log, o); err != nil {
-				b.Fatal(err)
-			}
-			evs := readAll(b, log.Bytes(), p.Fields)
+	logs, err := loadgen.StageLogs(20_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range logs {
+		b.Run(c.Name, func(b *testing.B) {
+			evs := readAll(b, c.Log, p.Fields)
 			chk := p.NewChecker()
-			b.SetBytes(int64(log.Len()))
+			b.SetBytes(int64(len(c.Log)))
 			b.ReportAllocs()
 			pass := 0
 			for b.Loop() {

@@ -1,7 +1,6 @@
 package formats_test
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/kanon-dev/kanon/internal/event"
@@ -25,21 +24,13 @@ func BenchmarkDecode(b *testing.B) {
 	for _, r := range rs {
 		fields.Union(r.Fields)
 	}
-	for _, c := range []struct {
-		name string
-		anon float64
-	}{{"realistic", loadgen.DefaultAnonymousRatio}, {"anonymous", 1}} {
-		b.Run(c.name, func(b *testing.B) {
-			o := loadgen.DefaultOptions(20_000, 1)
-			o.AnonymousRatio = c.anon
-			if c.anon == 1 {
-				o.BodyRatio = 0
-			}
-			var log bytes.Buffer
-			if _, err := loadgen.Generate(&log, o); err != nil {
-				b.Fatal(err)
-			}
-			recs := bytes.Split(bytes.TrimSuffix(log.Bytes(), []byte("\n")), []byte("\n"))
+	logs, err := loadgen.StageLogs(20_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range logs {
+		b.Run(c.Name, func(b *testing.B) {
+			recs := c.Records
 			bad := 0
 			r, err := ingest.NewReader(formats.Registry(), ingest.Options{Fields: fields, OnBad: func(ingest.BadRecord) { bad++ }})
 			if err != nil {
@@ -47,7 +38,7 @@ func BenchmarkDecode(b *testing.B) {
 			}
 			n := 0
 			fn := func(*event.Event) error { n++; return nil }
-			b.SetBytes(int64(log.Len()))
+			b.SetBytes(int64(len(c.Log)))
 			b.ReportAllocs()
 			for b.Loop() {
 				for i, rec := range recs {
