@@ -412,13 +412,15 @@ func (b *base) claimAlert(a *alert.Alert, at time.Time, slot bool) {
 func (d *dedup) claimGroup(a *alert.Alert, key string, at time.Time, slot bool) error {
 	b := d.b
 	c := b.eng.claims
-	sample, err := alert.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
-	}
+	var sample []byte // with slot, encoded in the decision, with its window
 	keys := [][]byte{b.ids.AppendKey(nil, []byte(a.ID)), d.groups.AppendKey(nil, []byte(key))}
 	if slot {
 		keys = append(keys, sharedCountsKey(b))
+	} else {
+		var err error
+		if sample, err = alert.Marshal(a); err != nil {
+			return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
+		}
 	}
 	c.add(claim{
 		decide: func(tx state.Tx, wall time.Time, res *claimResult) error {
@@ -431,6 +433,7 @@ func (d *dedup) claimGroup(a *alert.Alert, key string, at time.Time, slot bool) 
 				if err := b.takeSlot(tx, a, at, res); err != nil || res.dropped {
 					return err
 				}
+				var err error
 				if sample, err = alert.Marshal(a); err != nil { // with its window
 					return fmt.Errorf("rule %s: cannot encode alert %s: %w", b.rule.ID, a.ID, err)
 				}
