@@ -179,6 +179,10 @@ type fakeAlertmanager struct {
 	accepted []string
 	posts    int
 	refuse   func(labels map[string]string) bool
+	// held, if set, holds the first post until it is closed, after
+	// closing entered: what is written meanwhile makes the next batch.
+	held, entered chan struct{}
+	holdOnce      sync.Once
 }
 
 func fingerprint(labels map[string]string) string {
@@ -213,6 +217,9 @@ func (f *fakeAlertmanager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(r.Body).Decode(&posted); err != nil {
 		http.Error(w, `"parsing alerts body: `+err.Error()+`"`, 400)
 		return
+	}
+	if f.held != nil {
+		f.holdOnce.Do(func() { close(f.entered); <-f.held })
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -280,6 +287,7 @@ func TestAlertmanagerDownThenUp(t *testing.T) {
 func TestAlertmanagerShapeAndRefusedAlert(t *testing.T) {
 	r := newAlertmanagerReceiver(t)
 	r.f.refuse = func(l map[string]string) bool { return l["rule"] == "bad-rule" }
+	r.f.held, r.f.entered = make(chan struct{}), make(chan struct{})
 	o := openOutputs(t, fastOutput(OutputConfig{Type: TypeAlertmanager, URL: r.url() + "/api/v2/alerts",
 		Labels: map[string]string{"env": "prod"}, ResolveAfter: Duration(30 * time.Minute),
 		GeneratorURL: "https://kanon.example.com/alerts"}), t.TempDir())
@@ -288,11 +296,19 @@ func TestAlertmanagerShapeAndRefusedAlert(t *testing.T) {
 	bad := testAlert(7)
 	bad.Rule.ID = "bad-rule"
 	g := groupAlert(3, 5)
-	for _, x := range []*Alert{a, bad, g} {
-		if err := o.Write(context.Background(), x); err != nil {
-			t.Fatal(err)
+	// a alone, then the refused alert and the group in one batch: they are
+	// written while a's post is held.
+	write := func(xs ...*Alert) {
+		for _, x := range xs {
+			if err := o.Write(context.Background(), x); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	write(a)
+	<-r.f.entered
+	write(bad, g)
+	close(r.f.held)
 	st := waitStats(t, o, "settled", 10*time.Second, func(st OutputStats) bool { return st.Delivered+st.Failed == 3 })
 	if st.Delivered != 2 || st.Failed != 1 || st.Retried != 0 {
 		t.Errorf("stats %+v; want 2 delivered, the refused one failed, nothing retried", st)
@@ -300,7 +316,7 @@ func TestAlertmanagerShapeAndRefusedAlert(t *testing.T) {
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
 	if r.f.posts != 4 {
-		t.Errorf("%d posts, want 4 (the batch, then each alert)", r.f.posts)
+		t.Errorf("%d posts, want 4 (a alone, the batch of the other two, then each of them)", r.f.posts)
 	}
 	var got map[string]any
 	for _, x := range r.f.alerts {
